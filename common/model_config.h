@@ -1,0 +1,62 @@
+// The model description every format reader produces, so the engine does not
+// care whether weights came from GGUF or a Hugging Face folder.
+#ifndef TPSERVE_COMMON_MODEL_CONFIG_H_
+#define TPSERVE_COMMON_MODEL_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/ggml_types.h"
+#include "common/gguf.h"
+
+namespace tpserve {
+
+enum class RopeScalingType { kNone, kLlama3 };
+
+struct RopeScaling {
+  RopeScalingType type = RopeScalingType::kNone;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_positions = 8192;
+};
+
+// Hyper-parameters of a Llama-architecture decoder.
+struct ModelConfig {
+  std::string architecture;  // "llama"
+  std::string name;          // Human-readable, may be empty.
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t n_layers = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t rope_dim = 0;  // Rotated dimensions per head (== head_dim here).
+  int64_t max_positions = 0;
+  double rms_eps = 1e-5;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tied_embeddings = false;
+  int64_t bos_token_id = -1;  // -1: none.
+  int64_t eos_token_id = -1;
+  // The dominant weight type of the matmuls (for describe and TP checks).
+  GgmlType weight_type = GgmlType::kF32;
+
+  // Parameter count (embedding counted once when tied).
+  int64_t ParameterCount() const;
+};
+
+// Checks ranges and divisibility every consumer relies on (heads divide the
+// hidden size, KV heads divide the heads, sizes below sane caps).
+absl::Status ValidateConfig(const ModelConfig& config);
+
+// Reads and validates the config of a `general.architecture = llama` GGUF,
+// including that every tensor the Llama forward pass needs is present with
+// the expected shape.
+absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& gguf);
+
+}  // namespace tpserve
+
+#endif  // TPSERVE_COMMON_MODEL_CONFIG_H_

@@ -1,0 +1,31 @@
+#include "kernels/cuda/gemm.h"
+
+#include <climits>
+
+#include "kernels/cuda/cuda_status.h"
+
+namespace tpserve::cuda {
+
+absl::Status MatmulF32(cublasHandle_t handle, cudaStream_t stream,
+                       const float* a, const float* w, float* c, int64_t m,
+                       int64_t n, int64_t k) {
+  if (m < 0 || n <= 0 || k <= 0 || m > INT_MAX || n > INT_MAX || k > INT_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cuda::MatmulF32: bad shape m=", m, " n=", n, " k=", k));
+  }
+  if (m == 0) return absl::OkStatus();
+  TP_CUBLAS_RETURN_IF_ERROR(cublasSetStream(handle, stream));
+  const float alpha = 1.f, beta = 0.f;
+  // cuBLAS is column-major: row-major C[m,n] is column-major C'[n,m], and
+  // C' = W'^T A' where W' [k,n] and A' [k,m] are the row-major buffers read
+  // column-major.
+  TP_CUBLAS_RETURN_IF_ERROR(cublasGemmEx(
+      handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
+      static_cast<int>(m), static_cast<int>(k), &alpha, w, CUDA_R_32F,
+      static_cast<int>(k), a, CUDA_R_32F, static_cast<int>(k), &beta, c,
+      CUDA_R_32F, static_cast<int>(n), CUBLAS_COMPUTE_32F,
+      CUBLAS_GEMM_DEFAULT));
+  return absl::OkStatus();
+}
+
+}  // namespace tpserve::cuda

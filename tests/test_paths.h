@@ -1,0 +1,38 @@
+// Where tests find their inputs. Both builds run tests from the repository
+// root (CMake sets WORKING_DIRECTORY, Bazel runs in the runfiles tree), so
+// relative paths name committed files; the downloaded default model comes
+// from TPSERVE_MODEL, which scripts/test.sh sets after fetching it.
+#ifndef TPSERVE_TESTS_TEST_PATHS_H_
+#define TPSERVE_TESTS_TEST_PATHS_H_
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace tpserve::testing {
+
+inline std::string DefaultModelPath() {
+  const char* env = std::getenv("TPSERVE_MODEL");
+  if (env != nullptr && *env != '\0') return env;
+  return ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+inline constexpr char kModelHint[] =
+    "the default model is missing: run scripts/fetch-model.sh (or set "
+    "TPSERVE_MODEL to a SmolLM2-135M-Instruct Q4_1 GGUF)";
+
+inline std::string GoldenPath(const std::string& name) {
+  return "tests/golden/" + name;
+}
+
+inline std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace tpserve::testing
+
+#endif  // TPSERVE_TESTS_TEST_PATHS_H_

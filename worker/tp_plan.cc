@@ -1,0 +1,68 @@
+#include "worker/tp_plan.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace tpserve {
+
+absl::StatusOr<TpPlan> MakeTpPlan(const ModelConfig& c, int world, int rank,
+                                  int64_t row_block) {
+  if (world < 1 || rank < 0 || rank >= world) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor parallel: rank ", rank, " of world ", world, " is invalid"));
+  }
+  if (row_block < 1) row_block = 1;
+  auto refuse = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor parallel size ", world, " does not fit this model: ", why,
+        ". Choose one of the sizes `tpserve describe` lists."));
+  };
+  if (c.n_heads % world != 0) {
+    return refuse(absl::StrCat(c.n_heads, " query heads do not split evenly"));
+  }
+  if (world <= c.n_kv_heads ? c.n_kv_heads % world != 0
+                            : world % c.n_kv_heads != 0) {
+    return refuse(absl::StrCat(
+        c.n_kv_heads, " KV heads can neither be split evenly nor replicated "
+                      "evenly"));
+  }
+  if (c.intermediate_size % world != 0) {
+    return refuse(absl::StrCat("intermediate size ", c.intermediate_size,
+                               " does not split evenly"));
+  }
+  TpPlan p;
+  p.world = world;
+  p.rank = rank;
+  p.q_heads = c.n_heads / world;
+  p.q_head_begin = rank * p.q_heads;
+  p.ffn_size = c.intermediate_size / world;
+  p.ffn_begin = rank * p.ffn_size;
+  if ((p.q_heads * c.head_dim) % row_block != 0 || p.ffn_size % row_block != 0) {
+    return refuse(absl::StrCat("a rank's share of the row-parallel weights is "
+                               "not whole ",
+                               row_block, "-element quantization blocks"));
+  }
+  if (world <= c.n_kv_heads) {
+    p.kv_heads = c.n_kv_heads / world;
+    p.kv_head_begin = rank * p.kv_heads;
+  } else {
+    p.kv_replicated = true;
+    p.kv_heads = 1;
+    p.kv_head_begin = rank / (world / c.n_kv_heads);
+  }
+  // Vocabulary: the first (vocab % world) ranks take one extra row.
+  const int64_t base = c.vocab_size / world, extra = c.vocab_size % world;
+  p.vocab_size = base + (rank < extra ? 1 : 0);
+  p.vocab_begin = rank * base + (rank < extra ? rank : extra);
+  return p;
+}
+
+std::vector<int> ValidTpSizes(const ModelConfig& config, int max_world,
+                              int64_t row_block) {
+  std::vector<int> sizes;
+  for (int n = 1; n <= max_world; ++n) {
+    if (MakeTpPlan(config, n, 0, row_block).ok()) sizes.push_back(n);
+  }
+  return sizes;
+}
+
+}  // namespace tpserve
