@@ -9,6 +9,7 @@ Writes:
                          GGUF value type, written by gguf.GGUFWriter
   tiny_llama.json        what gguf.GGUFReader reads back from it
   smollm2_q4_1.json      what gguf.GGUFReader reads from the default model
+and tests/fuzz/corpus/gguf/ seeds (small valid files) for the GGUF fuzzer.
 
 Usage: scripts/make_golden.py MODEL.gguf   (needs: pip install gguf numpy)
 """
@@ -145,11 +146,38 @@ def write_tiny(path):
     w.close()
 
 
+def write_seeds():
+    """Small valid files that reach deep into the parser for the fuzzer."""
+    corpus = os.path.join(HERE, "..", "tests", "fuzz", "corpus", "gguf")
+    os.makedirs(corpus, exist_ok=True)
+    w = gguf.GGUFWriter(os.path.join(corpus, "metadata_only.gguf"), "llama")
+    w.add_uint8("a.u8", 1)
+    w.add_int64("a.i64", -2)
+    w.add_float64("a.f64", 0.5)
+    w.add_bool("a.b", False)
+    w.add_array("a.strs", ["x", "yz"])
+    w.add_array("a.ints", [1, 2, 3])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    w = gguf.GGUFWriter(os.path.join(corpus, "two_tensors.gguf"), "llama")
+    w.add_uint32("general.alignment", 64)
+    w.add_tensor("a", np.arange(8, dtype=np.float32))
+    q = gguf.quants.quantize(np.ones((1, 32), np.float32), Q.Q8_0)
+    w.add_tensor("b", q, raw_shape=q.shape, raw_dtype=Q.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     tiny = os.path.join(GOLDEN, "tiny_llama.gguf")
     write_tiny(tiny)
+    write_seeds()
     for src, name in ((tiny, "tiny_llama.json"),
                       (sys.argv[1], "smollm2_q4_1.json")):
         with open(os.path.join(GOLDEN, name), "w") as f:
