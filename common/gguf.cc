@@ -63,9 +63,9 @@ class Cursor {
 
   absl::Status Need(uint64_t n, absl::string_view what) const {
     if (n > remaining()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "GGUF: truncated reading ", what, " at byte ", pos_, ": need ", n,
-          " bytes, ", remaining(), " left"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("GGUF: truncated reading ", what, " at byte ", pos_,
+                       ": need ", n, " bytes, ", remaining(), " left"));
     }
     return absl::OkStatus();
   }
@@ -89,9 +89,9 @@ class Cursor {
                                                uint64_t max_bytes) {
     TP_ASSIGN_OR_RETURN(uint64_t len, Read<uint64_t>(what));
     if (len > max_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "GGUF: ", what, " is ", len, " bytes long; the limit is ",
-          max_bytes));
+      return absl::InvalidArgumentError(
+          absl::StrCat("GGUF: ", what, " is ", len,
+                       " bytes long; the limit is ", max_bytes));
     }
     TP_ASSIGN_OR_RETURN(const uint8_t* p, Skip(len, what));
     return absl::string_view(reinterpret_cast<const char*>(p), len);
@@ -147,10 +147,9 @@ absl::Status ParseValue(Cursor& cur, const GgufLimits& limits,
     kv.strings.reserve(kv.count);
     kv.data = nullptr;
     for (uint64_t i = 0; i < kv.count; ++i) {
-      TP_ASSIGN_OR_RETURN(
-          absl::string_view s,
-          cur.ReadString(absl::StrCat(where, "[", i, "]"),
-                         limits.max_string_bytes));
+      TP_ASSIGN_OR_RETURN(absl::string_view s,
+                          cur.ReadString(absl::StrCat(where, "[", i, "]"),
+                                         limits.max_string_bytes));
       kv.strings.push_back(s);
     }
     return absl::OkStatus();
@@ -175,19 +174,49 @@ struct Number {
 Number LoadNumber(GgufType t, const uint8_t* p) {
   Number n{Number::kUnsigned};
   switch (t) {
-    case GgufType::kUint8: n.u = LoadLe<uint8_t>(p); break;
-    case GgufType::kUint16: n.u = LoadLe<uint16_t>(p); break;
-    case GgufType::kUint32: n.u = LoadLe<uint32_t>(p); break;
-    case GgufType::kUint64: n.u = LoadLe<uint64_t>(p); break;
-    case GgufType::kInt8: n = {Number::kSigned}; n.i = LoadLe<int8_t>(p); break;
-    case GgufType::kInt16: n = {Number::kSigned}; n.i = LoadLe<int16_t>(p); break;
-    case GgufType::kInt32: n = {Number::kSigned}; n.i = LoadLe<int32_t>(p); break;
-    case GgufType::kInt64: n = {Number::kSigned}; n.i = LoadLe<int64_t>(p); break;
-    case GgufType::kFloat32: n = {Number::kFloat}; n.f = LoadLe<float>(p); break;
-    case GgufType::kFloat64: n = {Number::kFloat}; n.f = LoadLe<double>(p); break;
-    case GgufType::kBool: n = {Number::kBool}; n.u = LoadLe<uint8_t>(p); break;
+    case GgufType::kUint8:
+      n.u = LoadLe<uint8_t>(p);
+      break;
+    case GgufType::kUint16:
+      n.u = LoadLe<uint16_t>(p);
+      break;
+    case GgufType::kUint32:
+      n.u = LoadLe<uint32_t>(p);
+      break;
+    case GgufType::kUint64:
+      n.u = LoadLe<uint64_t>(p);
+      break;
+    case GgufType::kInt8:
+      n = {Number::kSigned};
+      n.i = LoadLe<int8_t>(p);
+      break;
+    case GgufType::kInt16:
+      n = {Number::kSigned};
+      n.i = LoadLe<int16_t>(p);
+      break;
+    case GgufType::kInt32:
+      n = {Number::kSigned};
+      n.i = LoadLe<int32_t>(p);
+      break;
+    case GgufType::kInt64:
+      n = {Number::kSigned};
+      n.i = LoadLe<int64_t>(p);
+      break;
+    case GgufType::kFloat32:
+      n = {Number::kFloat};
+      n.f = LoadLe<float>(p);
+      break;
+    case GgufType::kFloat64:
+      n = {Number::kFloat};
+      n.f = LoadLe<double>(p);
+      break;
+    case GgufType::kBool:
+      n = {Number::kBool};
+      n.u = LoadLe<uint8_t>(p);
+      break;
     case GgufType::kString:
-    case GgufType::kArray: break;
+    case GgufType::kArray:
+      break;
   }
   return n;
 }
@@ -206,19 +235,32 @@ absl::Status TypeError(absl::string_view key, const GgufKv& kv,
 
 absl::string_view GgufTypeName(GgufType type) {
   switch (type) {
-    case GgufType::kUint8: return "uint8";
-    case GgufType::kInt8: return "int8";
-    case GgufType::kUint16: return "uint16";
-    case GgufType::kInt16: return "int16";
-    case GgufType::kUint32: return "uint32";
-    case GgufType::kInt32: return "int32";
-    case GgufType::kFloat32: return "float32";
-    case GgufType::kBool: return "bool";
-    case GgufType::kString: return "string";
-    case GgufType::kArray: return "array";
-    case GgufType::kUint64: return "uint64";
-    case GgufType::kInt64: return "int64";
-    case GgufType::kFloat64: return "float64";
+    case GgufType::kUint8:
+      return "uint8";
+    case GgufType::kInt8:
+      return "int8";
+    case GgufType::kUint16:
+      return "uint16";
+    case GgufType::kInt16:
+      return "int16";
+    case GgufType::kUint32:
+      return "uint32";
+    case GgufType::kInt32:
+      return "int32";
+    case GgufType::kFloat32:
+      return "float32";
+    case GgufType::kBool:
+      return "bool";
+    case GgufType::kString:
+      return "string";
+    case GgufType::kArray:
+      return "array";
+    case GgufType::kUint64:
+      return "uint64";
+    case GgufType::kInt64:
+      return "int64";
+    case GgufType::kFloat64:
+      return "float64";
   }
   return "unknown";
 }
@@ -226,8 +268,8 @@ absl::string_view GgufTypeName(GgufType type) {
 absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(
     const std::string& path, const GgufLimits& limits) {
   TP_ASSIGN_OR_RETURN(MappedFile mapping, MappedFile::Open(path));
-  auto parsed = Parse(absl::MakeConstSpan(mapping.data(), mapping.size()),
-                      limits);
+  auto parsed =
+      Parse(absl::MakeConstSpan(mapping.data(), mapping.size()), limits);
   if (!parsed.ok()) {
     return absl::Status(parsed.status().code(),
                         absl::StrCat(path, ": ", parsed.status().message()));
@@ -258,9 +300,8 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(
       return absl::InvalidArgumentError(
           "GGUF: this looks like a big-endian file, which is not supported");
     }
-    return absl::InvalidArgumentError(
-        absl::StrCat("GGUF: unsupported version ", f->version_,
-                     " (supported: 2, 3)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "GGUF: unsupported version ", f->version_, " (supported: 2, 3)"));
   }
   TP_ASSIGN_OR_RETURN(uint64_t n_tensors, cur.Read<uint64_t>("tensor count"));
   TP_ASSIGN_OR_RETURN(uint64_t n_kv, cur.Read<uint64_t>("metadata count"));
@@ -292,8 +333,8 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(
     TP_ASSIGN_OR_RETURN(uint32_t raw_type,
                         cur.Read<uint32_t>(absl::StrCat(where, " type")));
     if (!IsKnownType(raw_type)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "GGUF: ", where, " has unknown value type ", raw_type));
+      return absl::InvalidArgumentError(
+          absl::StrCat("GGUF: ", where, " has unknown value type ", raw_type));
     }
     kv.type = static_cast<GgufType>(raw_type);
     TP_RETURN_IF_ERROR(ParseValue(cur, limits, where, kv));
@@ -332,15 +373,15 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(
     }
     uint64_t n_elements = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
-      TP_ASSIGN_OR_RETURN(uint64_t dim, cur.Read<uint64_t>(absl::StrCat(
-                                            where, " dim ", d)));
+      TP_ASSIGN_OR_RETURN(uint64_t dim,
+                          cur.Read<uint64_t>(absl::StrCat(where, " dim ", d)));
       // ggml indexes with int64_t: keep every count below 2^63.
       auto prod = CheckedMul(n_elements, dim);
       if (dim == 0 || !prod ||
           *prod > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "GGUF: ", where, " dim ", d, " = ", dim,
-            " is zero or makes the element count overflow"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("GGUF: ", where, " dim ", d, " = ", dim,
+                         " is zero or makes the element count overflow"));
       }
       n_elements = *prod;
       t.dims.push_back(dim);
@@ -350,8 +391,8 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(
                         cur.Read<uint32_t>(absl::StrCat(where, " type")));
     const GgmlTypeTraits* traits = FindGgmlType(raw_type);
     if (traits == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "GGUF: ", where, " has unknown ggml type ", raw_type));
+      return absl::InvalidArgumentError(
+          absl::StrCat("GGUF: ", where, " has unknown ggml type ", raw_type));
     }
     t.type = traits->type;
     auto row_bytes = GgmlRowBytes(t.type, t.dims[0]);
@@ -449,8 +490,8 @@ absl::StatusOr<uint64_t> GgufFile::GetUint(absl::string_view key) const {
   if (n.kind == Number::kUnsigned) return n.u;
   if (n.kind == Number::kSigned && n.i >= 0) return static_cast<uint64_t>(n.i);
   if (n.kind == Number::kSigned) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "GGUF: metadata '", key, "' is negative (", n.i, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("GGUF: metadata '", key, "' is negative (", n.i, ")"));
   }
   return TypeError(key, *kv, "an unsigned integer");
 }
@@ -515,8 +556,8 @@ absl::StatusOr<std::vector<int64_t>> GgufFile::GetIntArray(
     if (n.kind == Number::kSigned) {
       out.push_back(n.i);
     } else if (n.kind == Number::kUnsigned &&
-               n.u <= static_cast<uint64_t>(
-                          std::numeric_limits<int64_t>::max())) {
+               n.u <=
+                   static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
       out.push_back(static_cast<int64_t>(n.u));
     } else {
       return TypeError(key, *kv, "array of integers");
@@ -548,10 +589,14 @@ std::string GgufFile::FormatValue(const GgufKv& kv, size_t max_elements) {
   auto one = [](GgufType t, const uint8_t* p) -> std::string {
     Number n = LoadNumber(t, p);
     switch (n.kind) {
-      case Number::kUnsigned: return absl::StrCat(n.u);
-      case Number::kSigned: return absl::StrCat(n.i);
-      case Number::kFloat: return absl::StrCat(n.f);
-      case Number::kBool: return n.u ? "true" : "false";
+      case Number::kUnsigned:
+        return absl::StrCat(n.u);
+      case Number::kSigned:
+        return absl::StrCat(n.i);
+      case Number::kFloat:
+        return absl::StrCat(n.f);
+      case Number::kBool:
+        return n.u ? "true" : "false";
     }
     return "";
   };
@@ -575,10 +620,10 @@ std::string GgufFile::FormatValue(const GgufKv& kv, size_t max_elements) {
   std::vector<std::string> parts;
   const uint64_t shown = std::min<uint64_t>(kv.count, max_elements);
   for (uint64_t i = 0; i < shown; ++i) {
-    parts.push_back(kv.elem_type == GgufType::kString
-                        ? quote(kv.strings[i])
-                        : one(kv.elem_type,
-                              kv.data + i * FixedSize(kv.elem_type)));
+    parts.push_back(
+        kv.elem_type == GgufType::kString
+            ? quote(kv.strings[i])
+            : one(kv.elem_type, kv.data + i * FixedSize(kv.elem_type)));
   }
   if (shown < kv.count) parts.push_back(absl::StrCat("... (", kv.count, ")"));
   return absl::StrCat("[", absl::StrJoin(parts, ", "), "]");

@@ -20,7 +20,8 @@ absl::Status Invalid(absl::string_view field, int64_t value,
 absl::Status CheckRange(absl::string_view field, int64_t value, int64_t lo,
                         int64_t hi) {
   if (value < lo || value > hi) {
-    return Invalid(field, value, absl::StrCat("is outside [", lo, ", ", hi, "]"));
+    return Invalid(field, value,
+                   absl::StrCat("is outside [", lo, ", ", hi, "]"));
   }
   return absl::OkStatus();
 }
@@ -57,9 +58,9 @@ absl::Status ExpectTensor(const GgufFile& gguf, const std::string& name,
 
 int64_t ModelConfig::ParameterCount() const {
   const int64_t q = n_heads * head_dim, kv = n_kv_heads * head_dim;
-  const int64_t per_layer = 2 * hidden_size                 // two norms
-                            + hidden_size * (q + 2 * kv)    // q, k, v
-                            + q * hidden_size               // output
+  const int64_t per_layer = 2 * hidden_size                         // two norms
+                            + hidden_size * (q + 2 * kv)            // q, k, v
+                            + q * hidden_size                       // output
                             + 3 * hidden_size * intermediate_size;  // MLP
   const int64_t embed = vocab_size * hidden_size;
   return n_layers * per_layer + hidden_size + embed * (tied_embeddings ? 1 : 2);
@@ -77,9 +78,9 @@ absl::Status ValidateConfig(const ModelConfig& c) {
   TP_RETURN_IF_ERROR(CheckRange("rope_dim", c.rope_dim, 2, c.head_dim));
   TP_RETURN_IF_ERROR(CheckRange("max_positions", c.max_positions, 1, 1 << 24));
   if (c.n_heads % c.n_kv_heads != 0) {
-    return Invalid("n_heads", c.n_heads,
-                   absl::StrCat("is not a multiple of n_kv_heads = ",
-                                c.n_kv_heads));
+    return Invalid(
+        "n_heads", c.n_heads,
+        absl::StrCat("is not a multiple of n_kv_heads = ", c.n_kv_heads));
   }
   if (c.head_dim % 2 != 0 || c.rope_dim % 2 != 0) {
     return Invalid("head_dim", c.head_dim, "and rope_dim must be even");
@@ -121,8 +122,9 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& gguf) {
   TP_ASSIGN_OR_RETURN(c.intermediate_size,
                       gguf.GetInt(p + "feed_forward_length"));
   TP_ASSIGN_OR_RETURN(c.n_heads, gguf.GetInt(p + "attention.head_count"));
-  TP_ASSIGN_OR_RETURN(c.n_kv_heads, OptionalInt(gguf, p + "attention.head_count_kv",
-                                                c.n_heads));
+  TP_ASSIGN_OR_RETURN(
+      c.n_kv_heads,
+      OptionalInt(gguf, p + "attention.head_count_kv", c.n_heads));
   TP_ASSIGN_OR_RETURN(c.max_positions, gguf.GetInt(p + "context_length"));
   TP_ASSIGN_OR_RETURN(c.rms_eps,
                       gguf.GetFloat(p + "attention.layer_norm_rms_epsilon"));
@@ -134,8 +136,8 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& gguf) {
   }
   TP_ASSIGN_OR_RETURN(c.head_dim, OptionalInt(gguf, p + "attention.key_length",
                                               c.hidden_size / c.n_heads));
-  TP_ASSIGN_OR_RETURN(c.rope_dim,
-                      OptionalInt(gguf, p + "rope.dimension_count", c.head_dim));
+  TP_ASSIGN_OR_RETURN(
+      c.rope_dim, OptionalInt(gguf, p + "rope.dimension_count", c.head_dim));
   TP_ASSIGN_OR_RETURN(c.bos_token_id,
                       OptionalInt(gguf, "tokenizer.ggml.bos_token_id", -1));
   TP_ASSIGN_OR_RETURN(c.eos_token_id,

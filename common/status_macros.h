@@ -10,10 +10,10 @@
 #define TP_STATUS_CONCAT_(a, b) TP_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` is not OK.
-#define TP_RETURN_IF_ERROR(expr)                    \
-  do {                                              \
-    ::absl::Status tp_status_ = (expr);             \
-    if (!tp_status_.ok()) return tp_status_;        \
+#define TP_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status tp_status_ = (expr);      \
+    if (!tp_status_.ok()) return tp_status_; \
   } while (0)
 
 // `TP_ASSIGN_OR_RETURN(auto x, Foo());` declares/assigns x from a StatusOr or

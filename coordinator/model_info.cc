@@ -83,15 +83,15 @@ std::string FormatModelInfo(const v1::ModelInfo& info) {
   line("parameters", absl::StrFormat("%.1f M", info.parameter_count() / 1e6));
   line("weights", info.weight_type());
   line("layers", info.num_layers());
-  line("hidden / ffn", absl::StrCat(info.hidden_size(), " / ",
-                                    info.intermediate_size()));
-  line("heads (q / kv)", absl::StrCat(info.num_heads(), " / ",
-                                      info.num_kv_heads(), ", head_dim ",
-                                      info.head_dim()));
+  line("hidden / ffn",
+       absl::StrCat(info.hidden_size(), " / ", info.intermediate_size()));
+  line("heads (q / kv)",
+       absl::StrCat(info.num_heads(), " / ", info.num_kv_heads(), ", head_dim ",
+                    info.head_dim()));
   line("vocabulary", absl::StrCat(info.vocab_size(), " tokens, tokenizer '",
                                   info.tokenizer(), "'"));
-  line("bos / eos", absl::StrCat(info.bos_token_id(), " / ",
-                                 info.eos_token_id()));
+  line("bos / eos",
+       absl::StrCat(info.bos_token_id(), " / ", info.eos_token_id()));
   line("context", absl::StrCat(info.max_context(), " tokens"));
   line("rope theta", info.rope_theta());
   line("rms eps", info.rms_norm_eps());

@@ -101,9 +101,9 @@ int Describe(int argc, char** argv) {
   if (!gguf.ok()) return Fail(gguf.status());
   auto info = DescribeGguf(**gguf);
   if (!info.ok()) {
-    return Fail(absl::Status(info.status().code(),
-                             absl::StrCat(model->second, ": ",
-                                          info.status().message())));
+    return Fail(absl::Status(
+        info.status().code(),
+        absl::StrCat(model->second, ": ", info.status().message())));
   }
   if (flags->values.count("json") && flags->values["json"] == "true") {
     std::string json;
@@ -120,8 +120,7 @@ int Describe(int argc, char** argv) {
   if (flags->values.count("metadata") && flags->values["metadata"] == "true") {
     std::cout << "\nmetadata (GGUF v" << (*gguf)->version() << "):\n";
     for (const GgufKv& kv : (*gguf)->metadata()) {
-      std::cout << "  " << kv.key << " = " << GgufFile::FormatValue(kv)
-                << "\n";
+      std::cout << "  " << kv.key << " = " << GgufFile::FormatValue(kv) << "\n";
     }
   }
   return 0;

@@ -1,15 +1,14 @@
 // The `tpserve` binary as a user runs it: a real process, its output and
 // exit status.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "tests/test_paths.h"
 
@@ -31,7 +30,8 @@ std::string Quote(const std::string& s) {
 
 Result Tpserve(const std::string& args) {
   const char* bin = std::getenv("TPSERVE_BIN");
-  std::string cmd = Quote(bin ? bin : "coordinator/tpserve") + " " + args + " 2>&1";
+  std::string cmd =
+      Quote(bin ? bin : "coordinator/tpserve") + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   Result run{-1, ""};
   if (p == nullptr) return run;
@@ -54,8 +54,8 @@ TEST(CliTest, DescribesTheDefaultModel) {
 }
 
 TEST(CliTest, JsonIsTheModelInfoMessage) {
-  Result r = Tpserve("describe --json --model=" +
-                  Quote(testing::DefaultModelPath()));
+  Result r =
+      Tpserve("describe --json --model=" + Quote(testing::DefaultModelPath()));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto j = nlohmann::json::parse(r.output);
   EXPECT_EQ(j["num_layers"], 30);
@@ -66,9 +66,10 @@ TEST(CliTest, JsonIsTheModelInfoMessage) {
 
 TEST(CliTest, MetadataListsEveryKey) {
   Result r = Tpserve("describe --metadata --model " +
-                  Quote(testing::GoldenPath("tiny_llama.gguf")));
+                     Quote(testing::GoldenPath("tiny_llama.gguf")));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("test.strings = [\"a\", \"\", \"ccc\", \"日本\"]"));
+  EXPECT_THAT(r.output,
+              HasSubstr("test.strings = [\"a\", \"\", \"ccc\", \"日本\"]"));
   EXPECT_THAT(r.output, HasSubstr("test.i64 = -1099511627776"));
 }
 

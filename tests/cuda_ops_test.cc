@@ -2,12 +2,11 @@
 // Built whenever CUDA is compiled in; skipped (not failed) on machines
 // without a GPU, such as CI. scripts/gpu-check.sh runs it on a GPU.
 #include <cuda_runtime.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/gemm.h"
@@ -43,8 +42,9 @@ class CudaOpsTest : public ::testing::Test {
   std::vector<float> ToHost(const float* d, size_t n) {
     std::vector<float> h(n);
     EXPECT_EQ(cudaStreamSynchronize(stream_), cudaSuccess);
-    EXPECT_EQ(cudaMemcpy(h.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost),
-              cudaSuccess);
+    EXPECT_EQ(
+        cudaMemcpy(h.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost),
+        cudaSuccess);
     return h;
   }
   static std::vector<float> Random(size_t n, int seed) {
@@ -62,16 +62,19 @@ TEST_F(CudaOpsTest, RmsNormMatchesReferenceOnOddShapes) {
   for (auto [rows, cols] : {std::pair{1, 1}, {3, 576}, {7, 1000}, {2, 4097}}) {
     auto x = Random(size_t(rows) * cols, rows), w = Random(cols, cols);
     std::vector<float> want(x.size());
-    ASSERT_TRUE(RmsNormReference(x, w, rows, cols, 1e-5f, absl::MakeSpan(want)).ok());
+    ASSERT_TRUE(
+        RmsNormReference(x, w, rows, cols, 1e-5f, absl::MakeSpan(want)).ok());
     float* dx = ToDevice(x);
-    ASSERT_TRUE(cuda::RmsNorm(dx, ToDevice(w), dx, rows, cols, 1e-5f, stream_).ok());
+    ASSERT_TRUE(
+        cuda::RmsNorm(dx, ToDevice(w), dx, rows, cols, 1e-5f, stream_).ok());
     auto got = ToHost(dx, x.size());
     for (size_t i = 0; i < got.size(); ++i) {
       ASSERT_NEAR(got[i], want[i], 1e-4 * (1 + std::fabs(want[i])))
           << rows << "x" << cols << " at " << i;
     }
   }
-  EXPECT_FALSE(cuda::RmsNorm(nullptr, nullptr, nullptr, 1, 1, 1e-5f, stream_).ok());
+  EXPECT_FALSE(
+      cuda::RmsNorm(nullptr, nullptr, nullptr, 1, 1, 1e-5f, stream_).ok());
 }
 
 TEST_F(CudaOpsTest, CublasMatmulMatchesReference) {
@@ -80,7 +83,9 @@ TEST_F(CudaOpsTest, CublasMatmulMatchesReference) {
   cublasHandle_t handle;
   ASSERT_EQ(cublasCreate(&handle), CUBLAS_STATUS_SUCCESS);
   float* dc = ToDevice(std::vector<float>(m * n));
-  ASSERT_TRUE(cuda::MatmulF32(handle, stream_, ToDevice(a), ToDevice(w), dc, m, n, k).ok());
+  ASSERT_TRUE(
+      cuda::MatmulF32(handle, stream_, ToDevice(a), ToDevice(w), dc, m, n, k)
+          .ok());
   auto got = ToHost(dc, m * n);
   cublasDestroy(handle);
   for (int i = 0; i < m; ++i) {

@@ -47,7 +47,8 @@ class GgufBuilder {
     ++n_kv_;
     return *this;
   }
-  GgufBuilder& Int32Array(const std::string& key, const std::vector<int32_t>& v) {
+  GgufBuilder& Int32Array(const std::string& key,
+                          const std::vector<int32_t>& v) {
     Key(key, GgufType::kArray);
     Put<uint32_t>(kv_, static_cast<uint32_t>(GgufType::kInt32));
     Put<uint64_t>(kv_, v.size());

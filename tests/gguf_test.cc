@@ -11,13 +11,17 @@
 namespace tpserve {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::GgufBuilder;
+using ::testing::HasSubstr;
 
+// The parsed file points into `bytes`, which must outlive it: temporaries
+// are refused at compile time.
 absl::StatusOr<std::unique_ptr<GgufFile>> ParseBytes(
     const std::vector<uint8_t>& bytes, const GgufLimits& limits = {}) {
   return GgufFile::Parse(absl::MakeConstSpan(bytes), limits);
 }
+absl::StatusOr<std::unique_ptr<GgufFile>> ParseBytes(
+    std::vector<uint8_t>&& bytes, const GgufLimits& limits = {}) = delete;
 
 std::string ErrorOf(const std::vector<uint8_t>& bytes) {
   auto f = ParseBytes(bytes);
@@ -56,7 +60,8 @@ TEST(GgufTest, ParsesEveryScalarTypeAndArrays) {
       .RawKv(raw("f64", GgufType::kFloat64, &f64, 8), 1)
       .StringArray("strs", {"a", "", "ccc"})
       .Int32Array("ints", {1, -2, 3});
-  auto f = ParseBytes(b.Build());
+  const std::vector<uint8_t> bytes = b.Build();
+  auto f = ParseBytes(bytes);
   ASSERT_TRUE(f.ok()) << f.status();
   const GgufFile& g = **f;
   EXPECT_EQ(g.version(), 3u);
@@ -79,11 +84,13 @@ TEST(GgufTest, ParsesEveryScalarTypeAndArrays) {
   EXPECT_THAT(*g.GetFloatArray("ints"), ::testing::ElementsAre(1.0, -2.0, 3.0));
   // Integers widen across types; floats are accepted as floats only.
   EXPECT_EQ(*g.GetFloat("u32"), 4000000000.0);
-  EXPECT_EQ(GgufFile::FormatValue(*g.FindKey("strs")), "[\"a\", \"\", \"ccc\"]");
+  EXPECT_EQ(GgufFile::FormatValue(*g.FindKey("strs")),
+            "[\"a\", \"\", \"ccc\"]");
 }
 
 TEST(GgufTest, AccessorsNameTheKeyOnWrongTypeOrMissing) {
-  auto f = ParseBytes(GgufBuilder().Int32("neg", -1).String("s", "x").Build());
+  const auto bytes = GgufBuilder().Int32("neg", -1).String("s", "x").Build();
+  auto f = ParseBytes(bytes);
   ASSERT_TRUE(f.ok());
   EXPECT_THAT(std::string((*f)->GetUint("neg").status().message()),
               HasSubstr("'neg' is negative"));
@@ -123,7 +130,8 @@ TEST(GgufTest, QuantizedTensorSizesFollowTheBlockLayout) {
   GgufBuilder b;
   b.Tensor("q41", {64, 1}, GgmlType::kQ4_1, std::vector<uint8_t>(40))
       .Tensor("q6k", {256}, GgmlType::kQ6_K, std::vector<uint8_t>(210));
-  auto f = ParseBytes(b.Build());
+  const std::vector<uint8_t> bytes = b.Build();
+  auto f = ParseBytes(bytes);
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ((*f)->FindTensor("q41")->n_bytes, 40u);
   EXPECT_EQ((*f)->FindTensor("q6k")->n_bytes, 210u);
@@ -135,15 +143,18 @@ TEST(GgufTest, RefusesBadMagicVersionsAndEndianness) {
   bad[0] = 'X';
   EXPECT_THAT(ErrorOf(bad), HasSubstr("bad magic"));
   EXPECT_THAT(ErrorOf(GgufBuilder(1).Build()), HasSubstr("version 1"));
-  EXPECT_THAT(ErrorOf(GgufBuilder(7).Build()), HasSubstr("unsupported version 7"));
-  EXPECT_THAT(ErrorOf(GgufBuilder(0x03000000).Build()), HasSubstr("big-endian"));
+  EXPECT_THAT(ErrorOf(GgufBuilder(7).Build()),
+              HasSubstr("unsupported version 7"));
+  EXPECT_THAT(ErrorOf(GgufBuilder(0x03000000).Build()),
+              HasSubstr("big-endian"));
   EXPECT_THAT(ErrorOf({'G', 'G'}), HasSubstr("truncated reading magic"));
 }
 
 TEST(GgufTest, RefusesHugeStringLength) {
   std::vector<uint8_t> kv;
   GgufBuilder::Put<uint64_t>(kv, ~0ull);  // Key length 2^64-1.
-  kv.resize(kv.size() + 16);  // Enough bytes that the count itself is plausible.
+  kv.resize(kv.size() +
+            16);  // Enough bytes that the count itself is plausible.
   EXPECT_THAT(ErrorOf(GgufBuilder().RawKv(kv, 1).Build()),
               HasSubstr("metadata #0 key is 18446744073709551615 bytes"));
   std::vector<uint8_t> kv2;
@@ -157,8 +168,8 @@ TEST(GgufTest, RefusesHugeStringLength) {
 TEST(GgufTest, RefusesImpossibleArrays) {
   std::vector<uint8_t> kv;
   GgufBuilder::Str(kv, "arr");
-  GgufBuilder::Put<uint32_t>(kv, 9);  // array
-  GgufBuilder::Put<uint32_t>(kv, 8);  // of string
+  GgufBuilder::Put<uint32_t>(kv, 9);           // array
+  GgufBuilder::Put<uint32_t>(kv, 8);           // of string
   GgufBuilder::Put<uint64_t>(kv, 1ull << 24);  // far more than the file holds
   EXPECT_THAT(ErrorOf(GgufBuilder().RawKv(kv, 1).Build()),
               HasSubstr("claims 16777216 strings"));
@@ -166,11 +177,12 @@ TEST(GgufTest, RefusesImpossibleArrays) {
   std::vector<uint8_t> kv2;
   GgufBuilder::Str(kv2, "arr");
   GgufBuilder::Put<uint32_t>(kv2, 9);
-  GgufBuilder::Put<uint32_t>(kv2, 12);  // float64
+  GgufBuilder::Put<uint32_t>(kv2, 12);          // float64
   GgufBuilder::Put<uint64_t>(kv2, 1ull << 61);  // count * 8 overflows
   GgufLimits unlimited;
   unlimited.max_array_elements = ~0ull;
-  auto overflow = ParseBytes(GgufBuilder().RawKv(kv2, 1).Build(), unlimited);
+  const auto overflow_bytes = GgufBuilder().RawKv(kv2, 1).Build();
+  auto overflow = ParseBytes(overflow_bytes, unlimited);
   EXPECT_THAT(std::string(overflow.status().message()),
               HasSubstr("array size overflows"));
   EXPECT_THAT(ErrorOf(GgufBuilder().RawKv(kv2, 1).Build()),
@@ -192,7 +204,8 @@ TEST(GgufTest, RefusesImpossibleArrays) {
 
   GgufLimits small;
   small.max_array_elements = 2;
-  auto f = ParseBytes(GgufBuilder().Int32Array("a", {1, 2, 3}).Build(), small);
+  const auto array_bytes = GgufBuilder().Int32Array("a", {1, 2, 3}).Build();
+  auto f = ParseBytes(array_bytes, small);
   EXPECT_THAT(std::string(f.status().message()), HasSubstr("the limit is 2"));
 }
 
@@ -246,7 +259,8 @@ std::vector<uint8_t> OneTensorFile(uint32_t n_dims,
 }
 
 TEST(GgufTest, RefusesBadTensorInfo) {
-  EXPECT_TRUE(ParseBytes(OneTensorFile(1, {4}, 0, 0, 16)).ok());
+  const auto valid = OneTensorFile(1, {4}, 0, 0, 16);
+  EXPECT_TRUE(ParseBytes(valid).ok());
   EXPECT_THAT(ErrorOf(OneTensorFile(0, {}, 0, 0, 16)),
               HasSubstr("0 dimensions"));
   EXPECT_THAT(ErrorOf(OneTensorFile(5, {1, 1, 1, 1, 1}, 0, 0, 16)),
@@ -288,7 +302,8 @@ TEST(GgufTest, RefusesOverlappingTensors) {
 }
 
 TEST(GgufTest, EveryTruncationFailsCleanly) {
-  std::vector<uint8_t> full = testing::TinyLlama().StringArray("x", {"ab", "c"}).Build();
+  std::vector<uint8_t> full =
+      testing::TinyLlama().StringArray("x", {"ab", "c"}).Build();
   ASSERT_TRUE(ParseBytes(full).ok());
   for (size_t n = 0; n < full.size(); ++n) {
     // Copy so ASan sees reads past the prefix as overflows.
@@ -301,9 +316,11 @@ TEST(GgufTest, EveryTruncationFailsCleanly) {
 TEST(GgufTest, OpenReportsMissingFilesAndNonGguf) {
   auto f = GgufFile::Open("/nonexistent/model.gguf");
   EXPECT_EQ(f.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(f.status().message()), HasSubstr("/nonexistent/model.gguf"));
+  EXPECT_THAT(std::string(f.status().message()),
+              HasSubstr("/nonexistent/model.gguf"));
   auto dir = GgufFile::Open("/");
-  EXPECT_THAT(std::string(dir.status().message()), HasSubstr("not a regular file"));
+  EXPECT_THAT(std::string(dir.status().message()),
+              HasSubstr("not a regular file"));
 }
 
 }  // namespace

@@ -60,7 +60,8 @@ TEST(ModelInfoTest, DefaultModelDescription) {
   EXPECT_FALSE(info->tp_options(1).kv_replicated());
   std::string text = FormatModelInfo(*info);
   EXPECT_NE(text.find("--tp 1, 3"), std::string::npos) << text;
-  EXPECT_NE(text.find("heads (q / kv)    9 / 3, head_dim 64"), std::string::npos)
+  EXPECT_NE(text.find("heads (q / kv)    9 / 3, head_dim 64"),
+            std::string::npos)
       << text;
 }
 

@@ -71,13 +71,16 @@ TEST(ModelConfigTest, RefusesBrokenModelsWithClearErrors) {
   using testing::GgufBuilder;
   using testing::TinyLlama;
   std::vector<BadCase> cases = {
-      {"not llama", GgufBuilder().String("general.architecture", "gpt2").Build(),
+      {"not llama",
+       GgufBuilder().String("general.architecture", "gpt2").Build(),
        "architecture 'gpt2' is not supported"},
       {"no architecture", GgufBuilder().Build(),
        "'general.architecture' is missing"},
       {"wrong key type",
-       GgufBuilder().String("general.architecture", "llama")
-           .String("llama.embedding_length", "wide").Build(),
+       GgufBuilder()
+           .String("general.architecture", "llama")
+           .String("llama.embedding_length", "wide")
+           .Build(),
        "'llama.embedding_length' is string"},
       {"missing tensor",
        [] {
@@ -124,7 +127,8 @@ TEST(ModelConfigTest, ValidateConfigRules) {
     const char* error;
   };
   const Rule rules[] = {
-      {[](ModelConfig& c) { c.n_kv_heads = 3; }, "not a multiple of n_kv_heads"},
+      {[](ModelConfig& c) { c.n_kv_heads = 3; },
+       "not a multiple of n_kv_heads"},
       {[](ModelConfig& c) { c.n_kv_heads = 8; }, "n_kv_heads = 8 is outside"},
       {[](ModelConfig& c) { c.vocab_size = 0; }, "vocab_size = 0"},
       {[](ModelConfig& c) { c.rms_eps = std::nan(""); }, "rms_eps"},

@@ -1,9 +1,9 @@
 #include "kernels/rmsnorm.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace tpserve {
 namespace {
@@ -22,8 +22,7 @@ TEST(RmsNormReferenceTest, MatchesHandComputedValues) {
 TEST(RmsNormReferenceTest, OutputHasUnitRmsWithUnitWeightAndMayAlias) {
   std::vector<float> x(3 * 576), w(576, 1.f);
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.1 * i) * (i % 7);
-  ASSERT_TRUE(
-      RmsNormReference(x, w, 3, 576, 1e-5f, absl::MakeSpan(x)).ok());
+  ASSERT_TRUE(RmsNormReference(x, w, 3, 576, 1e-5f, absl::MakeSpan(x)).ok());
   for (int r = 0; r < 3; ++r) {
     double ss = 0;
     for (int i = 0; i < 576; ++i) ss += x[r * 576 + i] * x[r * 576 + i];
@@ -35,8 +34,8 @@ TEST(RmsNormReferenceTest, RefusesMismatchedShapes) {
   std::vector<float> x(6), w(3), y(6);
   EXPECT_FALSE(RmsNormReference(x, w, 3, 3, 1e-5f, absl::MakeSpan(y)).ok());
   EXPECT_FALSE(RmsNormReference(x, w, 2, 3, 0.f, absl::MakeSpan(y)).ok());
-  EXPECT_FALSE(RmsNormReference(x, w, 2, 3, 1e-5f,
-                                absl::MakeSpan(y).subspan(1)).ok());
+  EXPECT_FALSE(
+      RmsNormReference(x, w, 2, 3, 1e-5f, absl::MakeSpan(y).subspan(1)).ok());
   EXPECT_TRUE(RmsNormReference(x, w, 2, 3, 1e-5f, absl::MakeSpan(y)).ok());
 }
 

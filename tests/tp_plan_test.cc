@@ -50,7 +50,8 @@ TEST(TpPlanTest, SlicesPerRank) {
       {Llama8B(), 16, 15, 30, 2, 7, 1, true, 13440, 896, 120240, 8016},
   };
   for (const PlanCase& c : cases) {
-    SCOPED_TRACE(::testing::Message() << "world " << c.world << " rank " << c.rank);
+    SCOPED_TRACE(::testing::Message()
+                 << "world " << c.world << " rank " << c.rank);
     auto p = MakeTpPlan(c.config, c.world, c.rank);
     ASSERT_TRUE(p.ok()) << p.status();
     EXPECT_EQ(p->q_head_begin, c.q_begin);
@@ -74,7 +75,8 @@ TEST(TpPlanTest, EveryRankMapsItsQueryHeadsToItsKvHeads) {
         ASSERT_TRUE(p.ok());
         const int64_t group = c.n_heads / c.n_kv_heads;
         // Query head h uses KV head h / group; it must be on this rank.
-        for (int64_t h = p->q_head_begin; h < p->q_head_begin + p->q_heads; ++h) {
+        for (int64_t h = p->q_head_begin; h < p->q_head_begin + p->q_heads;
+             ++h) {
           EXPECT_GE(h / group, p->kv_head_begin);
           EXPECT_LT(h / group, p->kv_head_begin + p->kv_heads);
         }

@@ -67,9 +67,9 @@ absl::StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::Create(
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;  // Lets us bound init and collectives by a deadline.
   ncclComm_t comm = nullptr;
-  absl::Status s = NcclStatus(
-      ncclCommInitRankConfig(&comm, world, id, rank, &config),
-      "ncclCommInitRankConfig");
+  absl::Status s =
+      NcclStatus(ncclCommInitRankConfig(&comm, world, id, rank, &config),
+                 "ncclCommInitRankConfig");
   if (!s.ok()) return s;
   std::unique_ptr<NcclCommunicator> c(new NcclCommunicator(comm, timeout));
   s = c->WaitFor([] { return true; }, "communicator init");

@@ -21,9 +21,10 @@ absl::StatusOr<TpPlan> MakeTpPlan(const ModelConfig& c, int world, int rank,
   }
   if (world <= c.n_kv_heads ? c.n_kv_heads % world != 0
                             : world % c.n_kv_heads != 0) {
-    return refuse(absl::StrCat(
-        c.n_kv_heads, " KV heads can neither be split evenly nor replicated "
-                      "evenly"));
+    return refuse(
+        absl::StrCat(c.n_kv_heads,
+                     " KV heads can neither be split evenly nor replicated "
+                     "evenly"));
   }
   if (c.intermediate_size % world != 0) {
     return refuse(absl::StrCat("intermediate size ", c.intermediate_size,
@@ -36,10 +37,12 @@ absl::StatusOr<TpPlan> MakeTpPlan(const ModelConfig& c, int world, int rank,
   p.q_head_begin = rank * p.q_heads;
   p.ffn_size = c.intermediate_size / world;
   p.ffn_begin = rank * p.ffn_size;
-  if ((p.q_heads * c.head_dim) % row_block != 0 || p.ffn_size % row_block != 0) {
-    return refuse(absl::StrCat("a rank's share of the row-parallel weights is "
-                               "not whole ",
-                               row_block, "-element quantization blocks"));
+  if ((p.q_heads * c.head_dim) % row_block != 0 ||
+      p.ffn_size % row_block != 0) {
+    return refuse(
+        absl::StrCat("a rank's share of the row-parallel weights is "
+                     "not whole ",
+                     row_block, "-element quantization blocks"));
   }
   if (world <= c.n_kv_heads) {
     p.kv_heads = c.n_kv_heads / world;

@@ -27,18 +27,18 @@ inline absl::Status CublasStatus(cublasStatus_t err, const char* what) {
 
 }  // namespace tpserve::cuda
 
-#define TP_CUDA_RETURN_IF_ERROR(call)                              \
-  do {                                                             \
-    ::absl::Status tp_cuda_status_ =                               \
-        ::tpserve::cuda::CudaStatus((call), #call);                \
-    if (!tp_cuda_status_.ok()) return tp_cuda_status_;             \
+#define TP_CUDA_RETURN_IF_ERROR(call)                  \
+  do {                                                 \
+    ::absl::Status tp_cuda_status_ =                   \
+        ::tpserve::cuda::CudaStatus((call), #call);    \
+    if (!tp_cuda_status_.ok()) return tp_cuda_status_; \
   } while (0)
 
-#define TP_CUBLAS_RETURN_IF_ERROR(call)                            \
-  do {                                                             \
-    ::absl::Status tp_cublas_status_ =                             \
-        ::tpserve::cuda::CublasStatus((call), #call);              \
-    if (!tp_cublas_status_.ok()) return tp_cublas_status_;         \
+#define TP_CUBLAS_RETURN_IF_ERROR(call)                    \
+  do {                                                     \
+    ::absl::Status tp_cublas_status_ =                     \
+        ::tpserve::cuda::CublasStatus((call), #call);      \
+    if (!tp_cublas_status_.ok()) return tp_cublas_status_; \
   } while (0)
 
 #endif  // TPSERVE_KERNELS_CUDA_CUDA_STATUS_H_

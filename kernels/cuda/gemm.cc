@@ -10,8 +10,8 @@ absl::Status MatmulF32(cublasHandle_t handle, cudaStream_t stream,
                        const float* a, const float* w, float* c, int64_t m,
                        int64_t n, int64_t k) {
   if (m < 0 || n <= 0 || k <= 0 || m > INT_MAX || n > INT_MAX || k > INT_MAX) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cuda::MatmulF32: bad shape m=", m, " n=", n, " k=", k));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cuda::MatmulF32: bad shape m=", m, " n=", n, " k=", k));
   }
   if (m == 0) return absl::OkStatus();
   TP_CUBLAS_RETURN_IF_ERROR(cublasSetStream(handle, stream));

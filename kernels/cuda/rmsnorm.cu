@@ -1,8 +1,7 @@
 // RMSNorm kernel and its launcher. One block per row; threads stride over
 // the row, reduce the sum of squares in a warp-shuffle tree, then scale.
-#include "kernels/cuda/rmsnorm.h"
-
 #include "kernels/cuda/cuda_status.h"
+#include "kernels/cuda/rmsnorm.h"
 
 namespace tpserve::cuda {
 namespace {
@@ -49,9 +48,8 @@ absl::Status RmsNorm(const float* x, const float* weight, float* y,
                      int64_t rows, int64_t cols, float eps,
                      cudaStream_t stream) {
   if (rows < 0 || rows > INT32_MAX || cols <= 0 || !(eps > 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cuda::RmsNorm: bad shape rows=", rows, " cols=", cols,
-                     " eps=", eps));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cuda::RmsNorm: bad shape rows=", rows, " cols=", cols, " eps=", eps));
   }
   if (x == nullptr || weight == nullptr || y == nullptr) {
     return absl::InvalidArgumentError("cuda::RmsNorm: null pointer");
