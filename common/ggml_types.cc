@@ -19,7 +19,9 @@ constexpr GgmlTypeTraits kTraits[] = {
     {GgmlType::kQ5_0, "Q5_0", 32, 2 + 4 + 16},
     {GgmlType::kQ5_1, "Q5_1", 32, 2 + 2 + 4 + 16},
     {GgmlType::kQ8_0, "Q8_0", 32, 2 + 32},
-    {GgmlType::kQ8_1, "Q8_1", 32, 4 + 4 + 32},
+    // ggml's block_q8_1 is {half d; half s; int8 qs[32]} (gguf-py still
+    // lists the older 40-byte layout; llama.cpp's loader uses ggml's).
+    {GgmlType::kQ8_1, "Q8_1", 32, 2 + 2 + 32},
     {GgmlType::kQ2_K, "Q2_K", kQK_K, 2 + 2 + kQK_K / 16 + kQK_K / 4},
     {GgmlType::kQ3_K, "Q3_K", kQK_K, 2 + kQK_K / 4 + kQK_K / 8 + 12},
     {GgmlType::kQ4_K, "Q4_K", kQK_K, 2 + 2 + kQK_K / 2 + 12},

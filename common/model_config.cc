@@ -1,7 +1,9 @@
 #include "common/model_config.h"
 
 #include <cmath>
+#include <functional>
 #include <map>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -39,16 +41,20 @@ absl::StatusOr<double> OptionalFloat(const GgufFile& gguf,
   return gguf.GetFloat(key);
 }
 
-absl::Status ExpectTensor(const GgufFile& gguf, const std::string& name,
-                          std::vector<uint64_t> dims) {
-  const GgufTensor* t = gguf.FindTensor(name);
-  if (t == nullptr) {
+absl::Status ExpectTensor(
+    const TensorDimsLookup& dims_of,
+    const std::function<std::string(const std::string&)>& describe,
+    const std::string& name, std::vector<uint64_t> dims) {
+  const std::vector<uint64_t>* have = dims_of(name);
+  const std::string shown =
+      describe ? describe(name) : absl::StrCat("'", name, "'");
+  if (have == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat("model: tensor '", name, "' is missing"));
+        absl::StrCat("model: tensor ", shown, " is missing"));
   }
-  if (t->dims != dims) {
+  if (*have != dims) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "model: tensor '", name, "' has shape [", absl::StrJoin(t->dims, ", "),
+        "model: tensor ", shown, " has shape [", absl::StrJoin(*have, ", "),
         "], expected [", absl::StrJoin(dims, ", "), "]"));
   }
   return absl::OkStatus();
@@ -99,6 +105,27 @@ absl::Status ValidateConfig(const ModelConfig& c) {
       return Invalid("bos/eos token id", id, "is outside the vocabulary");
     }
   }
+  for (int64_t id : c.eos_token_ids) {
+    if (id < 0 || id >= c.vocab_size) {
+      return Invalid("eos_token_ids entry", id, "is outside the vocabulary");
+    }
+  }
+  if (c.rope_scaling.type == RopeScalingType::kLlama3) {
+    // The llama3 formula divides by (high - low) and by the factor.
+    const RopeScaling& r = c.rope_scaling;
+    if (!(std::isfinite(r.factor) && r.factor >= 1 && r.factor <= 1024 &&
+          std::isfinite(r.low_freq_factor) && r.low_freq_factor > 0 &&
+          std::isfinite(r.high_freq_factor) &&
+          r.high_freq_factor > r.low_freq_factor)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model config: llama3 rope_scaling needs 1 <= factor <= 1024 and 0 "
+          "< low_freq_factor < high_freq_factor (have factor = ",
+          r.factor, ", low_freq_factor = ", r.low_freq_factor,
+          ", high_freq_factor = ", r.high_freq_factor, ")"));
+    }
+    TP_RETURN_IF_ERROR(CheckRange("rope_scaling.original_max_positions",
+                                  r.original_max_positions, 1, 1 << 24));
+  }
   return absl::OkStatus();
 }
 
@@ -142,6 +169,7 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& gguf) {
                       OptionalInt(gguf, "tokenizer.ggml.bos_token_id", -1));
   TP_ASSIGN_OR_RETURN(c.eos_token_id,
                       OptionalInt(gguf, "tokenizer.ggml.eos_token_id", -1));
+  if (c.eos_token_id >= 0) c.eos_token_ids = {c.eos_token_id};
 
   const GgufTensor* embd = gguf.FindTensor("token_embd.weight");
   if (embd == nullptr || embd->dims.size() != 2) {
@@ -151,28 +179,11 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& gguf) {
   c.vocab_size = static_cast<int64_t>(embd->dims[1]);
   c.tied_embeddings = gguf.FindTensor("output.weight") == nullptr;
   TP_RETURN_IF_ERROR(ValidateConfig(c));
-
-  // Every tensor of the forward pass, with the shape the engine assumes
-  // (ggml order: input dimension first).
-  const uint64_t h = c.hidden_size, v = c.vocab_size, f = c.intermediate_size;
-  const uint64_t q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
-  TP_RETURN_IF_ERROR(ExpectTensor(gguf, "token_embd.weight", {h, v}));
-  TP_RETURN_IF_ERROR(ExpectTensor(gguf, "output_norm.weight", {h}));
-  if (!c.tied_embeddings) {
-    TP_RETURN_IF_ERROR(ExpectTensor(gguf, "output.weight", {h, v}));
-  }
-  for (int64_t i = 0; i < c.n_layers; ++i) {
-    const std::string b = absl::StrCat("blk.", i, ".");
-    TP_RETURN_IF_ERROR(ExpectTensor(gguf, b + "attn_norm.weight", {h}));
-    TP_RETURN_IF_ERROR(ExpectTensor(gguf, b + "attn_q.weight", {h, q}));
-    TP_RETURN_IF_ERROR(ExpectTensor(gguf, b + "attn_k.weight", {h, kv}));
-    TP_RETURN_IF_ERROR(ExpectTensor(gguf, b + "attn_v.weight", {h, kv}));
-    TP_RETURN_IF_ERROR(ExpectTensor(gguf, b + "attn_output.weight", {q, h}));
-    TP_RETURN_IF_ERROR(ExpectTensor(gguf, b + "ffn_norm.weight", {h}));
-    TP_RETURN_IF_ERROR(ExpectTensor(gguf, b + "ffn_gate.weight", {h, f}));
-    TP_RETURN_IF_ERROR(ExpectTensor(gguf, b + "ffn_up.weight", {h, f}));
-    TP_RETURN_IF_ERROR(ExpectTensor(gguf, b + "ffn_down.weight", {f, h}));
-  }
+  TP_RETURN_IF_ERROR(CheckLlamaTensorShapes(
+      c, [&gguf](const std::string& name) -> const std::vector<uint64_t>* {
+        const GgufTensor* t = gguf.FindTensor(name);
+        return t == nullptr ? nullptr : &t->dims;
+      }));
   // The dominant matmul weight type, by bytes, over the layer weights.
   std::map<GgmlType, uint64_t> bytes_by_type;
   for (const GgufTensor& t : gguf.tensors()) {
@@ -185,6 +196,36 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& gguf) {
     if (bytes > best) best = bytes, c.weight_type = type;
   }
   return c;
+}
+
+absl::Status CheckLlamaTensorShapes(
+    const ModelConfig& c, const TensorDimsLookup& dims_of,
+    const std::function<std::string(const std::string&)>& describe) {
+  auto expect = [&](const std::string& name, std::vector<uint64_t> dims) {
+    return ExpectTensor(dims_of, describe, name, std::move(dims));
+  };
+  // Every tensor of the forward pass, with the shape the engine assumes
+  // (ggml order: input dimension first).
+  const uint64_t h = c.hidden_size, v = c.vocab_size, f = c.intermediate_size;
+  const uint64_t q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
+  TP_RETURN_IF_ERROR(expect("token_embd.weight", {h, v}));
+  TP_RETURN_IF_ERROR(expect("output_norm.weight", {h}));
+  if (!c.tied_embeddings) {
+    TP_RETURN_IF_ERROR(expect("output.weight", {h, v}));
+  }
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string b = absl::StrCat("blk.", i, ".");
+    TP_RETURN_IF_ERROR(expect(b + "attn_norm.weight", {h}));
+    TP_RETURN_IF_ERROR(expect(b + "attn_q.weight", {h, q}));
+    TP_RETURN_IF_ERROR(expect(b + "attn_k.weight", {h, kv}));
+    TP_RETURN_IF_ERROR(expect(b + "attn_v.weight", {h, kv}));
+    TP_RETURN_IF_ERROR(expect(b + "attn_output.weight", {q, h}));
+    TP_RETURN_IF_ERROR(expect(b + "ffn_norm.weight", {h}));
+    TP_RETURN_IF_ERROR(expect(b + "ffn_gate.weight", {h, f}));
+    TP_RETURN_IF_ERROR(expect(b + "ffn_up.weight", {h, f}));
+    TP_RETURN_IF_ERROR(expect(b + "ffn_down.weight", {f, h}));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace tpserve

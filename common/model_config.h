@@ -4,7 +4,9 @@
 #define TPSERVE_COMMON_MODEL_CONFIG_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/ggml_types.h"
@@ -22,6 +24,16 @@ struct RopeScaling {
   int64_t original_max_positions = 8192;
 };
 
+// Which dimensions of a head RoPE rotates together. The same model's Q/K
+// projection rows come in a different order in each format, so the engine
+// must apply the style the weights were stored in:
+//  - kNormal (ggml's "normal", GPT-J style): pairs (2i, 2i+1). llama.cpp's
+//    converter permutes Hugging Face Q/K rows into this interleaved order,
+//    so GGUF llama models use it.
+//  - kNeox ("rotate_half", GPT-NeoX style): pairs (i, i + rope_dim/2). Hugging
+//    Face checkpoints keep Q/K in this order and we read them unpermuted.
+enum class RopeStyle { kNormal, kNeox };
+
 // Hyper-parameters of a Llama-architecture decoder.
 struct ModelConfig {
   std::string architecture;  // "llama"
@@ -38,9 +50,14 @@ struct ModelConfig {
   double rms_eps = 1e-5;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
+  RopeStyle rope_style = RopeStyle::kNormal;  // GGUF: kNormal, HF: kNeox.
   bool tied_embeddings = false;
   int64_t bos_token_id = -1;  // -1: none.
   int64_t eos_token_id = -1;
+  // Every end-of-sequence id (HF configs may list several, e.g. Llama 3
+  // Instruct's <|end_of_text|> and <|eot_id|>); eos_token_id is the first.
+  // Empty when there is none.
+  std::vector<int64_t> eos_token_ids;
   // The dominant weight type of the matmuls (for describe and TP checks).
   GgmlType weight_type = GgmlType::kF32;
 
@@ -56,6 +73,20 @@ absl::Status ValidateConfig(const ModelConfig& config);
 // including that every tensor the Llama forward pass needs is present with
 // the expected shape.
 absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& gguf);
+
+// The dims (ggml order) of a tensor by canonical (GGUF) name; nullptr when
+// the model has no such tensor.
+using TensorDimsLookup =
+    std::function<const std::vector<uint64_t>*(const std::string& name)>;
+
+// Checks that every tensor of the Llama forward pass is present with the
+// shape `config` implies (ggml order: input dimension first), whatever file
+// format the tensors came from. `describe` renders a canonical name in
+// errors (default: the name in quotes), e.g. to add the name in the file.
+// `config` must have passed ValidateConfig (sizes are positive and small).
+absl::Status CheckLlamaTensorShapes(
+    const ModelConfig& config, const TensorDimsLookup& dims_of,
+    const std::function<std::string(const std::string&)>& describe = nullptr);
 
 }  // namespace tpserve
 

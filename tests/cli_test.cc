@@ -102,5 +102,67 @@ TEST(CliTest, ErrorsSayWhatToDo) {
   EXPECT_THAT(cmd.output, HasSubstr("unknown command 'frobnicate'"));
 }
 
+TEST(CliTest, InspectPrintsATableWithTokenizerAndTensors) {
+  Result r = Tpserve("inspect " + Quote(testing::DefaultModelPath()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("model: mapped"));  // Load progress.
+  EXPECT_THAT(r.output,
+              HasSubstr("tokenizer         gpt2, pre 'smollm', 49152 tokens"));
+  EXPECT_THAT(r.output, HasSubstr("chat format       chatml"));
+  EXPECT_THAT(r.output, HasSubstr("Q4_1         210"));
+  EXPECT_THAT(r.output,
+              HasSubstr("token_embd.weight            Q8_0   576 x 49152"));
+  Result none = Tpserve("inspect");
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_THAT(none.output, HasSubstr("inspect needs exactly one MODEL"));
+}
+
+std::string WriteTemp(const std::string& name, const std::string& body) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path, std::ios::binary) << body;
+  return path;
+}
+
+TEST(CliTest, TokenizeFlagsAndErrors) {
+  const std::string model = Quote(testing::DefaultModelPath());
+  const std::string input =
+      WriteTemp("tok.json", R"(["Hello world", "<|im_start|>hi", ""])");
+  Result plain = Tpserve("tokenize --model " + model + " --input " + input);
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  auto ids = nlohmann::json::parse(plain.output);
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids[0], nlohmann::json({19556, 905}));
+  EXPECT_NE(ids[1][0], 1);  // "<|im_start|>" stays text by default.
+  EXPECT_EQ(ids[2], nlohmann::json::array());
+
+  Result special = Tpserve("tokenize --parse-special --add-bos --model " +
+                           model + " --input " + input);
+  ASSERT_EQ(special.exit_code, 0) << special.output;
+  auto sids = nlohmann::json::parse(special.output);
+  EXPECT_EQ(sids[0][0], 1);  // BOS (SmolLM2's BOS is <|im_start|>, id 1)
+  // BOS, then "<|im_start|>" parsed as the one special token, then "hi".
+  EXPECT_EQ(sids[1], nlohmann::json({1, 1, 6004}));
+
+  struct Bad {
+    std::string body;
+    const char* error;
+  };
+  const Bad bad[] = {
+      {"not json", "not a JSON array of strings"},
+      {R"({"a": 1})", "not a JSON array of strings"},
+      {R"(["ok", 5])", "element 1 is not a string"},
+      {"[\"\xff\"]", "not a JSON array of strings"},  // invalid UTF-8
+  };
+  for (const Bad& b : bad) {
+    Result r = Tpserve("tokenize --model " + model + " --input " +
+                       WriteTemp("bad.json", b.body));
+    EXPECT_EQ(r.exit_code, 2) << b.body;
+    EXPECT_THAT(r.output, HasSubstr(b.error)) << b.body;
+  }
+  Result no_input = Tpserve("tokenize --model " + model);
+  EXPECT_EQ(no_input.exit_code, 2);
+  EXPECT_THAT(no_input.output, HasSubstr("tokenize needs --model"));
+}
+
 }  // namespace
 }  // namespace tpserve
