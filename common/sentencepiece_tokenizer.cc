@@ -9,8 +9,6 @@
 namespace tpserve {
 namespace {
 
-constexpr char kSpace[] = "\xE2\x96\x81";  // U+2581, SentencePiece's space.
-
 class SentencePieceTokenizer final : public Tokenizer {
  public:
   explicit SentencePieceTokenizer(std::unique_ptr<SpmProcessor> sp)
@@ -46,33 +44,17 @@ class SentencePieceTokenizer final : public Tokenizer {
     }
     // With parse_special, cut out control pieces ("<s>", "</s>"), then let
     // SentencePiece encode the plain runs between them.
-    std::vector<std::pair<absl::string_view, int>> parts = {{text, -1}};
-    for (int id : special_ids_) {
-      if (!options.parse_special) break;
-      const std::string& needle = sp_->Piece(id);
-      std::vector<std::pair<absl::string_view, int>> next;
-      for (const auto& [s, tok] : parts) {
-        if (tok >= 0) {
-          next.push_back({s, tok});
-          continue;
-        }
-        size_t start = 0;
-        for (size_t hit = s.find(needle); hit != absl::string_view::npos;
-             hit = s.find(needle, start)) {
-          if (hit > start) next.push_back({s.substr(start, hit - start), -1});
-          next.push_back({{}, id});
-          start = hit + needle.size();
-        }
-        if (start < s.size()) next.push_back({s.substr(start), -1});
-      }
-      parts = std::move(next);
-    }
-    for (const auto& [s, tok] : parts) {
-      if (tok >= 0) {
-        out.push_back(tok);
+    const std::vector<TextFragment> fragments = SplitOnSpecialTokens(
+        text,
+        options.parse_special ? absl::Span<const int32_t>(special_ids_)
+                              : absl::Span<const int32_t>(),
+        [this](int32_t id) -> absl::string_view { return sp_->Piece(id); });
+    for (const TextFragment& f : fragments) {
+      if (f.token >= 0) {
+        out.push_back(f.token);
         continue;
       }
-      for (int id : sp_->Encode(std::string(s))) out.push_back(id);
+      for (int id : sp_->Encode(std::string(f.text))) out.push_back(id);
     }
     if (options.add_eos) {
       if (eos_id_ < 0) {
@@ -90,20 +72,7 @@ class SentencePieceTokenizer final : public Tokenizer {
     if (sp_->IsControl(id) || sp_->IsUnknown(id)) {
       return render_special ? piece : "";
     }
-    if (sp_->IsByte(id) && piece.size() == 6) {  // "<0xAB>"
-      return std::string(
-          1, static_cast<char>(std::strtol(piece.c_str() + 3, nullptr, 16)));
-    }
-    std::string out;
-    for (size_t pos = 0; pos < piece.size();) {
-      if (piece.compare(pos, 3, kSpace) == 0) {
-        out += ' ';
-        pos += 3;
-      } else {
-        out += piece[pos++];
-      }
-    }
-    return out;
+    return SpmPieceBytes(piece, sp_->IsByte(id));
   }
 
   absl::string_view TokenText(int32_t id) const override {
@@ -124,7 +93,7 @@ class SentencePieceTokenizer final : public Tokenizer {
 
  private:
   std::unique_ptr<SpmProcessor> sp_;
-  std::vector<int> special_ids_;
+  std::vector<int32_t> special_ids_;
 };
 
 }  // namespace

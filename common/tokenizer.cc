@@ -1,6 +1,7 @@
 #include "common/tokenizer.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -28,6 +29,55 @@ absl::StatusOr<bool> OptionalBool(const GgufFile& gguf, absl::string_view key,
 }
 
 }  // namespace
+
+std::vector<TextFragment> SplitOnSpecialTokens(
+    absl::string_view text, absl::Span<const int32_t> ids,
+    const std::function<absl::string_view(int32_t)>& text_of) {
+  std::vector<TextFragment> fragments;
+  if (!text.empty()) fragments.push_back({text});
+  for (int32_t id : ids) {
+    const absl::string_view needle = text_of(id);
+    if (needle.empty()) continue;
+    std::vector<TextFragment> next;
+    next.reserve(fragments.size());
+    for (const TextFragment& f : fragments) {
+      if (f.token >= 0) {
+        next.push_back(f);
+        continue;
+      }
+      size_t start = 0;
+      for (size_t hit = f.text.find(needle); hit != absl::string_view::npos;
+           hit = f.text.find(needle, start)) {
+        if (hit > start) next.push_back({f.text.substr(start, hit - start)});
+        next.push_back({{}, id});
+        start = hit + needle.size();
+      }
+      if (start < f.text.size()) next.push_back({f.text.substr(start)});
+    }
+    fragments = std::move(next);
+  }
+  return fragments;
+}
+
+std::string SpmPieceBytes(absl::string_view piece, bool is_byte_piece) {
+  if (is_byte_piece && piece.size() == 6 && piece.substr(0, 3) == "<0x") {
+    const std::string hex(piece.substr(3, 2));
+    return std::string(
+        1, static_cast<char>(std::strtol(hex.c_str(), nullptr, 16)));
+  }
+  constexpr absl::string_view kSpace = "\xE2\x96\x81";  // U+2581
+  std::string out;
+  out.reserve(piece.size());
+  for (size_t pos = 0; pos < piece.size();) {
+    if (piece.substr(pos, 3) == kSpace) {
+      out += ' ';
+      pos += 3;
+    } else {
+      out += piece[pos++];
+    }
+  }
+  return out;
+}
 
 bool Tokenizer::IsEndOfGeneration(int32_t id) const {
   return std::find(eog_ids_.begin(), eog_ids_.end(), id) != eog_ids_.end();

@@ -18,6 +18,7 @@
 #define TPSERVE_COMMON_TOKENIZER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -97,6 +98,25 @@ class Tokenizer {
   bool add_bos_default_ = false;
   std::vector<int32_t> eog_ids_;
 };
+
+// Building blocks shared by the tokenizer implementations.
+
+// A run of plain text, or one special token cut out of the text.
+struct TextFragment {
+  absl::string_view text;
+  int32_t token = -1;  // >= 0: a special token.
+};
+
+// Splits `text` at every occurrence of the tokens `ids` (already ordered
+// longest text first, so a longer token wins over its prefix); `text_of`
+// gives each token's text.
+std::vector<TextFragment> SplitOnSpecialTokens(
+    absl::string_view text, absl::Span<const int32_t> ids,
+    const std::function<absl::string_view(int32_t)>& text_of);
+
+// The bytes of a SentencePiece piece: U+2581 is a space, and a byte piece
+// "<0xAB>" is that one byte.
+std::string SpmPieceBytes(absl::string_view piece, bool is_byte_piece);
 
 // Streams text out of a sequence of tokens as they are generated: never
 // emits half a UTF-8 character (held until complete), applies the leading

@@ -12,12 +12,6 @@ namespace {
 
 constexpr char kSpmSpace[] = "\xE2\x96\x81";  // U+2581 LOWER ONE EIGHTH BLOCK
 
-// A piece of the input: raw text to tokenize, or a special token cut out.
-struct Fragment {
-  absl::string_view text;
-  int32_t token = -1;  // >= 0: a special token.
-};
-
 // One symbol of the merge loop: a span of the word, linked to neighbours.
 struct Symbol {
   size_t begin;
@@ -253,34 +247,20 @@ absl::StatusOr<std::vector<int32_t>> VocabTokenizer::Encode(
   if (!IsValidUtf8(text)) {
     return absl::InvalidArgumentError("tokenizer: text is not valid UTF-8");
   }
-  // Cut special tokens out of the raw text, longest first.
-  std::vector<Fragment> fragments;
-  if (!text.empty()) fragments.push_back({text});
+  // Cut special tokens out of the raw text: user-defined ones always,
+  // control/unknown ones only when asked.
+  std::vector<int32_t> specials;
+  specials.reserve(vocab_.special_ids.size());
   for (int32_t id : vocab_.special_ids) {
     const TokenType type = vocab_.types[id];
-    if (!options.parse_special &&
-        (type == TokenType::kControl || type == TokenType::kUnknown)) {
-      continue;
+    if (options.parse_special ||
+        (type != TokenType::kControl && type != TokenType::kUnknown)) {
+      specials.push_back(id);
     }
-    const std::string& needle = vocab_.tokens[id];
-    std::vector<Fragment> next;
-    next.reserve(fragments.size());
-    for (const Fragment& f : fragments) {
-      if (f.token >= 0) {
-        next.push_back(f);
-        continue;
-      }
-      size_t start = 0;
-      for (size_t hit = f.text.find(needle); hit != absl::string_view::npos;
-           hit = f.text.find(needle, start)) {
-        if (hit > start) next.push_back({f.text.substr(start, hit - start)});
-        next.push_back({{}, id});
-        start = hit + needle.size();
-      }
-      if (start < f.text.size()) next.push_back({f.text.substr(start)});
-    }
-    fragments = std::move(next);
   }
+  const std::vector<TextFragment> fragments = SplitOnSpecialTokens(
+      text, specials,
+      [this](int32_t id) -> absl::string_view { return vocab_.tokens[id]; });
 
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
@@ -293,7 +273,7 @@ absl::StatusOr<std::vector<int32_t>> VocabTokenizer::Encode(
   }
   bool prev_special = true;  // SPM: the first word gets the prefix space.
   std::string escaped;
-  for (const Fragment& f : fragments) {
+  for (const TextFragment& f : fragments) {
     if (f.token >= 0) {
       out.push_back(f.token);
       prev_special = true;
@@ -344,29 +324,16 @@ std::string VocabTokenizer::TokenBytes(int32_t id, bool render_special) const {
     case TokenType::kUserDefined:
       return text;
     case TokenType::kByte:
-      if (vocab_.kind == Vocab::Kind::kSpm && text.size() == 6) {
-        return std::string(
-            1, static_cast<char>(std::strtol(text.c_str() + 3, nullptr, 16)));
-      }
-      break;
     case TokenType::kNormal:
     case TokenType::kUndefined:
       break;
   }
-  std::string out;
   if (vocab_.kind == Vocab::Kind::kSpm) {
-    for (size_t pos = 0; pos < text.size();) {
-      if (text.compare(pos, 3, kSpmSpace) == 0) {
-        out += ' ';
-        pos += 3;
-      } else {
-        out += text[pos++];
-      }
-    }
-    return out;
+    return SpmPieceBytes(text, vocab_.types[id] == TokenType::kByte);
   }
   // Byte-level BPE: each alphabet character is one byte; anything else
   // (never in a well-formed vocabulary) is kept as its UTF-8.
+  std::string out;
   for (size_t pos = 0; pos < text.size();) {
     const size_t start = pos;
     std::optional<uint32_t> cp = DecodeUtf8(text, &pos);
