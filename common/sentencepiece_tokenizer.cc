@@ -1,115 +1,61 @@
 #include "common/sentencepiece_tokenizer.h"
 
-#include <algorithm>
-
 #include "absl/strings/str_cat.h"
-#include "common/spm_processor.h"
-#include "common/unicode.h"
+#include "common/vocab_tokenizer.h"
+#include "sentencepiece/model.pb.h"
 
 namespace tpserve {
-namespace {
-
-class SentencePieceTokenizer final : public Tokenizer {
- public:
-  explicit SentencePieceTokenizer(std::unique_ptr<SpmProcessor> sp)
-      : sp_(std::move(sp)) {
-    bos_id_ = sp_->bos_id();
-    eos_id_ = sp_->eos_id();
-    add_bos_default_ = bos_id_ >= 0;  // Llama 2 convention.
-    if (eos_id_ >= 0) eog_ids_.push_back(eos_id_);
-    for (int id = 0; id < sp_->size(); ++id) {
-      // User-defined pieces SentencePiece matches in text by itself.
-      if (sp_->IsControl(id) && !sp_->Piece(id).empty()) {
-        special_ids_.push_back(id);
-      }
-    }
-    std::stable_sort(special_ids_.begin(), special_ids_.end(),
-                     [this](int a, int b) {
-                       return sp_->Piece(a).size() > sp_->Piece(b).size();
-                     });
-  }
-
-  absl::StatusOr<std::vector<int32_t>> Encode(
-      absl::string_view text, const EncodeOptions& options) const override {
-    if (!IsValidUtf8(text)) {
-      return absl::InvalidArgumentError("tokenizer: text is not valid UTF-8");
-    }
-    std::vector<int32_t> out;
-    if (options.add_bos) {
-      if (bos_id_ < 0) {
-        return absl::InvalidArgumentError(
-            "tokenizer: add_bos requested but the model has no BOS token");
-      }
-      out.push_back(bos_id_);
-    }
-    // With parse_special, cut out control pieces ("<s>", "</s>"), then let
-    // SentencePiece encode the plain runs between them.
-    const std::vector<TextFragment> fragments = SplitOnSpecialTokens(
-        text,
-        options.parse_special ? absl::Span<const int32_t>(special_ids_)
-                              : absl::Span<const int32_t>(),
-        [this](int32_t id) -> absl::string_view { return sp_->Piece(id); });
-    for (const TextFragment& f : fragments) {
-      if (f.token >= 0) {
-        out.push_back(f.token);
-        continue;
-      }
-      for (int id : sp_->Encode(std::string(f.text))) out.push_back(id);
-    }
-    if (options.add_eos) {
-      if (eos_id_ < 0) {
-        return absl::InvalidArgumentError(
-            "tokenizer: add_eos requested but the model has no EOS token");
-      }
-      out.push_back(eos_id_);
-    }
-    return out;
-  }
-
-  std::string TokenBytes(int32_t id, bool render_special) const override {
-    if (id < 0 || id >= sp_->size()) return "";
-    const std::string& piece = sp_->Piece(id);
-    if (sp_->IsControl(id) || sp_->IsUnknown(id)) {
-      return render_special ? piece : "";
-    }
-    return SpmPieceBytes(piece, sp_->IsByte(id));
-  }
-
-  absl::string_view TokenText(int32_t id) const override {
-    if (id < 0 || id >= sp_->size()) return {};
-    return sp_->Piece(id);
-  }
-  int32_t vocab_size() const override { return sp_->size(); }
-  TokenType token_type(int32_t id) const override {
-    if (id < 0 || id >= sp_->size()) return TokenType::kUndefined;
-    if (sp_->IsControl(id)) return TokenType::kControl;
-    if (sp_->IsUnknown(id)) return TokenType::kUnknown;
-    if (sp_->IsByte(id)) return TokenType::kByte;
-    return TokenType::kNormal;
-  }
-  bool strips_leading_space() const override {
-    return sp_->adds_dummy_prefix();
-  }
-
- private:
-  std::unique_ptr<SpmProcessor> sp_;
-  std::vector<int32_t> special_ids_;
-};
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> SentencePieceTokenizerFromModel(
     const std::string& serialized) {
-  std::string error;
-  std::unique_ptr<SpmProcessor> sp = SpmProcessor::Load(serialized, &error);
-  if (sp == nullptr) {
+  sentencepiece::ModelProto model;
+  if (serialized.size() > (64u << 20) || !model.ParseFromString(serialized)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("tokenizer.model: not a SentencePiece model: ", error));
+        "tokenizer.model: not a SentencePiece model (protobuf parse failed)");
   }
-  if (sp->size() <= 0) {
-    return absl::InvalidArgumentError("tokenizer.model: empty vocabulary");
+  const auto& trainer = model.trainer_spec();
+  const auto& normalizer = model.normalizer_spec();
+  if (trainer.model_type() != sentencepiece::TrainerSpec::BPE) {
+    return absl::UnimplementedError(absl::StrCat(
+        "tokenizer.model: model type ",
+        sentencepiece::TrainerSpec::ModelType_Name(trainer.model_type()),
+        " is not supported (Llama-family models use BPE)"));
   }
-  return std::unique_ptr<Tokenizer>(new SentencePieceTokenizer(std::move(sp)));
+  // Normalization rules other than identity (e.g. nmt_nfkc) rewrite text in
+  // ways we do not reproduce; refuse rather than tokenize differently.
+  if ((!normalizer.name().empty() && normalizer.name() != "identity") ||
+      !normalizer.precompiled_charsmap().empty() ||
+      normalizer.remove_extra_whitespaces() ||
+      !normalizer.escape_whitespaces() ||
+      trainer.treat_whitespace_as_suffix()) {
+    return absl::UnimplementedError(absl::StrCat(
+        "tokenizer.model: normalizer '", normalizer.name(),
+        "' with these options is not supported (Llama-family models use "
+        "identity, no whitespace removal)"));
+  }
+  const int n = model.pieces_size();
+  if (n == 0 || n > (1 << 22)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tokenizer.model: vocabulary of ", n, " pieces"));
+  }
+  Vocab vocab;
+  vocab.kind = Vocab::Kind::kSpm;
+  vocab.add_space_prefix = normalizer.add_dummy_prefix();
+  vocab.tokens.reserve(n);
+  vocab.scores.reserve(n);
+  vocab.types.reserve(n);
+  for (const auto& p : model.pieces()) {
+    vocab.tokens.push_back(p.piece());
+    vocab.scores.push_back(p.score());
+    vocab.types.push_back(static_cast<TokenType>(p.type()));
+  }
+  auto id_or_none = [n](int id) { return id >= 0 && id < n ? id : -1; };
+  vocab.unk_id = id_or_none(trainer.unk_id());
+  const int32_t bos = id_or_none(trainer.bos_id());
+  const int32_t eos = id_or_none(trainer.eos_id());
+  // Llama 2 prompts start with BOS.
+  return VocabTokenizer::Create(std::move(vocab), bos, eos,
+                                /*add_bos_default=*/bos >= 0, {});
 }
 
 }  // namespace tpserve

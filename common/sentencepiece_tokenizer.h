@@ -1,5 +1,8 @@
-// Tokenizer over a SentencePiece tokenizer.model (Llama 2 / TinyLlama
-// Hugging Face folders) through libsentencepiece.
+// Tokenizer for a SentencePiece tokenizer.model (Llama 2 / TinyLlama
+// Hugging Face folders). The model proto is parsed with the system protobuf
+// (protos/sentencepiece/model.proto explains why not libsentencepiece) and
+// tokenized by our SentencePiece-style BPE, the same one GGUF "llama"
+// vocabularies use; tests compare it with the `sentencepiece` package.
 #ifndef TPSERVE_COMMON_SENTENCEPIECE_TOKENIZER_H_
 #define TPSERVE_COMMON_SENTENCEPIECE_TOKENIZER_H_
 
@@ -12,7 +15,8 @@
 namespace tpserve {
 
 // `serialized` is the content of tokenizer.model (untrusted: a bad file is
-// an InvalidArgument error).
+// an InvalidArgument error; model kinds we cannot reproduce exactly, such
+// as Unigram models or non-identity normalizers, are Unimplemented).
 absl::StatusOr<std::unique_ptr<Tokenizer>> SentencePieceTokenizerFromModel(
     const std::string& serialized);
 

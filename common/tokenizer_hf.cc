@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/json_util.h"
 #include "common/status_macros.h"
 #include "common/tokenizer.h"
 #include "common/vocab_tokenizer.h"
@@ -90,10 +91,11 @@ absl::Status CollectPatterns(const json& node, std::vector<std::string>& out,
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromHfTokenizerJson(
     absl::string_view json_text, int32_t bos_id, int32_t eos_id) {
-  // Untrusted file: parse without exceptions and with a depth-limited walk.
-  const json doc = json::parse(json_text.begin(), json_text.end(), nullptr,
-                               /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object()) return Bad("not a JSON object");
+  // Untrusted file: no exceptions, bounded depth, size and value count.
+  auto parsed = ParseUntrustedJson(json_text, "tokenizer.json", JsonLimits());
+  if (!parsed.ok()) return parsed.status();
+  const json doc = std::move(*parsed);
+  if (!doc.is_object()) return Bad("not a JSON object");
   const json& model = Field(doc, "model");
   if (StringField(model, "type") != "BPE") {
     return Bad(

@@ -230,14 +230,15 @@ void VocabTokenizer::EncodeSpm(absl::string_view text,
       out.push_back(it->second);
       continue;
     }
-    // Byte fallback: <0xXX> per byte of a character the vocabulary lacks.
-    for (unsigned char c : s) {
-      const int32_t id = vocab_.byte_tokens[c];
-      if (id >= 0) {
-        out.push_back(id);
-      } else if (vocab_.unk_id >= 0) {
-        out.push_back(vocab_.unk_id);
-      }
+    // Byte fallback: <0xXX> per byte of a character the vocabulary lacks;
+    // without byte tokens, one unknown token for the character.
+    const bool has_bytes = std::all_of(s.begin(), s.end(), [this](char c) {
+      return vocab_.byte_tokens[static_cast<unsigned char>(c)] >= 0;
+    });
+    if (has_bytes) {
+      for (unsigned char c : s) out.push_back(vocab_.byte_tokens[c]);
+    } else if (vocab_.unk_id >= 0) {
+      out.push_back(vocab_.unk_id);
     }
   }
 }

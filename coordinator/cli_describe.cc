@@ -1,38 +1,159 @@
-// `tpserve describe` and `tpserve inspect`: what tpserve sees in a model.
+// `tpserve describe` and `tpserve inspect`: what tpserve sees in a model
+// (a .gguf file or a Hugging Face folder).
+#include <sys/stat.h>
+
 #include <chrono>
 #include <iostream>
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/chat_template.h"
 #include "common/gguf.h"
+#include "common/model_tokenizer.h"
+#include "common/model_weights.h"
 #include "common/tokenizer.h"
 #include "coordinator/cli.h"
 #include "coordinator/model_info.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace tpserve::cli {
+namespace {
+
+std::string HumanBytes(uint64_t bytes) {
+  if (bytes >= (1ull << 30)) {
+    return absl::StrFormat("%.2f GiB", bytes / 1073741824.0);
+  }
+  if (bytes >= (1ull << 20)) {
+    return absl::StrFormat("%.1f MiB", bytes / 1048576.0);
+  }
+  if (bytes >= (1ull << 10)) return absl::StrFormat("%.1f KiB", bytes / 1024.0);
+  return absl::StrCat(bytes, " B");
+}
+
+absl::Status WithPath(const std::string& path, const absl::Status& s) {
+  if (absl::StrContains(s.message(), path)) return s;
+  return absl::Status(s.code(), absl::StrCat(path, ": ", s.message()));
+}
+
+// Opens the model and reports how long mapping and validating took (the
+// load progress a user sees; weights are mapped, not read).
+absl::StatusOr<std::unique_ptr<ModelWeights>> OpenWithProgress(
+    const std::string& path) {
+  const auto start = std::chrono::steady_clock::now();
+  auto model = OpenModel(path);
+  if (!model.ok()) return WithPath(path, model.status());
+  const double ms = std::chrono::duration<double, std::milli>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+  std::cerr << absl::StrFormat(
+      "model: mapped %s (%s of weights in %d tensors, %s) and validated in "
+      "%.1f ms\n",
+      path, HumanBytes((*model)->weight_bytes()), (*model)->tensors().size(),
+      ModelFormatName((*model)->format()), ms);
+  return model;
+}
+
+void PrintTokenizer(const std::string& path) {
+  auto tok = LoadTokenizer(path);
+  if (!tok.ok()) {
+    std::cout << absl::StrFormat(
+        "%-18s%s\n", "tokenizer",
+        absl::StrCat("unusable: ", tok.status().message()));
+    return;
+  }
+  const Tokenizer& t = **tok;
+  auto name = [&t](int32_t id) {
+    return id < 0 ? std::string("none")
+                  : absl::StrCat(id, " '", t.TokenText(id), "'");
+  };
+  std::cout << absl::StrFormat(
+      "%-18s%s, %d tokens\n%-18s%s / %s, BOS %s by default\n", "tokenizer",
+      DescribeTokenizerSource(path), t.vocab_size(), "bos / eos",
+      name(t.bos_id()), name(t.eos_id()),
+      t.add_bos_by_default() ? "added" : "not added");
+  auto source = LoadChatTemplateSource(path);
+  if (source.ok()) {
+    auto chat = ChatTemplate::FromJinja(*source, t.TokenBytes(t.bos_id(), true),
+                                        t.TokenBytes(t.eos_id(), true));
+    std::cout << absl::StrFormat(
+        "%-18s%s\n", "chat format",
+        chat.ok() ? absl::StrCat(chat->name(), " (from the model's template)")
+                  : absl::StrCat("unrecognised: ", chat.status().message()));
+  }
+}
+
+struct TensorRow {
+  std::string name;
+  GgmlType type;
+  std::vector<uint64_t> dims;
+  uint64_t bytes;
+};
+
+void PrintTensors(const std::vector<TensorRow>& rows, bool all) {
+  struct Total {
+    int count = 0;
+    uint64_t elements = 0, bytes = 0;
+  };
+  std::map<std::string, Total> totals;
+  for (const TensorRow& t : rows) {
+    Total& total = totals[std::string(GgmlTypeName(t.type))];
+    ++total.count;
+    uint64_t n = 1;
+    for (uint64_t d : t.dims) n *= d;
+    total.elements += n;
+    total.bytes += t.bytes;
+  }
+  if (totals.empty()) return;
+  std::cout << absl::StrFormat("\n%-8s %7s %14s %12s\n", "type", "tensors",
+                               "elements", "size");
+  for (const auto& [type, total] : totals) {
+    std::cout << absl::StrFormat("%-8s %7d %14d %12s\n", type, total.count,
+                                 total.elements, HumanBytes(total.bytes));
+  }
+  std::cout << absl::StrFormat("\n%-28s %-6s %-14s %10s\n", "tensor", "type",
+                               "shape", "size");
+  int hidden = 0;
+  for (const TensorRow& t : rows) {
+    const bool later_layer =
+        t.name.rfind("blk.", 0) == 0 && t.name.rfind("blk.0.", 0) != 0;
+    if (later_layer && !all) {
+      ++hidden;
+      continue;
+    }
+    std::cout << absl::StrFormat(
+        "%-28s %-6s %-14s %10s\n", t.name, GgmlTypeName(t.type),
+        absl::StrJoin(t.dims, " x "), HumanBytes(t.bytes));
+  }
+  if (hidden > 0) {
+    std::cout << "(" << hidden
+              << " tensors of later layers not shown; --tensors lists all)\n";
+  }
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+}  // namespace
 
 int Describe(int argc, char** argv) {
   auto flags = ParseFlags(argc, argv, {"model"}, {"json", "metadata"});
   if (!flags.ok()) return Fail(flags.status());
-  auto model = flags->values.find("model");
-  if (model == flags->values.end() || model->second.empty()) {
+  const std::string path = flags->Get("model");
+  if (path.empty()) {
     return Fail(absl::InvalidArgumentError(
-        "describe needs --model FILE.gguf (scripts/fetch-model.sh downloads "
-        "the default model)"));
+        "describe needs --model MODEL (a .gguf file or a Hugging Face "
+        "folder; scripts/fetch-model.sh downloads the default model)"));
   }
-  auto gguf = GgufFile::Open(model->second);
-  if (!gguf.ok()) return Fail(gguf.status());
-  auto info = DescribeGguf(**gguf);
-  if (!info.ok()) {
-    return Fail(absl::Status(
-        info.status().code(),
-        absl::StrCat(model->second, ": ", info.status().message())));
-  }
-  if (flags->values.count("json") && flags->values["json"] == "true") {
+  auto model = OpenModel(path);
+  if (!model.ok()) return Fail(WithPath(path, model.status()));
+  auto info = DescribeModel(**model);
+  if (!info.ok()) return Fail(WithPath(path, info.status()));
+  if (flags->Bool("json")) {
     std::string json;
     google::protobuf::util::JsonPrintOptions options;
     options.add_whitespace = true;
@@ -44,135 +165,48 @@ int Describe(int argc, char** argv) {
     return 0;
   }
   std::cout << FormatModelInfo(*info);
-  if (flags->values.count("metadata") && flags->values["metadata"] == "true") {
-    std::cout << "\nmetadata (GGUF v" << (*gguf)->version() << "):\n";
-    for (const GgufKv& kv : (*gguf)->metadata()) {
+  if (flags->Bool("metadata") && (*model)->gguf() != nullptr) {
+    const GgufFile& g = *(*model)->gguf();
+    std::cout << "\nmetadata (GGUF v" << g.version() << "):\n";
+    for (const GgufKv& kv : g.metadata()) {
       std::cout << "  " << kv.key << " = " << GgufFile::FormatValue(kv) << "\n";
     }
   }
   return 0;
 }
 
-namespace {
-
-std::string HumanBytes(uint64_t bytes) {
-  if (bytes >= (1ull << 30))
-    return absl::StrFormat("%.2f GiB", bytes / 1073741824.0);
-  if (bytes >= (1ull << 20))
-    return absl::StrFormat("%.1f MiB", bytes / 1048576.0);
-  if (bytes >= (1ull << 10)) return absl::StrFormat("%.1f KiB", bytes / 1024.0);
-  return absl::StrCat(bytes, " B");
-}
-
-std::string Shape(const GgufTensor& t) { return absl::StrJoin(t.dims, " x "); }
-
-}  // namespace
-
 int Inspect(int argc, char** argv) {
   auto flags = ParseFlags(argc, argv, {}, {"tensors"});
   if (!flags.ok()) return Fail(flags.status());
   if (flags->positional.size() != 1) {
     return Fail(absl::InvalidArgumentError(
-        "inspect needs exactly one MODEL path (a .gguf file)"));
+        "inspect needs exactly one MODEL (a .gguf file or a Hugging Face "
+        "folder)"));
   }
   const std::string& path = flags->positional[0];
-  const auto start = std::chrono::steady_clock::now();
-  auto gguf = GgufFile::Open(path);
-  if (!gguf.ok()) return Fail(gguf.status());
-  const double open_ms = std::chrono::duration<double, std::milli>(
-                             std::chrono::steady_clock::now() - start)
-                             .count();
-  std::cerr << absl::StrFormat(
-      "model: mapped %s (%s, GGUF v%d, %d tensors) "
-      "and validated in %.1f ms\n",
-      path, HumanBytes((*gguf)->file_size()), (*gguf)->version(),
-      (*gguf)->tensors().size(), open_ms);
-  const GgufFile& g = **gguf;
-  const bool has_weights = !g.tensors().empty();
-  if (has_weights) {
-    auto info = DescribeGguf(g);
-    if (!info.ok()) {
-      return Fail(
-          absl::Status(info.status().code(),
-                       absl::StrCat(path, ": ", info.status().message())));
-    }
-    std::cout << FormatModelInfo(*info);
-  } else {
+  std::vector<TensorRow> rows;
+  // A GGUF without tensors is a vocabulary-only file: show its tokenizer.
+  bool vocabulary_only = false;
+  if (!IsDirectory(path)) {
+    auto gguf = GgufFile::Open(path);
+    if (!gguf.ok()) return Fail(gguf.status());
+    vocabulary_only = (*gguf)->tensors().empty();
+  }
+  if (vocabulary_only) {
     std::cout << absl::StrFormat("%-18s%s\n", "weights",
                                  "none (vocabulary-only file)");
-  }
-
-  if (g.FindKey("tokenizer.ggml.model") != nullptr) {
-    auto tok = Tokenizer::FromGguf(g);
-    if (!tok.ok()) {
-      std::cout << absl::StrFormat(
-          "%-18s%s\n", "tokenizer",
-          absl::StrCat("unusable: ", tok.status().message()));
-    } else {
-      const Tokenizer& t = **tok;
-      auto pre = g.GetString("tokenizer.ggml.pre");
-      auto name = [&t](int32_t id) {
-        return id < 0 ? std::string("none")
-                      : absl::StrCat(id, " '", t.TokenText(id), "'");
-      };
-      std::cout << absl::StrFormat(
-          "%-18s%s, pre '%s', %d tokens\n%-18s%s / %s, BOS %s by default\n",
-          "tokenizer", *g.GetString("tokenizer.ggml.model"),
-          pre.ok() ? std::string(*pre) : "-", t.vocab_size(), "bos / eos",
-          name(t.bos_id()), name(t.eos_id()),
-          t.add_bos_by_default() ? "added" : "not added");
-      if (auto source = g.GetString("tokenizer.chat_template"); source.ok()) {
-        auto chat = ChatTemplate::FromJinja(
-            *source, std::string(t.TokenBytes(t.bos_id(), true)),
-            std::string(t.TokenBytes(t.eos_id(), true)));
-        std::cout << absl::StrFormat(
-            "%-18s%s\n", "chat format",
-            chat.ok()
-                ? absl::StrCat(chat->name(), " (from the model's template)")
-                : absl::StrCat("unrecognised: ", chat.status().message()));
-      }
+  } else {
+    auto model = OpenWithProgress(path);
+    if (!model.ok()) return Fail(model.status());
+    auto info = DescribeModel(**model);
+    if (!info.ok()) return Fail(WithPath(path, info.status()));
+    std::cout << FormatModelInfo(*info);
+    for (const TensorView& t : (*model)->tensors()) {
+      rows.push_back({t.name, t.type, t.dims, t.n_bytes});
     }
   }
-
-  // Per-type totals, then the tensors (layer 0 and the rest; all with
-  // --tensors).
-  struct Total {
-    int count = 0;
-    uint64_t elements = 0, bytes = 0;
-  };
-  std::map<std::string, Total> totals;
-  for (const GgufTensor& t : g.tensors()) {
-    Total& total = totals[std::string(GgmlTypeName(t.type))];
-    ++total.count;
-    total.elements += t.n_elements;
-    total.bytes += t.n_bytes;
-  }
-  if (!totals.empty()) {
-    std::cout << absl::StrFormat("\n%-8s %7s %14s %12s\n", "type", "tensors",
-                                 "elements", "size");
-    for (const auto& [type, total] : totals) {
-      std::cout << absl::StrFormat("%-8s %7d %14d %12s\n", type, total.count,
-                                   total.elements, HumanBytes(total.bytes));
-    }
-    std::cout << absl::StrFormat("\n%-28s %-6s %-14s %10s\n", "tensor", "type",
-                                 "shape", "size");
-    int hidden = 0;
-    for (const GgufTensor& t : g.tensors()) {
-      const bool later_layer =
-          t.name.rfind("blk.", 0) == 0 && t.name.rfind("blk.0.", 0) != 0;
-      if (later_layer && !flags->Bool("tensors")) {
-        ++hidden;
-        continue;
-      }
-      std::cout << absl::StrFormat("%-28s %-6s %-14s %10s\n", t.name,
-                                   GgmlTypeName(t.type), Shape(t),
-                                   HumanBytes(t.n_bytes));
-    }
-    if (hidden > 0) {
-      std::cout << "(" << hidden
-                << " tensors of later layers not shown; --tensors lists all)\n";
-    }
-  }
+  PrintTokenizer(path);
+  PrintTensors(rows, flags->Bool("tensors"));
   return 0;
 }
 

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "common/gguf.h"
+#include "common/model_tokenizer.h"
 #include "common/tokenizer.h"
 #include "coordinator/cli.h"
 
@@ -19,8 +19,8 @@ int Tokenize(int argc, char** argv) {
   const std::string model = flags->Get("model"), input = flags->Get("input");
   if (model.empty() || input.empty()) {
     return Fail(absl::InvalidArgumentError(
-        "tokenize needs --model MODEL.gguf and --input FILE.json (a JSON "
-        "array of strings)"));
+        "tokenize needs --model MODEL (.gguf or Hugging Face folder) and "
+        "--input FILE.json (a JSON array of strings)"));
   }
   std::ifstream in(input, std::ios::binary);
   if (!in) {

@@ -7,18 +7,26 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/model_config.h"
+#include "common/model_tokenizer.h"
 #include "common/status_macros.h"
 #include "worker/tp_plan.h"
 
 namespace tpserve {
 
-absl::StatusOr<v1::ModelInfo> DescribeGguf(const GgufFile& gguf) {
-  TP_ASSIGN_OR_RETURN(ModelConfig c, ConfigFromGguf(gguf));
+absl::StatusOr<v1::ModelInfo> DescribeModel(const ModelWeights& model) {
+  const ModelConfig& c = model.config();
   v1::ModelInfo info;
   info.set_name(c.name);
   info.set_architecture(c.architecture);
-  info.set_format("gguf");
-  info.set_file_bytes(gguf.file_size());
+  info.set_format(model.format() == ModelFormat::kGguf ? "gguf"
+                                                       : "safetensors");
+  if (const GgufFile* gguf = model.gguf()) {
+    info.set_file_bytes(gguf->file_size());
+  } else {
+    uint64_t bytes = 0;
+    for (const auto& shard : model.shards()) bytes += shard->file_size();
+    info.set_file_bytes(bytes);
+  }
   info.set_parameter_count(c.ParameterCount());
   info.set_vocab_size(c.vocab_size);
   info.set_hidden_size(c.hidden_size);
@@ -32,20 +40,21 @@ absl::StatusOr<v1::ModelInfo> DescribeGguf(const GgufFile& gguf) {
   info.set_rope_theta(c.rope_theta);
   info.set_tied_embeddings(c.tied_embeddings);
   info.set_weight_type(std::string(GgmlTypeName(c.weight_type)));
-  if (gguf.FindKey("tokenizer.ggml.model") != nullptr) {
-    TP_ASSIGN_OR_RETURN(absl::string_view tok,
-                        gguf.GetString("tokenizer.ggml.model"));
-    info.set_tokenizer(std::string(tok));
+  if (const GgufFile* gguf = model.gguf()) {
+    if (auto tok = gguf->GetString("tokenizer.ggml.model"); tok.ok()) {
+      info.set_tokenizer(std::string(*tok));
+    }
+  } else {
+    info.set_tokenizer(DescribeTokenizerSource(model.path()));
   }
   info.set_bos_token_id(c.bos_token_id);
   info.set_eos_token_id(c.eos_token_id);
-  info.set_has_chat_template(gguf.FindKey("tokenizer.chat_template") !=
-                             nullptr);
+  info.set_has_chat_template(LoadChatTemplateSource(model.path()).ok());
 
   // Quantized weights stay packed, so each rank's share of a row-parallel
   // weight must be whole blocks of the coarsest layer weight type.
   int64_t row_block = 1;
-  for (const GgufTensor& t : gguf.tensors()) {
+  for (const TensorView& t : model.tensors()) {
     (*info.mutable_tensor_types())[std::string(GgmlTypeName(t.type))] += 1;
     if (t.dims.size() == 2 && t.name.rfind("blk.", 0) == 0) {
       row_block = std::max<int64_t>(row_block, GetGgmlType(t.type).block_size);

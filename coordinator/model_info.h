@@ -5,13 +5,14 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "common/gguf.h"
+#include "common/model_weights.h"
 #include "tpserve/v1/inference.pb.h"
 
 namespace tpserve {
 
-// Reads config, tokenizer facts and the TP sizes (1..8) a GGUF model allows.
-absl::StatusOr<v1::ModelInfo> DescribeGguf(const GgufFile& gguf);
+// Config, tokenizer facts and the TP sizes (1..8) a model (GGUF or Hugging
+// Face folder) allows.
+absl::StatusOr<v1::ModelInfo> DescribeModel(const ModelWeights& model);
 
 // Human-readable multi-line rendering for the command line.
 std::string FormatModelInfo(const v1::ModelInfo& info);

@@ -10,7 +10,7 @@ packages=(
   build-essential cmake ninja-build pkg-config bazel-bootstrap
   # RPC and core libraries.
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev nlohmann-json3-dev libpcre2-dev libsentencepiece-dev
+  libabsl-dev nlohmann-json3-dev libpcre2-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   # Fuzzing (libFuzzer ships in clang's runtime), format check.

@@ -80,7 +80,8 @@ TEST(CliTest, ErrorsSayWhatToDo) {
 
   Result nofile = Tpserve("describe --model /nonexistent.gguf");
   EXPECT_EQ(nofile.exit_code, 1);
-  EXPECT_THAT(nofile.output, HasSubstr("cannot open '/nonexistent.gguf'"));
+  EXPECT_THAT(nofile.output,
+              HasSubstr("cannot open model '/nonexistent.gguf'"));
 
   // A truncated model: clear error, no crash.
   std::string bad = ::testing::TempDir() + "/truncated.gguf";

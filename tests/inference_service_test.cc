@@ -4,7 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
-#include "common/gguf.h"
+#include "common/model_weights.h"
 #include "coordinator/model_info.h"
 #include "tests/test_paths.h"
 
@@ -12,9 +12,9 @@ namespace tpserve {
 namespace {
 
 TEST(InferenceServiceTest, GetModelInfoOverLoopback) {
-  auto gguf = GgufFile::Open(testing::GoldenPath("tiny_llama.gguf"));
-  ASSERT_TRUE(gguf.ok()) << gguf.status();
-  auto info = DescribeGguf(**gguf);
+  auto model = OpenModel(testing::GoldenPath("tiny_llama.gguf"));
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto info = DescribeModel(**model);
   ASSERT_TRUE(info.ok()) << info.status();
 
   InferenceService service(*info);
@@ -48,10 +48,22 @@ TEST(InferenceServiceTest, GetModelInfoOverLoopback) {
   server->Shutdown();
 }
 
+TEST(ModelInfoTest, HuggingFaceFolderDescription) {
+  auto model = OpenModel(testing::GoldenPath("hf_tiny"));
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto info = DescribeModel(**model);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->format(), "safetensors");
+  EXPECT_EQ(info->num_layers(), 2);
+  EXPECT_GT(info->file_bytes(), 0u);
+  EXPECT_TRUE(info->tensor_types().contains("BF16") ||
+              info->tensor_types().contains("F16"));
+}
+
 TEST(ModelInfoTest, DefaultModelDescription) {
-  auto gguf = GgufFile::Open(testing::DefaultModelPath());
-  ASSERT_TRUE(gguf.ok()) << gguf.status() << "\n" << testing::kModelHint;
-  auto info = DescribeGguf(**gguf);
+  auto model = OpenModel(testing::DefaultModelPath());
+  ASSERT_TRUE(model.ok()) << model.status() << "\n" << testing::kModelHint;
+  auto info = DescribeModel(**model);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->weight_type(), "Q4_1");
   EXPECT_TRUE(info->has_chat_template());

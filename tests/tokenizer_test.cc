@@ -5,9 +5,12 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/model_tokenizer.h"
 #include "common/sentencepiece_tokenizer.h"
 #include "common/unicode.h"
 #include "tests/test_paths.h"
@@ -148,12 +151,14 @@ TEST(HfTokenizerJsonTest, MatchesHuggingFaceOnTrainedBpe) {
 
 TEST(HfTokenizerJsonTest, RefusesMalformedFiles) {
   struct Case {
-    const char* json;
+    std::string json;
     const char* error;
   };
   const Case cases[] = {
-      {"", "not a JSON object"},
+      {"", "tokenizer.json"},
       {"[1,2]", "not a JSON object"},
+      {R"({"a": 1, "a": 2})", "duplicate"},
+      {std::string(100, '[') + std::string(100, ']'), "nest"},
       {R"({"model": {"type": "Unigram"}})", "model.type must be BPE"},
       {R"({"model": {"type": "BPE"}})", "model.vocab missing"},
       {R"({"model": {"type": "BPE", "vocab": {"a": "x"}}})",
@@ -208,6 +213,43 @@ TEST(SentencePieceTokenizerTest, MatchesSentencePieceOnTrainedModel) {
   EXPECT_EQ((*ids)[0], 1);
   EXPECT_EQ((*ids)[1], 2);
   EXPECT_FALSE(SentencePieceTokenizerFromModel("garbage").ok());
+}
+
+// A Hugging Face folder: config.json plus tokenizer.json or tokenizer.model.
+std::string MakeFolder(const std::string& name,
+                       const std::string& tokenizer_file,
+                       const std::string& golden_tokenizer) {
+  const std::string dir = ::testing::TempDir() + "/" + name;
+  ::mkdir(dir.c_str(), 0755);
+  std::ofstream(dir + "/config.json")
+      << testing::ReadFileOrEmpty(testing::GoldenPath("hf_tiny/config.json"));
+  std::ofstream(dir + "/" + tokenizer_file, std::ios::binary)
+      << testing::ReadFileOrEmpty(testing::GoldenPath(golden_tokenizer));
+  return dir;
+}
+
+TEST(LoadTokenizerTest, FindsTheTokenizerOfEveryModelKind) {
+  auto gguf = LoadTokenizer(testing::DefaultModelPath());
+  ASSERT_TRUE(gguf.ok()) << gguf.status();
+  EXPECT_EQ((*gguf)->vocab_size(), 49152);
+
+  auto json_dir = LoadTokenizer(
+      MakeFolder("hf_json", "tokenizer.json", "hf_tiny_bpe/tokenizer.json"));
+  ASSERT_TRUE(json_dir.ok()) << json_dir.status();
+  EXPECT_EQ((*json_dir)->bos_id(), 1);  // From config.json.
+
+  auto spm_dir = LoadTokenizer(
+      MakeFolder("hf_spm", "tokenizer.model", "spm_tiny/tokenizer.model"));
+  ASSERT_TRUE(spm_dir.ok()) << spm_dir.status();
+  EXPECT_TRUE((*spm_dir)->strips_leading_space());
+
+  auto none = LoadTokenizer(testing::GoldenPath("hf_tiny"));
+  ASSERT_FALSE(none.ok());
+  EXPECT_THAT(std::string(none.status().message()),
+              HasSubstr("neither tokenizer.json nor tokenizer.model"));
+  EXPECT_EQ(
+      LoadChatTemplateSource(testing::GoldenPath("hf_tiny")).status().code(),
+      absl::StatusCode::kNotFound);
 }
 
 TEST(TokenizerGgufTest, VocabularyErrorsAreClear) {

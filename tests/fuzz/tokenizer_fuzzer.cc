@@ -2,13 +2,15 @@
 //   0/1: encode the rest as text with a byte-level BPE (from the committed
 //        tests/golden/hf_tiny_bpe/tokenizer.json), parse_special off/on; a
 //        successful encode must decode back to the same text (lossless);
-//   2:   parse the rest as a tokenizer.json (must fail cleanly or load).
+//   2:   parse the rest as a tokenizer.json (must fail cleanly or load);
+//   3:   parse the rest as a SentencePiece tokenizer.model, likewise.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "common/sentencepiece_tokenizer.h"
 #include "common/tokenizer.h"
 
 namespace {
@@ -33,11 +35,11 @@ const tpserve::Tokenizer* TinyBpe() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0:
     case 1: {
       tpserve::EncodeOptions options;
-      options.parse_special = data[0] % 3 == 1;
+      options.parse_special = data[0] % 4 == 1;
       auto ids = TinyBpe()->Encode(rest, options);
       if (ids.ok() && TinyBpe()->Decode(*ids, true) != rest) std::abort();
       break;
@@ -45,6 +47,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 2: {
       auto t = tpserve::Tokenizer::FromHfTokenizerJson(rest, -1, -1);
       if (t.ok()) (void)(*t)->Encode("probe text 123", {});
+      break;
+    }
+    case 3: {
+      auto t = tpserve::SentencePieceTokenizerFromModel(rest);
+      if (t.ok()) {
+        auto ids = (*t)->Encode("probe text 123 \xF0\x9F\xA6\x99", {});
+        if (ids.ok()) (void)(*t)->Decode(*ids, true);
+      }
       break;
     }
   }
