@@ -47,8 +47,27 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
     const std::string& path) {
-  if (!IsDirectory(path)) {
-    TP_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
+  if (IsDirectory(path)) return LoadTokenizer(nullptr, path);
+  TP_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
+  return LoadTokenizer(gguf.get(), path);
+}
+
+absl::StatusOr<std::string> LoadChatTemplateSource(const std::string& path) {
+  if (IsDirectory(path)) return LoadChatTemplateSource(nullptr, path);
+  TP_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
+  return LoadChatTemplateSource(gguf.get(), path);
+}
+
+std::string DescribeTokenizerSource(const std::string& path) {
+  if (IsDirectory(path)) return DescribeTokenizerSource(nullptr, path);
+  auto gguf = GgufFile::Open(path);
+  if (!gguf.ok()) return "unknown";
+  return DescribeTokenizerSource(gguf->get(), path);
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
+    const GgufFile* gguf, const std::string& path) {
+  if (gguf != nullptr) {
     auto tok = Tokenizer::FromGguf(*gguf);
     if (!tok.ok()) {
       return absl::Status(tok.status().code(),
@@ -70,8 +89,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
     // Llama 2 one) falls back to the SentencePiece model when present.
     if (tok.ok() || !Exists(spm_path)) {
       if (!tok.ok()) {
-        return absl::Status(tok.status().code(),
-                            absl::StrCat(json_path, ": ", tok.status().message()));
+        return absl::Status(
+            tok.status().code(),
+            absl::StrCat(json_path, ": ", tok.status().message()));
       }
       return tok;
     }
@@ -84,9 +104,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
       "'", path, "' has neither tokenizer.json nor tokenizer.model"));
 }
 
-absl::StatusOr<std::string> LoadChatTemplateSource(const std::string& path) {
-  if (!IsDirectory(path)) {
-    TP_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
+absl::StatusOr<std::string> LoadChatTemplateSource(const GgufFile* gguf,
+                                                   const std::string& path) {
+  if (gguf != nullptr) {
     if (gguf->FindKey("tokenizer.chat_template") == nullptr) {
       return absl::NotFoundError("the model has no chat template");
     }
@@ -118,18 +138,18 @@ absl::StatusOr<std::string> LoadChatTemplateSource(const std::string& path) {
   return it->get<std::string>();
 }
 
-std::string DescribeTokenizerSource(const std::string& path) {
-  if (!IsDirectory(path)) {
-    auto gguf = GgufFile::Open(path);
-    if (!gguf.ok()) return "unknown";
-    auto model = (*gguf)->GetString("tokenizer.ggml.model");
-    auto pre = (*gguf)->GetString("tokenizer.ggml.pre");
+std::string DescribeTokenizerSource(const GgufFile* gguf,
+                                    const std::string& path) {
+  if (gguf != nullptr) {
+    auto model = gguf->GetString("tokenizer.ggml.model");
+    auto pre = gguf->GetString("tokenizer.ggml.pre");
     if (!model.ok()) return "none";
-    return absl::StrCat(*model, pre.ok() ? absl::StrCat(", pre '", *pre, "'")
-                                         : std::string());
+    return absl::StrCat(
+        *model, pre.ok() ? absl::StrCat(", pre '", *pre, "'") : std::string());
   }
   if (Exists(path + "/tokenizer.json")) return "tokenizer.json";
-  if (Exists(path + "/tokenizer.model")) return "tokenizer.model (SentencePiece)";
+  if (Exists(path + "/tokenizer.model"))
+    return "tokenizer.model (SentencePiece)";
   return "none";
 }
 

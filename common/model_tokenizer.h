@@ -13,6 +13,8 @@
 
 namespace tpserve {
 
+class GgufFile;
+
 // `path` is a .gguf file (vocabulary-only files work) or an HF folder.
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
     const std::string& path);
@@ -20,8 +22,17 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
 // The Jinja source of the model's chat template, or NotFound.
 absl::StatusOr<std::string> LoadChatTemplateSource(const std::string& path);
 
-// "gpt2 (pre 'smollm')", "tokenizer.json (byte-level BPE)", ... for display.
+// "gpt2, pre 'smollm'", "tokenizer.json", ... for display.
 std::string DescribeTokenizerSource(const std::string& path);
+
+// The same for a model already open: `gguf` when it is a GGUF file (no
+// second open and validation), else nullptr and `folder` is the HF folder.
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
+    const GgufFile* gguf, const std::string& folder);
+absl::StatusOr<std::string> LoadChatTemplateSource(const GgufFile* gguf,
+                                                   const std::string& folder);
+std::string DescribeTokenizerSource(const GgufFile* gguf,
+                                    const std::string& folder);
 
 }  // namespace tpserve
 

@@ -38,26 +38,23 @@ absl::Status WithPath(const std::string& path, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat(path, ": ", s.message()));
 }
 
-// Opens the model and reports how long mapping and validating took (the
-// load progress a user sees; weights are mapped, not read).
-absl::StatusOr<std::unique_ptr<ModelWeights>> OpenWithProgress(
-    const std::string& path) {
-  const auto start = std::chrono::steady_clock::now();
-  auto model = OpenModel(path);
-  if (!model.ok()) return WithPath(path, model.status());
+// Reports how long mapping and validating took: the load progress a user
+// sees (weights are mapped, not read, so this is all of loading here).
+void ReportOpened(const std::string& path, const ModelWeights& model,
+                  std::chrono::steady_clock::time_point start) {
   const double ms = std::chrono::duration<double, std::milli>(
                         std::chrono::steady_clock::now() - start)
                         .count();
   std::cerr << absl::StrFormat(
       "model: mapped %s (%s of weights in %d tensors, %s) and validated in "
       "%.1f ms\n",
-      path, HumanBytes((*model)->weight_bytes()), (*model)->tensors().size(),
-      ModelFormatName((*model)->format()), ms);
-  return model;
+      path, HumanBytes(model.weight_bytes()), model.tensors().size(),
+      ModelFormatName(model.format()), ms);
 }
 
-void PrintTokenizer(const std::string& path) {
-  auto tok = LoadTokenizer(path);
+// `gguf` is the open model file, or nullptr for a Hugging Face folder.
+void PrintTokenizer(const GgufFile* gguf, const std::string& path) {
+  auto tok = LoadTokenizer(gguf, path);
   if (!tok.ok()) {
     std::cout << absl::StrFormat(
         "%-18s%s\n", "tokenizer",
@@ -71,10 +68,10 @@ void PrintTokenizer(const std::string& path) {
   };
   std::cout << absl::StrFormat(
       "%-18s%s, %d tokens\n%-18s%s / %s, BOS %s by default\n", "tokenizer",
-      DescribeTokenizerSource(path), t.vocab_size(), "bos / eos",
+      DescribeTokenizerSource(gguf, path), t.vocab_size(), "bos / eos",
       name(t.bos_id()), name(t.eos_id()),
       t.add_bos_by_default() ? "added" : "not added");
-  auto source = LoadChatTemplateSource(path);
+  auto source = LoadChatTemplateSource(gguf, path);
   if (source.ok()) {
     auto chat = ChatTemplate::FromJinja(*source, t.TokenBytes(t.bos_id(), true),
                                         t.TokenBytes(t.eos_id(), true));
@@ -184,28 +181,39 @@ int Inspect(int argc, char** argv) {
         "folder)"));
   }
   const std::string& path = flags->positional[0];
-  std::vector<TensorRow> rows;
-  // A GGUF without tensors is a vocabulary-only file: show its tokenizer.
-  bool vocabulary_only = false;
-  if (!IsDirectory(path)) {
+  const auto start = std::chrono::steady_clock::now();
+  // Open once: a GGUF without tensors is a vocabulary-only file, of which
+  // we show the tokenizer; otherwise the whole model.
+  std::unique_ptr<GgufFile> vocabulary_only;
+  absl::StatusOr<std::unique_ptr<ModelWeights>> model;
+  if (IsDirectory(path)) {
+    model = OpenModel(path);
+  } else {
     auto gguf = GgufFile::Open(path);
     if (!gguf.ok()) return Fail(gguf.status());
-    vocabulary_only = (*gguf)->tensors().empty();
+    if ((*gguf)->tensors().empty()) {
+      vocabulary_only = std::move(*gguf);
+    } else {
+      model = ModelWeights::FromGguf(std::move(*gguf), path);
+    }
   }
+  std::vector<TensorRow> rows;
+  const GgufFile* gguf = vocabulary_only.get();
   if (vocabulary_only) {
     std::cout << absl::StrFormat("%-18s%s\n", "weights",
                                  "none (vocabulary-only file)");
   } else {
-    auto model = OpenWithProgress(path);
-    if (!model.ok()) return Fail(model.status());
+    if (!model.ok()) return Fail(WithPath(path, model.status()));
+    ReportOpened(path, **model, start);
     auto info = DescribeModel(**model);
     if (!info.ok()) return Fail(WithPath(path, info.status()));
     std::cout << FormatModelInfo(*info);
     for (const TensorView& t : (*model)->tensors()) {
       rows.push_back({t.name, t.type, t.dims, t.n_bytes});
     }
+    gguf = (*model)->gguf();
   }
-  PrintTokenizer(path);
+  PrintTokenizer(gguf, path);
   PrintTensors(rows, flags->Bool("tensors"));
   return 0;
 }

@@ -45,11 +45,12 @@ absl::StatusOr<v1::ModelInfo> DescribeModel(const ModelWeights& model) {
       info.set_tokenizer(std::string(*tok));
     }
   } else {
-    info.set_tokenizer(DescribeTokenizerSource(model.path()));
+    info.set_tokenizer(DescribeTokenizerSource(nullptr, model.path()));
   }
   info.set_bos_token_id(c.bos_token_id);
   info.set_eos_token_id(c.eos_token_id);
-  info.set_has_chat_template(LoadChatTemplateSource(model.path()).ok());
+  info.set_has_chat_template(
+      LoadChatTemplateSource(model.gguf(), model.path()).ok());
 
   // Quantized weights stay packed, so each rank's share of a row-parallel
   // weight must be whole blocks of the coarsest layer weight type.
