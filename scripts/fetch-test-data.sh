@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches llama.cpp's tokenizer test vectors (vocabulary-only GGUF files with
 # .inp/.out pairs) from the sdist of the PyPI package llama-cpp-python, which
-# vendors llama.cpp. They are test inputs, never committed. Prints the folder.
+# vendors llama.cpp. They are test inputs, never committed. Prints the folder
+# on the last line of stdout (progress goes to stderr).
 #
 #   TPSERVE_CACHE   cache folder (default: .cache in the repository)
 set -euo pipefail
@@ -22,16 +23,16 @@ complete() {
 }
 
 if complete; then
-  echo "test data: $dest (cached)"
+  echo "test data: $dest (cached)" >&2
   echo "$dest"
   exit 0
 fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "test data: downloading the $package sdist from PyPI (~75 MB)..."
+echo "test data: downloading the $package sdist from PyPI (~75 MB)..." >&2
 if ! python3 -m pip download --no-deps --no-binary :all: --progress-bar on \
-    -d "$tmp" "$package"; then
+    -d "$tmp" "$package" >&2; then
   echo "error: could not download $package from PyPI; check network access" \
     "to PyPI (or PIP_INDEX_URL) and rerun scripts/fetch-test-data.sh" >&2
   exit 1
@@ -47,5 +48,5 @@ for v in "${vocabs[@]}"; do patterns+=("*/vendor/llama.cpp/models/ggml-vocab-$v.
 tar -xzf "$sdist" -C "$tmp" --wildcards "${patterns[@]}"
 find "$tmp" -path "*/models/ggml-vocab-*" -type f -exec cp {} "$dest/" \;
 complete || { echo "error: the sdist lacks some vocabulary test files" >&2; exit 1; }
-echo "test data: $dest"
+echo "test data: $dest" >&2
 echo "$dest"
