@@ -38,6 +38,7 @@ int Fail(const absl::Status& status);
 int Describe(int argc, char** argv);
 int Inspect(int argc, char** argv);
 int Tokenize(int argc, char** argv);
+int Generate(int argc, char** argv);
 
 }  // namespace tpserve::cli
 

@@ -24,6 +24,14 @@ constexpr char kUsage[] =
     "      the token ids of each string. By default no BOS is added and the\n"
     "      text of special tokens is plain text. MODEL may be a\n"
     "      vocabulary-only GGUF.\n"
+    "  generate --model MODEL [--tp N] [--threads T] [--max-tokens K]\n"
+    "           [--temperature F] [--top-k K] [--top-p F] [--min-p F]\n"
+    "           [--repetition-penalty F] [--presence-penalty F]\n"
+    "           [--frequency-penalty F] [--seed N] [--chat [--system TEXT]\n"
+    "           [--chat-template chatml|llama3|llama2]] [--ignore-eos] PROMPT\n"
+    "      Run the model locally (N tensor-parallel ranks as threads) and\n"
+    "      stream the continuation. Greedy unless --temperature is given;\n"
+    "      --chat applies the model's chat template.\n"
     "  version\n"
     "      Print the version.\n";
 
@@ -40,6 +48,7 @@ int Main(int argc, char** argv) {
   if (command == "describe") return cli::Describe(argc - 2, argv + 2);
   if (command == "inspect") return cli::Inspect(argc - 2, argv + 2);
   if (command == "tokenize") return cli::Tokenize(argc - 2, argv + 2);
+  if (command == "generate") return cli::Generate(argc - 2, argv + 2);
   if (command == "version" || command == "--version") {
     std::cout << "tpserve " << kVersion << "\n";
     return 0;

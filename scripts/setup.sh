@@ -11,6 +11,10 @@ packages=(
   # RPC and core libraries.
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev nlohmann-json3-dev libpcre2-dev
+  # SIMD with runtime dispatch (the CPU backend).
+  libhwy-dev
+  # CPU collectives between worker ranks (Gloo over TCP).
+  libgloo-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   # Fuzzing (libFuzzer ships in clang's runtime), format check.

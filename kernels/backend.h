@@ -1,0 +1,135 @@
+// The narrow interface every compute backend implements (DESIGN.md,
+// Backends): the ops of a Llama layer over f32 activations and weights kept
+// in their file format (quantized blocks stay packed).
+//
+// Pointers are in the backend's memory (host for CPU, device for CUDA).
+// Shapes are checked by each op; errors come back as Status. Ops may run
+// asynchronously on the backend's stream; Synchronize() waits.
+#ifndef TPSERVE_KERNELS_BACKEND_H_
+#define TPSERVE_KERNELS_BACKEND_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "common/ggml_types.h"
+
+namespace tpserve {
+
+// A weight matrix [rows = output features, cols = input features], each row
+// `cols` elements of `type` in ggml block layout. `row_stride` is the byte
+// distance between rows: larger than the packed row when the matrix is a
+// column slice of a bigger one (tensor parallelism slices whole blocks).
+// Invariant: cols % block_size(type) == 0 and data is at least 2-byte
+// aligned (GGUF block sizes are even).
+struct WeightMatrix {
+  GgmlType type = GgmlType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const uint8_t* data = nullptr;
+  size_t row_stride = 0;
+};
+
+// Rotary position embedding of one head layout.
+struct RopeParams {
+  int64_t head_dim = 0;
+  int64_t rope_dim = 0;  // Leading dims rotated (== head_dim for Llama).
+  double theta = 10000.0;
+  // kNormal: pairs (2i, 2i+1) rotate together (GGUF llama order).
+  // kNeox: pairs (i, i + rope_dim/2) (Hugging Face rotate_half order).
+  bool neox = false;
+  // Llama 3 frequency scaling (rope_scaling type llama3); factor 1 = off.
+  double scaling_factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_positions = 8192;
+};
+
+// The paged KV cache of one rank: for each layer, `num_blocks` blocks of
+// `block_size` token slots, each slot holding K and V for `kv_heads` heads
+// of `head_dim` floats. Sequences own blocks through block tables (the
+// coordinator's), so memory is not reserved per sequence up front.
+struct KvCacheLayout {
+  int64_t layers = 0;
+  int64_t num_blocks = 0;
+  int64_t block_size = 16;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+  // Floats of one K (or V) block of one layer.
+  int64_t BlockFloats() const { return block_size * kv_heads * head_dim; }
+};
+
+// One forward step's attention work for a batch mixing prefill and decode:
+// `n_tokens` query tokens; token t belongs to sequence seq[t] at position
+// pos[t]; sequence s's cache blocks are block_table[block_offsets[s] ..
+// block_offsets[s + 1]). Each token attends causally to positions 0..pos[t]
+// of its own sequence (which includes tokens of this same step).
+struct AttentionBatch {
+  int64_t n_tokens = 0;
+  absl::Span<const int32_t> seq;
+  absl::Span<const int32_t> pos;
+  absl::Span<const int32_t> block_table;
+  absl::Span<const int32_t> block_offsets;  // n_seqs + 1 entries.
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // Memory in the backend's address space (host memory for CPU).
+  virtual absl::StatusOr<float*> AllocFloats(size_t count) = 0;
+  virtual void Free(float* p) = 0;
+  // Makes weights usable by this backend (CPU: returns them as they are;
+  // GPU: copies to device memory, owned by the backend).
+  virtual absl::StatusOr<WeightMatrix> UploadWeights(const WeightMatrix& w) = 0;
+  virtual absl::Status CopyToHost(const float* src, float* dst, size_t n) = 0;
+  virtual absl::Status CopyFromHost(const float* src, float* dst, size_t n) = 0;
+  virtual absl::Status Synchronize() = 0;
+
+  // out[i, :] = table[ids[i], :] dequantized to f32 ([ids.size(), cols]).
+  // Ids outside [row_begin, row_begin + table.rows) give zero rows: with a
+  // vocabulary-parallel table each rank fills its own rows and an
+  // all-reduce completes the embedding.
+  virtual absl::Status EmbeddingGather(const WeightMatrix& table,
+                                       int64_t row_begin,
+                                       absl::Span<const int32_t> ids,
+                                       float* out) = 0;
+
+  // y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight; y may alias x.
+  virtual absl::Status RmsNorm(const float* x, const float* weight, float* y,
+                               int64_t rows, int64_t cols, float eps) = 0;
+
+  // y[n, w.rows] = x[n, w.cols] * w^T.
+  virtual absl::Status MatMul(const WeightMatrix& w, const float* x, int64_t n,
+                              float* y) = 0;
+
+  // Rotates x [n, heads, head_dim] in place, token i at position pos[i].
+  virtual absl::Status Rope(float* x, int64_t n, int64_t heads,
+                            absl::Span<const int32_t> pos,
+                            const RopeParams& params) = 0;
+
+  // gate[i] = silu(gate[i]) * up[i] for i < n.
+  virtual absl::Status SiluMul(float* gate, const float* up, int64_t n) = 0;
+
+  // x[i] += y[i] for i < n.
+  virtual absl::Status Add(float* x, const float* y, int64_t n) = 0;
+
+  // Writes k, v [n_tokens, kv_heads, head_dim] of `layer` into their cache
+  // slots, then out[t] = softmax(q[t] K^T * scale) V over the sequence's
+  // positions 0..pos[t]; q and out are [n_tokens, q_heads, head_dim] with
+  // q_heads a multiple of kv_heads (grouped-query attention).
+  virtual absl::Status Attention(const AttentionBatch& batch,
+                                 const KvCacheLayout& layout, float* k_cache,
+                                 float* v_cache, int64_t layer, const float* q,
+                                 const float* k, const float* v,
+                                 int64_t q_heads, float scale, float* out) = 0;
+};
+
+}  // namespace tpserve
+
+#endif  // TPSERVE_KERNELS_BACKEND_H_

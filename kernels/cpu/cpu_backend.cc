@@ -1,0 +1,307 @@
+#include "kernels/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/thread_pool.h"
+#include "kernels/reference_ops.h"
+
+namespace tpserve {
+namespace {
+
+constexpr size_t kAlign = 64;  // Cache line (and AVX-512 vector) size.
+
+// Grows `v` to at least `n` elements; never shrinks, so steady-state calls
+// do not allocate.
+template <typename T>
+T* Grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+float DotF(const float* a, const float* b, int64_t n) {
+  // Four partial sums: independent chains, and GCC vectorizes this shape.
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += a[i] * b[i];
+    s1 += a[i + 1] * b[i + 1];
+    s2 += a[i + 2] * b[i + 2];
+    s3 += a[i + 3] * b[i + 3];
+  }
+  for (; i < n; ++i) s0 += a[i] * b[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads)
+      : pool_(threads), attn_scratch_(pool_.size()) {}
+
+  std::string name() const override { return "cpu"; }
+
+  absl::StatusOr<float*> AllocFloats(size_t count) override {
+    // aligned_alloc needs a multiple of the alignment; round up, after
+    // checking the byte count cannot wrap around size_t.
+    if (count > (SIZE_MAX - kAlign) / sizeof(float)) {
+      return absl::ResourceExhaustedError("AllocFloats: size overflows");
+    }
+    const size_t bytes =
+        (std::max<size_t>(count, 1) * sizeof(float) + kAlign - 1) / kAlign *
+        kAlign;
+    void* p = std::aligned_alloc(kAlign, bytes);
+    if (p == nullptr) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot allocate ", count, " floats"));
+    }
+    return static_cast<float*>(p);
+  }
+  void Free(float* p) override { std::free(p); }
+
+  absl::StatusOr<WeightMatrix> UploadWeights(const WeightMatrix& w) override {
+    if (absl::Status s = ValidateWeightMatrix(w); !s.ok()) return s;
+    return w;
+  }
+  absl::Status CopyToHost(const float* src, float* dst, size_t n) override {
+    if (n > 0) std::memmove(dst, src, n * sizeof(float));
+    return absl::OkStatus();
+  }
+  absl::Status CopyFromHost(const float* src, float* dst, size_t n) override {
+    if (n > 0) std::memmove(dst, src, n * sizeof(float));
+    return absl::OkStatus();
+  }
+  absl::Status Synchronize() override { return absl::OkStatus(); }
+
+  absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
+                               absl::Span<const int32_t> ids,
+                               float* out) override {
+    // One dequantized row per token: not worth more than the reference.
+    return EmbeddingGatherReference(table, row_begin, ids, out);
+  }
+
+  absl::Status RmsNorm(const float* x, const float* weight, float* y,
+                       int64_t rows, int64_t cols, float eps) override {
+    if (rows < 0 || cols <= 0 ||
+        (rows > 0 && (x == nullptr || y == nullptr || weight == nullptr))) {
+      return absl::InvalidArgumentError("RmsNorm: bad arguments");
+    }
+    if (!(eps > 0)) return absl::InvalidArgumentError("RmsNorm: eps <= 0");
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * cols;
+      float* yr = y + r * cols;
+      // Double sum: cheap at these sizes, and matches the reference closely.
+      double ss = 0;
+      for (int64_t i = 0; i < cols; ++i) ss += double{xr[i]} * xr[i];
+      const float scale = static_cast<float>(1.0 / std::sqrt(ss / cols + eps));
+      for (int64_t i = 0; i < cols; ++i) yr[i] = xr[i] * scale * weight[i];
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status MatMul(const WeightMatrix& w, const float* x, int64_t n,
+                      float* y) override;
+
+  absl::Status Rope(float* x, int64_t n, int64_t heads,
+                    absl::Span<const int32_t> pos,
+                    const RopeParams& params) override;
+
+  absl::Status SiluMul(float* gate, const float* up, int64_t n) override {
+    if (n < 0 || (n > 0 && (gate == nullptr || up == nullptr))) {
+      return absl::InvalidArgumentError("SiluMul: bad arguments");
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const float g = gate[i];
+      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Add(float* x, const float* y, int64_t n) override {
+    if (n < 0 || (n > 0 && (x == nullptr || y == nullptr))) {
+      return absl::InvalidArgumentError("Add: bad arguments");
+    }
+    for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+    return absl::OkStatus();
+  }
+
+  absl::Status Attention(const AttentionBatch& batch,
+                         const KvCacheLayout& layout, float* k_cache,
+                         float* v_cache, int64_t layer, const float* q,
+                         const float* k, const float* v, int64_t q_heads,
+                         float scale, float* out) override;
+
+ private:
+  cpu::ThreadPool pool_;
+  // MatMul's quantized activations, grown to the largest n * cols seen.
+  std::vector<int8_t> act_q_;
+  std::vector<float> act_d_;
+  std::vector<int16_t> act_sums_;
+  std::vector<float> act_dsum_;
+  std::vector<double> rope_freq_;
+  // Per-thread attention scratch: scores then the output accumulator.
+  std::vector<std::vector<float>> attn_scratch_;
+};
+
+absl::Status CpuBackend::MatMul(const WeightMatrix& w, const float* x,
+                                int64_t n, float* y) {
+  if (absl::Status s = ValidateWeightMatrix(w); !s.ok()) return s;
+  if (n < 0) return absl::InvalidArgumentError("MatMul: n < 0");
+  if (n == 0 || w.rows == 0) return absl::OkStatus();
+  if (x == nullptr || y == nullptr) {
+    return absl::InvalidArgumentError("MatMul: null activations");
+  }
+  cpu::MatMulArgs args{w, x, {}, n, y};
+  if (cpu::UsesQuantizedActs(w.type)) {
+    // Block-quantized types have cols % 32 == 0 (validated above).
+    const size_t total = static_cast<size_t>(n) * w.cols;
+    int8_t* q = Grow(act_q_, total);
+    float* d = Grow(act_d_, total / kActBlock);
+    int16_t* sums = Grow(act_sums_, total / 16);
+    float* dsum = Grow(act_dsum_, total / kActBlock);
+    const int64_t cols = w.cols;
+    // Quantizing is O(n cols), the matmul O(n cols rows): a few rows a task.
+    constexpr int64_t kRowsPerTask = 4;
+    pool_.ParallelFor(
+        (n + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task, int) {
+          const int64_t i0 = task * kRowsPerTask;
+          cpu::QuantizeActRows(x, cols, i0, std::min(n, i0 + kRowsPerTask), q,
+                               d, sums, dsum);
+        });
+    args.acts = {q, d, sums, dsum, cols};
+  }
+  // Row chunks: about 8 per thread for balance (threads are shared with the
+  // OS and other ranks), at least 16 rows so per-task overhead stays small,
+  // and at most ~256 KiB of weights so that a chunk stays in L2 while the
+  // kernel passes over it once per group of 4 activation rows (n > 4).
+  const int64_t threads = pool_.size();
+  const int64_t l2_rows =
+      static_cast<int64_t>((size_t{256} << 10) / w.row_stride);
+  const int64_t chunk = std::max<int64_t>(
+      16, std::min((w.rows + threads * 8 - 1) / (threads * 8), l2_rows));
+  const int64_t tasks = (w.rows + chunk - 1) / chunk;
+  pool_.ParallelFor(tasks, [&](int64_t task, int) {
+    const int64_t r0 = task * chunk;
+    cpu::MatMulRows(args, r0, std::min(w.rows, r0 + chunk));
+  });
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::Rope(float* x, int64_t n, int64_t heads,
+                              absl::Span<const int32_t> pos,
+                              const RopeParams& params) {
+  if (absl::Status s = ValidateRopeParams(params); !s.ok()) return s;
+  if (n < 0 || heads <= 0 || pos.size() != static_cast<size_t>(n)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Rope: n ", n, ", heads ", heads, ", ", pos.size(), " positions"));
+  }
+  if (n > 0 && x == nullptr) return absl::InvalidArgumentError("Rope: null x");
+  const int64_t half = params.rope_dim / 2;
+  double* freq = Grow(rope_freq_, static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) freq[i] = RopeFrequency(params, i);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t i = 0; i < half; ++i) {
+      // Angle and its sine/cosine in double like the reference: positions
+      // reach 1e5 and a float angle would be off by ~1e-2 radians there.
+      const double angle = pos[t] * freq[i];
+      const float c = static_cast<float>(std::cos(angle));
+      const float s = static_cast<float>(std::sin(angle));
+      const int64_t i0 = params.neox ? i : 2 * i;
+      const int64_t i1 = params.neox ? i + half : 2 * i + 1;
+      for (int64_t h = 0; h < heads; ++h) {
+        float* xh = x + (t * heads + h) * params.head_dim;
+        const float x0 = xh[i0], x1 = xh[i1];
+        xh[i0] = x0 * c - x1 * s;
+        xh[i1] = x0 * s + x1 * c;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::Attention(const AttentionBatch& batch,
+                                   const KvCacheLayout& layout, float* k_cache,
+                                   float* v_cache, int64_t layer,
+                                   const float* q, const float* k,
+                                   const float* v, int64_t q_heads, float scale,
+                                   float* out) {
+  if (absl::Status s = ValidateAttention(batch, layout, k_cache, v_cache, layer,
+                                         q, k, v, q_heads, out);
+      !s.ok()) {
+    return s;
+  }
+  const int64_t n = batch.n_tokens;
+  if (n == 0) return absl::OkStatus();
+  const int64_t hd = layout.head_dim;
+  const int64_t slot_floats = layout.kv_heads * hd;
+  // Float offset of (seq s, position p) in this layer; int64 (a cache of
+  // many layers exceeds 2^31 floats). Validated: the block id is in range.
+  auto slot = [&](int64_t s, int64_t p) {
+    const int64_t block =
+        batch.block_table[batch.block_offsets[s] + p / layout.block_size];
+    return ((layer * layout.num_blocks + block) * layout.block_size +
+            p % layout.block_size) *
+           slot_floats;
+  };
+  // All new keys and values first: tokens of this step attend to each other.
+  int64_t max_len = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t o = slot(batch.seq[t], batch.pos[t]);
+    std::memcpy(k_cache + o, k + t * slot_floats, slot_floats * sizeof(float));
+    std::memcpy(v_cache + o, v + t * slot_floats, slot_floats * sizeof(float));
+    max_len = std::max<int64_t>(max_len, int64_t{batch.pos[t]} + 1);
+  }
+  for (std::vector<float>& s : attn_scratch_) {
+    Grow(s, static_cast<size_t>(max_len + hd));
+  }
+  const int64_t group = q_heads / layout.kv_heads;
+  pool_.ParallelFor(n * q_heads, [&](int64_t task, int thread) {
+    const int64_t t = task / q_heads;
+    const int64_t h = task % q_heads;
+    const int64_t s = batch.seq[t];
+    const int64_t len = int64_t{batch.pos[t]} + 1;
+    const int64_t kv_off = (h / group) * hd;
+    const float* qh = q + task * hd;
+    float* scores = attn_scratch_[thread].data();
+    float* acc = scores + len;
+    float mx = -INFINITY;
+    for (int64_t p = 0; p < len; ++p) {
+      scores[p] = DotF(qh, k_cache + slot(s, p) + kv_off, hd) * scale;
+      mx = std::max(mx, scores[p]);
+    }
+    float sum = 0;
+    for (int64_t p = 0; p < len; ++p) {
+      scores[p] = std::exp(scores[p] - mx);
+      sum += scores[p];
+    }
+    std::fill(acc, acc + hd, 0.0f);
+    for (int64_t p = 0; p < len; ++p) {
+      const float* vp = v_cache + slot(s, p) + kv_off;
+      const float wgt = scores[p];
+      for (int64_t i = 0; i < hd; ++i) acc[i] += wgt * vp[i];
+    }
+    // Written last: out may alias q.
+    const float inv = 1.0f / sum;
+    float* oh = out + task * hd;
+    for (int64_t i = 0; i < hd; ++i) oh[i] = acc[i] * inv;
+  });
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeCpuBackend(int threads) {
+  if (threads <= 0) {
+    threads =
+        std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }
+  return std::make_unique<CpuBackend>(threads);
+}
+
+}  // namespace tpserve

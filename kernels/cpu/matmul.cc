@@ -1,0 +1,672 @@
+// Matmul kernels, compiled once per Highway target (foreach_target.h
+// re-includes this file with HWY_TARGET set to each) and picked at run time.
+//
+// Exactness of the integer path: weights are unpacked to small integers (u8
+// in [0, 63] or i8), activations are i8 with |a| <= 127, so a u8 x i8 pair
+// sum is at most 2 * 63 * 127 = 16002 (2 * 128 * 127 for Q8_0's |w| via the
+// sign trick) and vpmaddubsw never saturates; every per-block dot product is
+// an exact int32. The only roundings are the float products of the scales
+// and the float accumulation across blocks.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/matmul.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+// Must follow foreach_target.h.
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "common/ggml_blocks.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/reference_ops.h"
+
+#if HWY_ARCH_X86
+#include <immintrin.h>
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace tpserve::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// x86 targets with 256-bit integer SIMD: the u8 x i8 kernels below. Highway
+// 1.0.3 has no SatWidenMulPairwiseAdd (vpmaddubsw), so they use intrinsics
+// on the .raw of 256-bit Highway vectors (valid on AVX2 and AVX-512).
+#undef TPSERVE_X86_INT8
+#if HWY_ARCH_X86 && (HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || \
+                     HWY_TARGET == HWY_AVX3_DL)
+#define TPSERVE_X86_INT8 1
+#else
+#define TPSERVE_X86_INT8 0
+#endif
+
+// Every loop over the NR activation rows is fully unrolled so that the
+// per-row accumulators live in registers, not in memory (GCC does not
+// unroll them on its own at -O2).
+#ifndef TPSERVE_UNROLL
+#define TPSERVE_UNROLL _Pragma("GCC unroll 8")
+#endif
+
+// Activation rows processed together against one weight row: each weight
+// block is unpacked once and used kMaxRows times from registers.
+constexpr int kMaxRows = 4;
+
+HWY_INLINE float HalfToFloat(GgmlHalf h) {
+#if TPSERVE_X86_INT8
+  return _cvtsh_ss(h);  // F16C (part of these targets); exact like Fp16ToFp32.
+#else
+  return Fp16ToFp32(h);
+#endif
+}
+
+// ---- Scalar integer kernels (every target; the only path for Q5_*) --------
+//
+// Unpack one block's quants to integers (offset removed where the format
+// has one), then integer dot products per 32 (or 16) elements.
+
+inline int32_t DotInt(const int8_t* w, const int8_t* a, int len) {
+  int32_t s = 0;
+  for (int i = 0; i < len; ++i) s += int32_t{w[i]} * a[i];
+  return s;
+}
+
+inline int32_t Sum32(const QuantizedActs& a, size_t block32) {
+  return int32_t{a.sums[2 * block32]} + a.sums[2 * block32 + 1];
+}
+
+// Legacy 32-element formats: q[i] with x = d * q + m (m = 0 for Q*_0 whose
+// offset is folded into q). Returns the block's d and m.
+template <GgmlType kType>
+void UnpackLegacy(const uint8_t* src, int8_t* q, float* d, float* m) {
+  if constexpr (kType == GgmlType::kQ8_0) {
+    const auto* b = reinterpret_cast<const BlockQ8_0*>(src);
+    std::memcpy(q, b->qs, 32);
+    *d = HalfToFloat(b->d);
+    *m = 0;
+  } else if constexpr (kType == GgmlType::kQ4_0) {
+    const auto* b = reinterpret_cast<const BlockQ4_0*>(src);
+    for (int j = 0; j < 16; ++j) {
+      q[j] = static_cast<int8_t>((b->qs[j] & 0xF) - 8);
+      q[j + 16] = static_cast<int8_t>((b->qs[j] >> 4) - 8);
+    }
+    *d = HalfToFloat(b->d);
+    *m = 0;
+  } else if constexpr (kType == GgmlType::kQ4_1) {
+    const auto* b = reinterpret_cast<const BlockQ4_1*>(src);
+    for (int j = 0; j < 16; ++j) {
+      q[j] = static_cast<int8_t>(b->qs[j] & 0xF);
+      q[j + 16] = static_cast<int8_t>(b->qs[j] >> 4);
+    }
+    *d = HalfToFloat(b->d);
+    *m = HalfToFloat(b->m);
+  } else if constexpr (kType == GgmlType::kQ5_0 || kType == GgmlType::kQ5_1) {
+    using Block =
+        std::conditional_t<kType == GgmlType::kQ5_0, BlockQ5_0, BlockQ5_1>;
+    const auto* b = reinterpret_cast<const Block*>(src);
+    uint32_t qh;
+    std::memcpy(&qh, b->qh, 4);  // Little-endian host (ggml_blocks.h).
+    const int offset = kType == GgmlType::kQ5_0 ? 16 : 0;
+    for (int j = 0; j < 16; ++j) {
+      const int h0 = static_cast<int>((qh >> j) & 1) << 4;
+      const int h1 = static_cast<int>((qh >> (j + 16)) & 1) << 4;
+      q[j] = static_cast<int8_t>(((b->qs[j] & 0xF) | h0) - offset);
+      q[j + 16] = static_cast<int8_t>(((b->qs[j] >> 4) | h1) - offset);
+    }
+    *d = HalfToFloat(b->d);
+    if constexpr (kType == GgmlType::kQ5_1) {
+      *m = HalfToFloat(b->m);
+    } else {
+      *m = 0;
+    }
+  }
+}
+
+template <GgmlType kType>
+float ScalarDotLegacy(const MatMulArgs& a, const uint8_t* wrow, int64_t i) {
+  constexpr size_t kBytes = kType == GgmlType::kQ8_0   ? sizeof(BlockQ8_0)
+                            : kType == GgmlType::kQ4_0 ? sizeof(BlockQ4_0)
+                            : kType == GgmlType::kQ4_1 ? sizeof(BlockQ4_1)
+                            : kType == GgmlType::kQ5_0 ? sizeof(BlockQ5_0)
+                                                       : sizeof(BlockQ5_1);
+  const int64_t nb = a.w.cols / 32;
+  const size_t base = static_cast<size_t>(i) * nb;
+  const int8_t* aq = a.acts.q + base * 32;
+  float acc = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    int8_t q[32];
+    float d, m;
+    UnpackLegacy<kType>(wrow + b * kBytes, q, &d, &m);
+    const float da = a.acts.d[base + b];
+    acc += d * da * static_cast<float>(DotInt(q, aq + b * 32, 32));
+    if (m != 0) acc += m * da * static_cast<float>(Sum32(a.acts, base + b));
+  }
+  return acc;
+}
+
+// K formats: one super-block of 256 to q[256] plus per-32 scale and min
+// (Q4_K/Q5_K: x = (d sc) q - (dmin m)) or per-16 scale (Q6_K).
+float ScalarDotQ4Q5K(const MatMulArgs& a, const uint8_t* wrow, int64_t i,
+                     bool five_bit) {
+  const int64_t nsb = a.w.cols / kQK_K;
+  const size_t base = static_cast<size_t>(i) * (a.w.cols / 32);
+  float acc = 0;
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    int8_t q[kQK_K];
+    const uint8_t* scales;
+    GgmlHalf dh, mh;
+    if (five_bit) {
+      const auto* b =
+          reinterpret_cast<const BlockQ5_K*>(wrow + sb * sizeof(BlockQ5_K));
+      for (int c = 0; c < 4; ++c) {
+        for (int l = 0; l < 32; ++l) {
+          const int lo = b->qs[32 * c + l] & 0xF, hi = b->qs[32 * c + l] >> 4;
+          q[64 * c + l] =
+              static_cast<int8_t>(lo | (((b->qh[l] >> (2 * c)) & 1) << 4));
+          q[64 * c + 32 + l] =
+              static_cast<int8_t>(hi | (((b->qh[l] >> (2 * c + 1)) & 1) << 4));
+        }
+      }
+      scales = b->scales;
+      dh = b->d;
+      mh = b->dmin;
+    } else {
+      const auto* b =
+          reinterpret_cast<const BlockQ4_K*>(wrow + sb * sizeof(BlockQ4_K));
+      for (int c = 0; c < 4; ++c) {
+        for (int l = 0; l < 32; ++l) {
+          q[64 * c + l] = static_cast<int8_t>(b->qs[32 * c + l] & 0xF);
+          q[64 * c + 32 + l] = static_cast<int8_t>(b->qs[32 * c + l] >> 4);
+        }
+      }
+      scales = b->scales;
+      dh = b->d;
+      mh = b->dmin;
+    }
+    const float d = HalfToFloat(dh), dmin = HalfToFloat(mh);
+    for (int s = 0; s < 8; ++s) {
+      uint8_t sc, m;
+      GetScaleMinK4(s, scales, &sc, &m);
+      const size_t ab = base + sb * 8 + s;
+      const float da = a.acts.d[ab];
+      acc += d * sc * da *
+             static_cast<float>(DotInt(q + 32 * s, a.acts.q + ab * 32, 32));
+      acc -= dmin * m * da * static_cast<float>(Sum32(a.acts, ab));
+    }
+  }
+  return acc;
+}
+
+float ScalarDotQ6K(const MatMulArgs& a, const uint8_t* wrow, int64_t i) {
+  const int64_t nsb = a.w.cols / kQK_K;
+  const size_t base = static_cast<size_t>(i) * (a.w.cols / 32);
+  float acc = 0;
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    const auto* b =
+        reinterpret_cast<const BlockQ6_K*>(wrow + sb * sizeof(BlockQ6_K));
+    int8_t q[kQK_K];
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = b->ql + 64 * h;
+      const uint8_t* qh = b->qh + 32 * h;
+      int8_t* y = q + 128 * h;
+      for (int l = 0; l < 32; ++l) {
+        y[l] = static_cast<int8_t>((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4));
+        y[l + 32] =
+            static_cast<int8_t>((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+        y[l + 64] =
+            static_cast<int8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+        y[l + 96] =
+            static_cast<int8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+      }
+    }
+    const float d = HalfToFloat(b->d);
+    for (int s = 0; s < 8; ++s) {  // 32-element activation blocks.
+      const size_t ab = base + sb * 8 + s;
+      const int8_t* aq = a.acts.q + ab * 32;
+      // q in [0, 63]: subtract the 32 offset through the per-16 sums.
+      const int32_t lo = DotInt(q + 32 * s, aq, 16) - 32 * a.acts.sums[2 * ab];
+      const int32_t hi =
+          DotInt(q + 32 * s + 16, aq + 16, 16) - 32 * a.acts.sums[2 * ab + 1];
+      acc +=
+          d * a.acts.d[ab] *
+          static_cast<float>(b->scales[2 * s] * lo + b->scales[2 * s + 1] * hi);
+    }
+  }
+  return acc;
+}
+
+template <GgmlType kType>
+struct ScalarKernel {
+  template <int NR>
+  static void Dot(const MatMulArgs& a, const uint8_t* wrow, int64_t i0,
+                  float* out) {
+    for (int j = 0; j < NR; ++j) {
+      if constexpr (kType == GgmlType::kQ4_K || kType == GgmlType::kQ5_K) {
+        out[j] = ScalarDotQ4Q5K(a, wrow, i0 + j, kType == GgmlType::kQ5_K);
+      } else if constexpr (kType == GgmlType::kQ6_K) {
+        out[j] = ScalarDotQ6K(a, wrow, i0 + j);
+      } else {
+        out[j] = ScalarDotLegacy<kType>(a, wrow, i0 + j);
+      }
+    }
+  }
+};
+
+// ---- Float weights (Highway, every target) ---------------------------------
+
+template <GgmlType kType>
+struct FloatKernel {
+  template <int NR>
+  static void Dot(const MatMulArgs& a, const uint8_t* wrow, int64_t i0,
+                  float* out) {
+    const hn::ScalableTag<float> df;
+    const size_t lanes = hn::Lanes(df);
+    const int64_t cols = a.w.cols;
+    const float* x = a.x + static_cast<size_t>(i0) * cols;
+    decltype(hn::Zero(df)) acc[NR];
+    TPSERVE_UNROLL
+    for (int j = 0; j < NR; ++j) acc[j] = hn::Zero(df);
+    int64_t c = 0;
+    for (; c + static_cast<int64_t>(lanes) <= cols; c += lanes) {
+      const auto w = LoadWeights(df, wrow, c);
+      TPSERVE_UNROLL
+      for (int j = 0; j < NR; ++j) {
+        acc[j] = hn::MulAdd(w, hn::LoadU(df, x + j * cols + c), acc[j]);
+      }
+    }
+    TPSERVE_UNROLL
+    for (int j = 0; j < NR; ++j) {
+      float s = hn::GetLane(hn::SumOfLanes(df, acc[j]));
+      for (int64_t t = c; t < cols; ++t)
+        s += ScalarWeight(wrow, t) * x[j * cols + t];
+      out[j] = s;
+    }
+  }
+
+  template <class D>
+  static HWY_INLINE hn::Vec<D> LoadWeights(D df, const uint8_t* wrow,
+                                           int64_t c) {
+    if constexpr (kType == GgmlType::kF32) {
+      return hn::LoadU(df, reinterpret_cast<const float*>(wrow) + c);
+    } else if constexpr (kType == GgmlType::kF16) {
+      const hn::Rebind<hwy::float16_t, D> dh;
+      return hn::PromoteTo(
+          df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(wrow) + c));
+    } else {
+      const hn::Rebind<hwy::bfloat16_t, D> dh;
+      return hn::PromoteTo(
+          df,
+          hn::LoadU(dh, reinterpret_cast<const hwy::bfloat16_t*>(wrow) + c));
+    }
+  }
+
+  // memcpy: rows are only guaranteed 2-byte aligned (a column slice's
+  // stride), so an F32 row may start off a 4-byte boundary.
+  static float ScalarWeight(const uint8_t* wrow, int64_t c) {
+    if constexpr (kType == GgmlType::kF32) {
+      float f;
+      std::memcpy(&f, wrow + 4 * c, 4);
+      return f;
+    } else {
+      uint16_t h;
+      std::memcpy(&h, wrow + 2 * c, 2);
+      return kType == GgmlType::kF16 ? Fp16ToFp32(h) : Bf16ToFp32(h);
+    }
+  }
+};
+
+#if TPSERVE_X86_INT8
+// ---- x86 integer SIMD kernels (256-bit vectors) -----------------------------
+
+using DU8 = hn::Full256<uint8_t>;
+using DI8 = hn::Full256<int8_t>;
+using DF = hn::Full256<float>;
+using VU8 = hn::Vec256<uint8_t>;
+using VI8 = hn::Vec256<int8_t>;
+using VI32 = hn::Vec256<int32_t>;
+using VF = hn::Vec256<float>;
+
+// Sum of u[4k..4k+3] * s[4k..4k+3] per int32 lane; exact given the ranges
+// in the file comment (no int16 saturation).
+HWY_INLINE VI32 DotU8I8(VU8 u, VI8 s) {
+  const __m256i p16 = _mm256_maddubs_epi16(u.raw, s.raw);
+  return VI32{_mm256_madd_epi16(p16, _mm256_set1_epi16(1))};
+}
+
+// As DotU8I8 but each pair sum weighted by int16 lane weights `w16`: int32
+// lane k = sum over its 4 bytes, the pair (4k, 4k+1) times w16[2k] and
+// (4k+2, 4k+3) times w16[2k+1]. |pair| <= 16002, |w16| <= 128: no overflow.
+HWY_INLINE VI32 DotU8I8Weighted(VU8 u, VI8 s, __m256i w16) {
+  const __m256i p16 = _mm256_maddubs_epi16(u.raw, s.raw);
+  return VI32{_mm256_madd_epi16(p16, w16)};
+}
+
+HWY_INLINE float SumLanes(VF v) { return hn::GetLane(hn::SumOfLanes(DF(), v)); }
+
+// The two nibble halves of 16 bytes as one 32-byte vector in the legacy
+// order: bytes [0, 16) the low nibbles (x[0..16)), [16, 32) the high ones.
+HWY_INLINE VU8 UnpackNibbles16(const uint8_t* qs) {
+  const hn::Full128<uint8_t> d16;
+  const auto v = hn::LoadU(d16, qs);
+  return hn::Combine(DU8(), hn::ShiftRight<4>(v),
+                     hn::And(v, hn::Set(d16, 0xF)));
+}
+
+// Legacy formats Q8_0, Q4_0, Q4_1.
+template <GgmlType kType>
+struct SimdLegacyKernel {
+  static constexpr size_t kBytes = kType == GgmlType::kQ8_0 ? sizeof(BlockQ8_0)
+                                   : kType == GgmlType::kQ4_0
+                                       ? sizeof(BlockQ4_0)
+                                       : sizeof(BlockQ4_1);
+
+  // Block b of the weight row against NR activation rows: acc += block dot
+  // products (scaled), corr += offset/min terms.
+  template <int NR>
+  static HWY_INLINE void Block(const uint8_t* wrow, int64_t b,
+                               const int8_t* const* aq, const float* const* ad,
+                               const float* const* ads, VF* acc, float* corr) {
+    const DF df;
+    const uint8_t* blk = wrow + b * kBytes;
+    if constexpr (kType == GgmlType::kQ8_0) {
+      const auto* bq = reinterpret_cast<const BlockQ8_0*>(blk);
+      const float dw = HalfToFloat(bq->d);
+      const VI8 w = hn::LoadU(DI8(), bq->qs);
+      const VU8 wabs = hn::BitCast(DU8(), hn::Abs(w));
+      TPSERVE_UNROLL
+      for (int j = 0; j < NR; ++j) {
+        const VI8 av = hn::LoadU(DI8(), aq[j] + b * 32);
+        // a * sign(w), so |w| (as u8, 128 for -128) times it is w * a.
+        const VI8 signed_a{_mm256_sign_epi8(av.raw, w.raw)};
+        const VI32 p = DotU8I8(wabs, signed_a);
+        acc[j] = hn::MulAdd(hn::ConvertTo(df, p), hn::Set(df, dw * ad[j][b]),
+                            acc[j]);
+      }
+    } else {
+      using Block =
+          std::conditional_t<kType == GgmlType::kQ4_0, BlockQ4_0, BlockQ4_1>;
+      const auto* bq = reinterpret_cast<const Block*>(blk);
+      const float dw = HalfToFloat(bq->d);
+      const VU8 w = UnpackNibbles16(bq->qs);
+      // Q4_0: x = d (q - 8) -> -8 d da sum(a); Q4_1: x = d q + m.
+      float mw;
+      if constexpr (kType == GgmlType::kQ4_1) {
+        mw = HalfToFloat(bq->m);
+      } else {
+        mw = -8 * dw;
+      }
+      TPSERVE_UNROLL
+      for (int j = 0; j < NR; ++j) {
+        const VI8 av = hn::LoadU(DI8(), aq[j] + b * 32);
+        const VI32 p = DotU8I8(w, av);
+        acc[j] = hn::MulAdd(hn::ConvertTo(df, p), hn::Set(df, dw * ad[j][b]),
+                            acc[j]);
+        corr[j] += mw * ads[j][b];
+      }
+    }
+  }
+
+  template <int NR>
+  static void Dot(const MatMulArgs& a, const uint8_t* wrow, int64_t i0,
+                  float* out) {
+    const DF df;
+    const int64_t nb = a.w.cols / 32;
+    // Two sets of accumulators, even and odd blocks: one FMA chain per row
+    // would make decode (NR = 1) latency-bound at 4 cycles a block.
+    VF acc0[NR], acc1[NR];
+    float corr0[NR], corr1[NR];
+    const int8_t* aq[NR];
+    const float* ad[NR];
+    const float* ads[NR];
+    TPSERVE_UNROLL
+    for (int j = 0; j < NR; ++j) {
+      acc0[j] = acc1[j] = hn::Zero(df);
+      corr0[j] = corr1[j] = 0;
+      const size_t base = static_cast<size_t>(i0 + j) * nb;
+      aq[j] = a.acts.q + base * 32;
+      ad[j] = a.acts.d + base;
+      ads[j] = a.acts.dsum + base;
+    }
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      Block<NR>(wrow, b, aq, ad, ads, acc0, corr0);
+      Block<NR>(wrow, b + 1, aq, ad, ads, acc1, corr1);
+    }
+    if (b < nb) Block<NR>(wrow, b, aq, ad, ads, acc0, corr0);
+    TPSERVE_UNROLL
+    for (int j = 0; j < NR; ++j) {
+      out[j] = SumLanes(hn::Add(acc0[j], acc1[j])) + (corr0[j] + corr1[j]);
+    }
+  }
+};
+
+struct SimdQ4KKernel {
+  template <int NR>
+  static void Dot(const MatMulArgs& a, const uint8_t* wrow, int64_t i0,
+                  float* out) {
+    const DF df;
+    const int64_t nsb = a.w.cols / kQK_K;
+    const int64_t nb = a.w.cols / 32;
+    VF acc[NR];
+    float mins[NR];
+    TPSERVE_UNROLL
+    for (int j = 0; j < NR; ++j) {
+      acc[j] = hn::Zero(df);
+      mins[j] = 0;
+    }
+    const VU8 m4 = hn::Set(DU8(), 0xF);
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      const auto* b =
+          reinterpret_cast<const BlockQ4_K*>(wrow + sb * sizeof(BlockQ4_K));
+      const float d = HalfToFloat(b->d), dmin = HalfToFloat(b->dmin);
+      float dsc[8], dm[8];
+      for (int s = 0; s < 8; ++s) {
+        uint8_t sc, m;
+        GetScaleMinK4(s, b->scales, &sc, &m);
+        dsc[s] = d * sc;
+        dm[s] = dmin * m;
+      }
+      for (int c = 0; c < 4; ++c) {
+        const VU8 q = hn::LoadU(DU8(), b->qs + 32 * c);
+        const VU8 lo = hn::And(q, m4);
+        const VU8 hi = hn::ShiftRight<4>(q);
+        TPSERVE_UNROLL
+        for (int j = 0; j < NR; ++j) {
+          const size_t ab = static_cast<size_t>(i0 + j) * nb + sb * 8 + 2 * c;
+          const int8_t* aq = a.acts.q + ab * 32;
+          const float da0 = a.acts.d[ab], da1 = a.acts.d[ab + 1];
+          const VI32 p0 = DotU8I8(lo, hn::LoadU(DI8(), aq));
+          const VI32 p1 = DotU8I8(hi, hn::LoadU(DI8(), aq + 32));
+          acc[j] = hn::MulAdd(hn::ConvertTo(df, p0),
+                              hn::Set(df, dsc[2 * c] * da0), acc[j]);
+          acc[j] = hn::MulAdd(hn::ConvertTo(df, p1),
+                              hn::Set(df, dsc[2 * c + 1] * da1), acc[j]);
+          mins[j] +=
+              dm[2 * c] * a.acts.dsum[ab] + dm[2 * c + 1] * a.acts.dsum[ab + 1];
+        }
+      }
+    }
+    TPSERVE_UNROLL
+    for (int j = 0; j < NR; ++j) out[j] = SumLanes(acc[j]) - mins[j];
+  }
+};
+
+struct SimdQ6KKernel {
+  template <int NR>
+  static void Dot(const MatMulArgs& a, const uint8_t* wrow, int64_t i0,
+                  float* out) {
+    const DF df;
+    const int64_t nsb = a.w.cols / kQK_K;
+    const int64_t nb = a.w.cols / 32;
+    VF acc[NR];
+    float corr[NR];
+    TPSERVE_UNROLL
+    for (int j = 0; j < NR; ++j) {
+      acc[j] = hn::Zero(df);
+      corr[j] = 0;
+    }
+    const VU8 m4 = hn::Set(DU8(), 0xF);
+    const VU8 m30 = hn::Set(DU8(), 0x30);
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      const auto* b =
+          reinterpret_cast<const BlockQ6_K*>(wrow + sb * sizeof(BlockQ6_K));
+      const float d = HalfToFloat(b->d);
+      for (int h = 0; h < 2; ++h) {
+        const VU8 l0 = hn::LoadU(DU8(), b->ql + 64 * h);
+        const VU8 l1 = hn::LoadU(DU8(), b->ql + 64 * h + 32);
+        const VU8 hv = hn::LoadU(DU8(), b->qh + 32 * h);
+        // The four 32-weight groups of this half (ggml_blocks.h, Q6_K).
+        const VU8 g[4] = {
+            hn::Or(hn::And(l0, m4), hn::And(hn::ShiftLeft<4>(hv), m30)),
+            hn::Or(hn::And(l1, m4), hn::And(hn::ShiftLeft<2>(hv), m30)),
+            hn::Or(hn::ShiftRight<4>(l0), hn::And(hv, m30)),
+            hn::Or(hn::ShiftRight<4>(l1), hn::And(hn::ShiftRight<2>(hv), m30)),
+        };
+        for (int gi = 0; gi < 4; ++gi) {
+          const int s = 4 * h + gi;  // 32-element group within the block.
+          const int16_t sc0 = b->scales[2 * s], sc1 = b->scales[2 * s + 1];
+          // int16 lanes 0..7 cover weights 0..15 (scale sc0), 8..15 the rest.
+          const __m256i w16 =
+              _mm256_set_m128i(_mm_set1_epi16(sc1), _mm_set1_epi16(sc0));
+          TPSERVE_UNROLL
+          for (int j = 0; j < NR; ++j) {
+            const size_t ab = static_cast<size_t>(i0 + j) * nb + sb * 8 + s;
+            const VI32 p = DotU8I8Weighted(
+                g[gi], hn::LoadU(DI8(), a.acts.q + ab * 32), w16);
+            const float dd = d * a.acts.d[ab];
+            acc[j] = hn::MulAdd(hn::ConvertTo(df, p), hn::Set(df, dd), acc[j]);
+            // q is stored +32: subtract 32 * sc * sum(a) per 16.
+            corr[j] +=
+                dd * static_cast<float>(32 * (sc0 * a.acts.sums[2 * ab] +
+                                              sc1 * a.acts.sums[2 * ab + 1]));
+          }
+        }
+      }
+    }
+    TPSERVE_UNROLL
+    for (int j = 0; j < NR; ++j) out[j] = SumLanes(acc[j]) - corr[j];
+  }
+};
+
+template <GgmlType kType>
+using LegacyKernel = SimdLegacyKernel<kType>;
+using Q4KKernel = SimdQ4KKernel;
+using Q6KKernel = SimdQ6KKernel;
+#else
+template <GgmlType kType>
+using LegacyKernel = ScalarKernel<kType>;
+using Q4KKernel = ScalarKernel<GgmlType::kQ4_K>;
+using Q6KKernel = ScalarKernel<GgmlType::kQ6_K>;
+#endif  // TPSERVE_X86_INT8
+
+// For rows [r0, r1) and every activation row: activation rows in groups of
+// kMaxRows (outer), weight rows inner, so a row chunk's weights stay in L1/L2
+// while the groups of a long prefill batch pass over them.
+template <class K>
+void Drive(const MatMulArgs& a, int64_t r0, int64_t r1) {
+  const size_t rows = static_cast<size_t>(a.w.rows);
+  for (int64_t i0 = 0; i0 < a.n; i0 += kMaxRows) {
+    const int nr = static_cast<int>(std::min<int64_t>(kMaxRows, a.n - i0));
+    for (int64_t r = r0; r < r1; ++r) {
+      // size_t: a big matrix's byte offset exceeds 2^31.
+      const uint8_t* wrow = a.w.data + static_cast<size_t>(r) * a.w.row_stride;
+      float out[kMaxRows];
+      switch (nr) {
+        case 4:
+          K::template Dot<4>(a, wrow, i0, out);
+          break;
+        case 3:
+          K::template Dot<3>(a, wrow, i0, out);
+          break;
+        case 2:
+          K::template Dot<2>(a, wrow, i0, out);
+          break;
+        default:
+          K::template Dot<1>(a, wrow, i0, out);
+          break;
+      }
+      for (int j = 0; j < nr; ++j) {
+        a.y[static_cast<size_t>(i0 + j) * rows + static_cast<size_t>(r)] =
+            out[j];
+      }
+    }
+  }
+}
+
+void MatMulRowsImpl(const MatMulArgs& a, int64_t r0, int64_t r1) {
+  switch (a.w.type) {
+    case GgmlType::kF32:
+      return Drive<FloatKernel<GgmlType::kF32>>(a, r0, r1);
+    case GgmlType::kF16:
+      return Drive<FloatKernel<GgmlType::kF16>>(a, r0, r1);
+    case GgmlType::kBF16:
+      return Drive<FloatKernel<GgmlType::kBF16>>(a, r0, r1);
+    case GgmlType::kQ8_0:
+      return Drive<LegacyKernel<GgmlType::kQ8_0>>(a, r0, r1);
+    case GgmlType::kQ4_0:
+      return Drive<LegacyKernel<GgmlType::kQ4_0>>(a, r0, r1);
+    case GgmlType::kQ4_1:
+      return Drive<LegacyKernel<GgmlType::kQ4_1>>(a, r0, r1);
+    case GgmlType::kQ5_0:
+      return Drive<ScalarKernel<GgmlType::kQ5_0>>(a, r0, r1);
+    case GgmlType::kQ5_1:
+      return Drive<ScalarKernel<GgmlType::kQ5_1>>(a, r0, r1);
+    case GgmlType::kQ4_K:
+      return Drive<Q4KKernel>(a, r0, r1);
+    case GgmlType::kQ5_K:
+      return Drive<ScalarKernel<GgmlType::kQ5_K>>(a, r0, r1);
+    case GgmlType::kQ6_K:
+      return Drive<Q6KKernel>(a, r0, r1);
+    default:
+      return;  // Refused by ValidateWeightMatrix before we get here.
+  }
+}
+
+const char* TargetNameImpl() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace tpserve::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace tpserve::cpu {
+
+HWY_EXPORT(MatMulRowsImpl);
+HWY_EXPORT(TargetNameImpl);
+
+bool UsesQuantizedActs(GgmlType type) {
+  return type != GgmlType::kF32 && type != GgmlType::kF16 &&
+         type != GgmlType::kBF16;
+}
+
+void QuantizeActRows(const float* x, int64_t cols, int64_t i0, int64_t i1,
+                     int8_t* q, float* d, int16_t* sums, float* dsum) {
+  const int64_t nb = cols / kActBlock;
+  for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const size_t blk = static_cast<size_t>(i) * nb + b;
+      int8_t* qb = q + blk * kActBlock;
+      QuantizeActivationBlock(x + blk * kActBlock, qb, d + blk);
+      int s0 = 0, s1 = 0;
+      for (int k = 0; k < 16; ++k) {
+        s0 += qb[k];
+        s1 += qb[k + 16];
+      }
+      sums[2 * blk] = static_cast<int16_t>(s0);
+      sums[2 * blk + 1] = static_cast<int16_t>(s1);
+      dsum[blk] = d[blk] * static_cast<float>(s0 + s1);
+    }
+  }
+}
+
+void MatMulRows(const MatMulArgs& args, int64_t r0, int64_t r1) {
+  HWY_DYNAMIC_DISPATCH(MatMulRowsImpl)(args, r0, r1);
+}
+
+const char* MatMulTargetName() {
+  return HWY_DYNAMIC_DISPATCH(TargetNameImpl)();
+}
+
+}  // namespace tpserve::cpu
+#endif  // HWY_ONCE

@@ -1,0 +1,61 @@
+// The CPU matmul kernels: y[i, r] = x[i, :] . w[r, :] with weights kept in
+// their ggml block layout. F32/F16/BF16 weights take a float path; the
+// block-quantized types (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, and Q5_0/Q5_1/Q5_K via
+// a scalar path) take an integer path like llama.cpp's: the activations are
+// quantized once per call to 8 bits in 32-element blocks
+// (QuantizeActivationBlock in kernels/reference_ops.h) and each block's dot
+// product is exact in int32, scaled by the two block scales in float.
+//
+// SIMD: Highway with runtime dispatch. On x86 the AVX2 and AVX-512 targets
+// use the u8 x i8 multiply-add (vpmaddubsw + vpmaddwd) on 32-byte blocks,
+// and AVX3_DL (VNNI) vpdpbusd; other targets use the scalar integer code
+// (same sums, exact) and Highway's float ops for F32/F16/BF16.
+#ifndef TPSERVE_KERNELS_CPU_MATMUL_H_
+#define TPSERVE_KERNELS_CPU_MATMUL_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/backend.h"
+
+namespace tpserve::cpu {
+
+// Activation rows quantized for the integer path, `cols` a multiple of 32.
+// Row i's data: q + i * cols, d and dsum + i * (cols / 32), sums +
+// i * (cols / 16).
+struct QuantizedActs {
+  const int8_t* q = nullptr;      // Quants, |q| <= 127.
+  const float* d = nullptr;       // One scale per 32 quants.
+  const int16_t* sums = nullptr;  // Sum of each 16 quants (|sum| <= 2032).
+  // d * (sum of the 32 quants), rounded once: the factor of the min/offset
+  // terms of Q4_0, Q4_1 and Q4_K, precomputed so kernels do one FMA a block.
+  const float* dsum = nullptr;
+  int64_t cols = 0;
+};
+
+// Whether `type` takes the integer path (needs QuantizedActs).
+bool UsesQuantizedActs(GgmlType type);
+
+// Quantizes activation rows [i0, i1) of x ([n, cols]) into q/d/sums/dsum
+// laid out as QuantizedActs describes (the buffers hold all n rows).
+void QuantizeActRows(const float* x, int64_t cols, int64_t i0, int64_t i1,
+                     int8_t* q, float* d, int16_t* sums, float* dsum);
+
+struct MatMulArgs {
+  WeightMatrix w;      // Validated (ValidateWeightMatrix).
+  const float* x;      // [n, w.cols], for the float path.
+  QuantizedActs acts;  // For the integer path.
+  int64_t n;
+  float* y;  // [n, w.rows].
+};
+
+// Computes y[i, r] for every i < n and r in [r0, r1) on the best SIMD
+// target of this CPU. Thread-safe for disjoint row ranges.
+void MatMulRows(const MatMulArgs& args, int64_t r0, int64_t r1);
+
+// The Highway target MatMulRows runs on (e.g. "AVX3", "AVX2").
+const char* MatMulTargetName();
+
+}  // namespace tpserve::cpu
+
+#endif  // TPSERVE_KERNELS_CPU_MATMUL_H_

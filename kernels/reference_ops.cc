@@ -1,0 +1,426 @@
+#include "kernels/reference_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/dequantize.h"
+#include "kernels/rmsnorm.h"
+
+namespace tpserve {
+
+bool IsSupportedWeightType(GgmlType type) { return CanDequantize(type); }
+
+absl::Status ValidateWeightMatrix(const WeightMatrix& w) {
+  if (!IsSupportedWeightType(w.type)) {
+    return absl::UnimplementedError(absl::StrCat(
+        "weights of type ", GgmlTypeName(w.type), " are not supported"));
+  }
+  if (w.rows < 0 || w.cols <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight shape ", w.rows, " x ", w.cols));
+  }
+  absl::StatusOr<uint64_t> row_bytes =
+      GgmlRowBytes(w.type, static_cast<uint64_t>(w.cols));
+  if (!row_bytes.ok()) return row_bytes.status();
+  if (w.row_stride < *row_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("row_stride ", w.row_stride,
+                                                   " < packed row of ",
+                                                   *row_bytes, " bytes"));
+  }
+  if (w.rows > 0 && w.data == nullptr) {
+    return absl::InvalidArgumentError("null weight data");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateAttention(const AttentionBatch& batch,
+                               const KvCacheLayout& layout,
+                               const float* k_cache, const float* v_cache,
+                               int64_t layer, const float* q, const float* k,
+                               const float* v, int64_t q_heads,
+                               const float* out) {
+  if (layout.layers <= 0 || layout.num_blocks <= 0 || layout.block_size <= 0 ||
+      layout.kv_heads <= 0 || layout.head_dim <= 0) {
+    return absl::InvalidArgumentError("Attention: bad KV cache layout");
+  }
+  if (layer < 0 || layer >= layout.layers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Attention: layer ", layer, " of ", layout.layers));
+  }
+  if (q_heads <= 0 || q_heads % layout.kv_heads != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Attention: q_heads ", q_heads,
+                     " is not a multiple of kv_heads ", layout.kv_heads));
+  }
+  const int64_t n = batch.n_tokens;
+  if (n < 0 || batch.seq.size() != static_cast<size_t>(n) ||
+      batch.pos.size() != static_cast<size_t>(n)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Attention: n_tokens ", n, " but ", batch.seq.size(),
+                     " seq and ", batch.pos.size(), " pos entries"));
+  }
+  if (n == 0) return absl::OkStatus();
+  if (k_cache == nullptr || v_cache == nullptr || q == nullptr ||
+      k == nullptr || v == nullptr || out == nullptr) {
+    return absl::InvalidArgumentError("Attention: null pointer");
+  }
+  if (batch.block_offsets.empty()) {
+    return absl::InvalidArgumentError("Attention: empty block_offsets");
+  }
+  const int64_t n_seqs = static_cast<int64_t>(batch.block_offsets.size()) - 1;
+  const int64_t table_size = static_cast<int64_t>(batch.block_table.size());
+  for (int64_t s = 0; s <= n_seqs; ++s) {
+    const int64_t o = batch.block_offsets[s];
+    if (o < 0 || o > table_size || (s > 0 && o < batch.block_offsets[s - 1])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Attention: block_offsets[", s, "] = ", o,
+                       " out of order or outside the table of ", table_size));
+    }
+  }
+  for (int64_t i = 0; i < table_size; ++i) {
+    if (batch.block_table[i] < 0 || batch.block_table[i] >= layout.num_blocks) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Attention: block_table[", i, "] = ", batch.block_table[i],
+          " is not a block id in [0, ", layout.num_blocks, ")"));
+    }
+  }
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t s = batch.seq[t];
+    const int64_t p = batch.pos[t];
+    if (s < 0 || s >= n_seqs) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Attention: token ", t, " has sequence ", s, " of ", n_seqs));
+    }
+    const int64_t blocks = batch.block_offsets[s + 1] - batch.block_offsets[s];
+    if (p < 0 || p / layout.block_size >= blocks) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Attention: token ", t, " at position ", p,
+                       " is outside the ", blocks, " blocks of sequence ", s));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRopeParams(const RopeParams& p) {
+  if (p.head_dim <= 0 || p.rope_dim <= 0 || p.rope_dim > p.head_dim ||
+      p.rope_dim % 2 != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Rope: head_dim ", p.head_dim, ", rope_dim ", p.rope_dim,
+                     " (rope_dim must be even and in (0, head_dim])"));
+  }
+  if (!(p.theta > 0) || !(p.scaling_factor > 0)) {
+    return absl::InvalidArgumentError("Rope: theta and factor must be > 0");
+  }
+  if (p.scaling_factor != 1.0 &&
+      (!(p.low_freq_factor > 0) || !(p.high_freq_factor > p.low_freq_factor) ||
+       p.original_max_positions <= 0)) {
+    return absl::InvalidArgumentError(
+        "Rope: llama3 scaling needs high_freq_factor > low_freq_factor > 0 "
+        "and original_max_positions > 0");
+  }
+  return absl::OkStatus();
+}
+
+double RopeFrequency(const RopeParams& p, int64_t i) {
+  double freq = std::pow(
+      p.theta, -2.0 * static_cast<double>(i) / static_cast<double>(p.rope_dim));
+  if (p.scaling_factor == 1.0) return freq;
+  const double kPi = 3.14159265358979323846;
+  const double orig = static_cast<double>(p.original_max_positions);
+  const double wavelen = 2 * kPi / freq;
+  if (wavelen < orig / p.high_freq_factor) return freq;
+  if (wavelen > orig / p.low_freq_factor) return freq / p.scaling_factor;
+  const double smooth = (orig / wavelen - p.low_freq_factor) /
+                        (p.high_freq_factor - p.low_freq_factor);
+  return (1 - smooth) * freq / p.scaling_factor + smooth * freq;
+}
+
+void QuantizeActivationBlock(const float* x, int8_t* q, float* d) {
+  float amax = 0;
+  for (int i = 0; i < kActBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
+  *d = amax / 127.0f;
+  const float id = amax > 0 ? 127.0f / amax : 0.0f;
+  for (int i = 0; i < kActBlock; ++i) {
+    // Clamp before converting: x * id may round to just above 127, and a
+    // NaN must not reach the conversion (UB); NaN clamps to -127 here.
+    const float v = std::min(127.0f, std::max(-127.0f, x[i] * id));
+    q[i] = static_cast<int8_t>(std::nearbyint(v));
+  }
+}
+
+absl::Status EmbeddingGatherReference(const WeightMatrix& table,
+                                      int64_t row_begin,
+                                      absl::Span<const int32_t> ids,
+                                      float* out) {
+  if (absl::Status s = ValidateWeightMatrix(table); !s.ok()) return s;
+  if (!ids.empty() && out == nullptr) {
+    return absl::InvalidArgumentError("EmbeddingGather: null output");
+  }
+  const size_t row_bytes = *GgmlRowBytes(table.type, table.cols);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    float* o = out + i * static_cast<size_t>(table.cols);
+    const int64_t r = static_cast<int64_t>(ids[i]) - row_begin;
+    if (r < 0 || r >= table.rows) {
+      std::fill(o, o + table.cols, 0.0f);
+      continue;
+    }
+    absl::Status s = DequantizeRow(
+        table.type, table.data + static_cast<size_t>(r) * table.row_stride,
+        row_bytes, table.cols, o);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status CheckMatMulArgs(const WeightMatrix& w, const float* x, int64_t n,
+                             const float* y) {
+  if (absl::Status s = ValidateWeightMatrix(w); !s.ok()) return s;
+  if (n < 0) return absl::InvalidArgumentError("MatMul: n < 0");
+  if (n > 0 && w.rows > 0 && (x == nullptr || y == nullptr)) {
+    return absl::InvalidArgumentError("MatMul: null activations");
+  }
+  return absl::OkStatus();
+}
+
+bool IsBlockQuantized(GgmlType t) {
+  return t != GgmlType::kF32 && t != GgmlType::kF16 && t != GgmlType::kBF16;
+}
+
+// y = x * w^T with the activations already as doubles.
+absl::Status MatMulDouble(const WeightMatrix& w, const std::vector<double>& xd,
+                          int64_t n, float* y) {
+  const size_t row_bytes = *GgmlRowBytes(w.type, w.cols);
+  std::vector<float> wrow(static_cast<size_t>(w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    absl::Status s =
+        DequantizeRow(w.type, w.data + static_cast<size_t>(r) * w.row_stride,
+                      row_bytes, w.cols, wrow.data());
+    if (!s.ok()) return s;
+    for (int64_t i = 0; i < n; ++i) {
+      const double* xi = xd.data() + static_cast<size_t>(i) * w.cols;
+      double acc = 0;
+      for (int64_t c = 0; c < w.cols; ++c) acc += double{wrow[c]} * xi[c];
+      y[static_cast<size_t>(i) * w.rows + r] = static_cast<float>(acc);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status MatMulReference(const WeightMatrix& w, const float* x, int64_t n,
+                             float* y) {
+  if (absl::Status s = CheckMatMulArgs(w, x, n, y); !s.ok()) return s;
+  if (n == 0 || w.rows == 0) return absl::OkStatus();
+  std::vector<double> xd(x, x + static_cast<size_t>(n) * w.cols);
+  return MatMulDouble(w, xd, n, y);
+}
+
+absl::Status MatMulReferenceQ8Activations(const WeightMatrix& w, const float* x,
+                                          int64_t n, float* y) {
+  if (absl::Status s = CheckMatMulArgs(w, x, n, y); !s.ok()) return s;
+  if (n == 0 || w.rows == 0) return absl::OkStatus();
+  if (!IsBlockQuantized(w.type)) return MatMulReference(w, x, n, y);
+  // Block-quantized types have cols % 32 == 0 (checked above via the type).
+  const size_t total = static_cast<size_t>(n) * w.cols;
+  std::vector<double> xd(total);
+  for (size_t b = 0; b < total; b += kActBlock) {
+    int8_t q[kActBlock];
+    float d;
+    QuantizeActivationBlock(x + b, q, &d);
+    for (int j = 0; j < kActBlock; ++j) xd[b + j] = double{d} * q[j];
+  }
+  return MatMulDouble(w, xd, n, y);
+}
+
+absl::Status RopeReference(float* x, int64_t n, int64_t heads,
+                           absl::Span<const int32_t> pos,
+                           const RopeParams& params) {
+  if (absl::Status s = ValidateRopeParams(params); !s.ok()) return s;
+  if (n < 0 || heads <= 0 || pos.size() != static_cast<size_t>(n)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Rope: n ", n, ", heads ", heads, ", ", pos.size(), " positions"));
+  }
+  if (n > 0 && x == nullptr) return absl::InvalidArgumentError("Rope: null x");
+  const int64_t half = params.rope_dim / 2;
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t h = 0; h < heads; ++h) {
+      float* xh = x + (t * heads + h) * params.head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const double angle = pos[t] * RopeFrequency(params, i);
+        const double c = std::cos(angle), s = std::sin(angle);
+        const int64_t i0 = params.neox ? i : 2 * i;
+        const int64_t i1 = params.neox ? i + half : 2 * i + 1;
+        const double x0 = xh[i0], x1 = xh[i1];
+        xh[i0] = static_cast<float>(x0 * c - x1 * s);
+        xh[i1] = static_cast<float>(x0 * s + x1 * c);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SiluMulReference(float* gate, const float* up, int64_t n) {
+  if (n < 0 || (n > 0 && (gate == nullptr || up == nullptr))) {
+    return absl::InvalidArgumentError("SiluMul: bad arguments");
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = gate[i];
+    gate[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up[i]);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddReference(float* x, const float* y, int64_t n) {
+  if (n < 0 || (n > 0 && (x == nullptr || y == nullptr))) {
+    return absl::InvalidArgumentError("Add: bad arguments");
+  }
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+  return absl::OkStatus();
+}
+
+absl::Status AttentionReference(const AttentionBatch& batch,
+                                const KvCacheLayout& layout, float* k_cache,
+                                float* v_cache, int64_t layer, const float* q,
+                                const float* k, const float* v, int64_t q_heads,
+                                float scale, float* out) {
+  if (absl::Status s = ValidateAttention(batch, layout, k_cache, v_cache, layer,
+                                         q, k, v, q_heads, out);
+      !s.ok()) {
+    return s;
+  }
+  const int64_t hd = layout.head_dim;
+  const int64_t kvh = layout.kv_heads;
+  const int64_t slot_floats = kvh * hd;
+  // Float offset of (seq s, position p) in layer `layer`'s cache; int64
+  // throughout (a large cache exceeds 2^31 floats).
+  auto slot = [&](int64_t s, int64_t p) {
+    const int64_t block =
+        batch.block_table[batch.block_offsets[s] + p / layout.block_size];
+    return ((layer * layout.num_blocks + block) * layout.block_size +
+            p % layout.block_size) *
+           slot_floats;
+  };
+  for (int64_t t = 0; t < batch.n_tokens; ++t) {
+    const int64_t o = slot(batch.seq[t], batch.pos[t]);
+    std::memcpy(k_cache + o, k + t * slot_floats, slot_floats * sizeof(float));
+    std::memcpy(v_cache + o, v + t * slot_floats, slot_floats * sizeof(float));
+  }
+  const int64_t group = q_heads / kvh;
+  std::vector<double> scores, acc(static_cast<size_t>(hd));
+  for (int64_t t = 0; t < batch.n_tokens; ++t) {
+    const int64_t s = batch.seq[t];
+    const int64_t len = int64_t{batch.pos[t]} + 1;
+    scores.resize(static_cast<size_t>(len));
+    for (int64_t h = 0; h < q_heads; ++h) {
+      const float* qh = q + (t * q_heads + h) * hd;
+      const int64_t kv_off = (h / group) * hd;
+      double mx = -INFINITY;
+      for (int64_t p = 0; p < len; ++p) {
+        const float* kp = k_cache + slot(s, p) + kv_off;
+        double dot = 0;
+        for (int64_t i = 0; i < hd; ++i) dot += double{qh[i]} * kp[i];
+        scores[p] = dot * scale;
+        mx = std::max(mx, scores[p]);
+      }
+      double sum = 0;
+      for (int64_t p = 0; p < len; ++p) {
+        scores[p] = std::exp(scores[p] - mx);
+        sum += scores[p];
+      }
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t p = 0; p < len; ++p) {
+        const float* vp = v_cache + slot(s, p) + kv_off;
+        for (int64_t i = 0; i < hd; ++i) acc[i] += scores[p] * vp[i];
+      }
+      // Written only now: out may alias q, and qh is no longer needed.
+      float* oh = out + (t * q_heads + h) * hd;
+      for (int64_t i = 0; i < hd; ++i) oh[i] = static_cast<float>(acc[i] / sum);
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+class ReferenceBackend final : public Backend {
+ public:
+  std::string name() const override { return "reference"; }
+
+  absl::StatusOr<float*> AllocFloats(size_t count) override {
+    float* p = new (std::nothrow) float[count == 0 ? 1 : count];
+    if (p == nullptr) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot allocate ", count, " floats"));
+    }
+    return p;
+  }
+  void Free(float* p) override { delete[] p; }
+  absl::StatusOr<WeightMatrix> UploadWeights(const WeightMatrix& w) override {
+    if (absl::Status s = ValidateWeightMatrix(w); !s.ok()) return s;
+    return w;
+  }
+  absl::Status CopyToHost(const float* src, float* dst, size_t n) override {
+    if (n > 0) std::memmove(dst, src, n * sizeof(float));
+    return absl::OkStatus();
+  }
+  absl::Status CopyFromHost(const float* src, float* dst, size_t n) override {
+    if (n > 0) std::memmove(dst, src, n * sizeof(float));
+    return absl::OkStatus();
+  }
+  absl::Status Synchronize() override { return absl::OkStatus(); }
+
+  absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
+                               absl::Span<const int32_t> ids,
+                               float* out) override {
+    return EmbeddingGatherReference(table, row_begin, ids, out);
+  }
+  absl::Status RmsNorm(const float* x, const float* weight, float* y,
+                       int64_t rows, int64_t cols, float eps) override {
+    if (rows < 0 || cols <= 0 || x == nullptr || y == nullptr ||
+        weight == nullptr) {
+      return absl::InvalidArgumentError("RmsNorm: bad arguments");
+    }
+    const size_t total = static_cast<size_t>(rows) * cols;
+    return RmsNormReference(absl::MakeConstSpan(x, total),
+                            absl::MakeConstSpan(weight, cols), rows, cols, eps,
+                            absl::MakeSpan(y, total));
+  }
+  absl::Status MatMul(const WeightMatrix& w, const float* x, int64_t n,
+                      float* y) override {
+    return MatMulReference(w, x, n, y);
+  }
+  absl::Status Rope(float* x, int64_t n, int64_t heads,
+                    absl::Span<const int32_t> pos,
+                    const RopeParams& params) override {
+    return RopeReference(x, n, heads, pos, params);
+  }
+  absl::Status SiluMul(float* gate, const float* up, int64_t n) override {
+    return SiluMulReference(gate, up, n);
+  }
+  absl::Status Add(float* x, const float* y, int64_t n) override {
+    return AddReference(x, y, n);
+  }
+  absl::Status Attention(const AttentionBatch& batch,
+                         const KvCacheLayout& layout, float* k_cache,
+                         float* v_cache, int64_t layer, const float* q,
+                         const float* k, const float* v, int64_t q_heads,
+                         float scale, float* out) override {
+    return AttentionReference(batch, layout, k_cache, v_cache, layer, q, k, v,
+                              q_heads, scale, out);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeReferenceBackend() {
+  return std::make_unique<ReferenceBackend>();
+}
+
+}  // namespace tpserve

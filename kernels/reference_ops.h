@@ -1,0 +1,123 @@
+// CPU references of the Backend ops (kernels/backend.h) that every backend
+// is tested against: plain loops, double accumulation, no threads, no SIMD.
+// Each function validates its arguments exactly as a backend must, and the
+// validators are shared so that every backend refuses the same inputs.
+//
+// Pointer arguments follow Backend: host memory, shapes given separately.
+#ifndef TPSERVE_KERNELS_REFERENCE_OPS_H_
+#define TPSERVE_KERNELS_REFERENCE_OPS_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "kernels/backend.h"
+
+namespace tpserve {
+
+// ---- Validation shared by every backend ------------------------------------
+
+// Whether MatMul / EmbeddingGather accept weights of `type`: F32, F16,
+// BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (what DequantizeRow
+// decodes). Backends may be faster on some of them only.
+bool IsSupportedWeightType(GgmlType type);
+
+// OK when `w` is usable: supported type, rows >= 0, cols > 0 and a whole
+// number of blocks, row_stride >= the packed row size, data non-null unless
+// rows == 0.
+absl::Status ValidateWeightMatrix(const WeightMatrix& w);
+
+// OK when the Attention arguments are consistent (see Backend::Attention):
+// layout fields positive, 0 <= layer < layers, q_heads a positive multiple
+// of kv_heads, seq/pos spans of n_tokens entries, block_offsets
+// non-decreasing within block_table, every block_table entry in
+// [0, num_blocks), and for every token pos >= 0 with position pos inside its
+// sequence's table. Pointers must be non-null when n_tokens > 0.
+absl::Status ValidateAttention(const AttentionBatch& batch,
+                               const KvCacheLayout& layout,
+                               const float* k_cache, const float* v_cache,
+                               int64_t layer, const float* q, const float* k,
+                               const float* v, int64_t q_heads,
+                               const float* out);
+
+// OK when head_dim > 0, rope_dim even and in (0, head_dim], theta > 0,
+// scaling_factor > 0 and, when scaling (factor != 1), high_freq_factor >
+// low_freq_factor > 0 and original_max_positions > 0.
+absl::Status ValidateRopeParams(const RopeParams& p);
+
+// The rotation frequency of pair i in [0, rope_dim / 2): theta^(-2i /
+// rope_dim), then Llama 3 scaling when scaling_factor != 1 (as llama.cpp and
+// Hugging Face's _compute_llama3_parameters):
+//   wavelen = 2 pi / freq
+//   wavelen < orig / high_freq_factor: freq unchanged (high frequencies)
+//   wavelen > orig / low_freq_factor:  freq / factor  (low frequencies)
+//   otherwise smooth = (orig / wavelen - low) / (high - low),
+//             freq = (1 - smooth) * freq / factor + smooth * freq.
+// Assumes ValidateRopeParams(p) is OK.
+double RopeFrequency(const RopeParams& p, int64_t i);
+
+// ---- Activation quantization of the integer matmul path ---------------------
+
+// Elements per activation block: every quantized weight format here has
+// sub-blocks of 32 (or 16, two per activation block) aligned to 32.
+inline constexpr int kActBlock = 32;
+
+// Quantizes x[0..32) to 8 bits like ggml's quantize_row_q8_0 but rounding
+// half to even (what SIMD rounding does, so scalar and vector quantizers
+// agree bit for bit): amax = max |x|, *d = amax / 127, and
+// q[i] = round(x[i] * (127 / amax)) clamped to [-127, 127] (0 when amax is
+// 0). |q| <= 127 is an invariant the integer kernels rely on: a u8 x i8
+// pairwise sum then fits int16 without saturating.
+void QuantizeActivationBlock(const float* x, int8_t* q, float* d);
+
+// ---- Reference ops
+// -----------------------------------------------------------
+
+// Backend::EmbeddingGather.
+absl::Status EmbeddingGatherReference(const WeightMatrix& table,
+                                      int64_t row_begin,
+                                      absl::Span<const int32_t> ids,
+                                      float* out);
+
+// Backend::MatMul: y[i, r] = sum_c w[r, c] * x[i, c], each weight row
+// dequantized with DequantizeRow, the dot product in double.
+absl::Status MatMulReference(const WeightMatrix& w, const float* x, int64_t n,
+                             float* y);
+
+// MatMulReference with each activation row first quantized in 32-element
+// blocks by QuantizeActivationBlock (then decoded back as d * q in double)
+// when w is a block-quantized type; plain MatMulReference for F32/F16/BF16.
+// This is what an exact integer-dot kernel computes up to float rounding of
+// its per-block partial sums, so it checks the integer path tightly.
+absl::Status MatMulReferenceQ8Activations(const WeightMatrix& w, const float* x,
+                                          int64_t n, float* y);
+
+// Backend::Rope, angles and rotations in double.
+absl::Status RopeReference(float* x, int64_t n, int64_t heads,
+                           absl::Span<const int32_t> pos,
+                           const RopeParams& params);
+
+// Backend::SiluMul (silu(g) = g / (1 + exp(-g)), in double).
+absl::Status SiluMulReference(float* gate, const float* up, int64_t n);
+
+// Backend::Add.
+absl::Status AddReference(float* x, const float* y, int64_t n);
+
+// Backend::Attention: writes every new k/v of the batch into the cache
+// first, then attends (so tokens of one step see each other causally).
+// Scores, softmax (max subtracted) and the weighted sum are in double.
+// `out` may alias `q`.
+absl::Status AttentionReference(const AttentionBatch& batch,
+                                const KvCacheLayout& layout, float* k_cache,
+                                float* v_cache, int64_t layer, const float* q,
+                                const float* k, const float* v, int64_t q_heads,
+                                float scale, float* out);
+
+// A Backend made of the reference ops (host memory; single-threaded). The
+// truth of the cross-backend tests, and a fallback that is always correct.
+std::unique_ptr<Backend> MakeReferenceBackend();
+
+}  // namespace tpserve
+
+#endif  // TPSERVE_KERNELS_REFERENCE_OPS_H_

@@ -1,0 +1,621 @@
+// Every op of every compiled backend against the CPU reference
+// (kernels/reference_ops.h), in the spirit of llama.cpp's test-backend-ops:
+// odd shapes (columns that are not multiples of a SIMD width or of two
+// blocks, odd row counts, batch sizes that leave remainders), every weight
+// type, several thread counts and, for the CPU matmul, every SIMD target
+// Highway compiled that this machine runs.
+//
+// Error measure for a dot product y = sum_c w_c x_c: |y - y_ref| divided by
+// sum_c |w_c x_c| (the condition-free scale of the sum), so cancellation in
+// random data cannot make a correct kernel look wrong.
+#include <gtest/gtest.h>
+#include <hwy/highway.h>
+#include <hwy/targets.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/dequantize.h"
+#include "common/ggml_blocks.h"
+#include "common/gguf.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/reference_ops.h"
+#include "kernels/rmsnorm.h"
+#include "tests/test_paths.h"
+
+namespace tpserve {
+namespace {
+
+struct NamedBackend {
+  std::string name;
+  std::unique_ptr<Backend> backend;
+  bool quantizes_acts;  // Integer matmul path with 8-bit activations.
+};
+
+std::vector<NamedBackend> AllBackends() {
+  std::vector<NamedBackend> v;
+  v.push_back({"reference", MakeReferenceBackend(), false});
+  for (int threads : {1, 2, 3}) {
+    v.push_back({absl::StrCat("cpu/", threads), MakeCpuBackend(threads), true});
+  }
+  return v;
+}
+
+std::vector<float> RandomFloats(size_t n, std::mt19937& rng, float lo = -1,
+                                float hi = 1) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+// ---- Random weights ---------------------------------------------------------
+
+// `rows` rows of `cols` weights of `type`, each `stride` bytes apart (>= the
+// packed row; the gap is filled with garbage a kernel must not read as
+// weights). Quantized blocks are random bytes with sane fp16 scales written
+// over the scale fields (random bytes there would give NaN/huge scales);
+// every bit pattern of the quants is valid.
+std::vector<uint8_t> RandomWeights(GgmlType type, int64_t rows, int64_t cols,
+                                   size_t stride, std::mt19937& rng) {
+  std::vector<uint8_t> data(rows * stride);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (uint8_t& b : data) b = static_cast<uint8_t>(byte(rng));
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+  auto put_half = [&](uint8_t* p, float f) {
+    const GgmlHalf h = Fp32ToFp16(f);
+    std::memcpy(p, &h, 2);
+  };
+  const GgmlTypeTraits& tr = GetGgmlType(type);
+  const int64_t nb = cols / tr.block_size;
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* row = data.data() + r * stride;
+    if (type == GgmlType::kF32 || type == GgmlType::kF16 ||
+        type == GgmlType::kBF16) {
+      std::vector<float> f = RandomFloats(cols, rng);
+      for (int64_t c = 0; c < cols; ++c) {
+        if (type == GgmlType::kF32) {
+          std::memcpy(row + 4 * c, &f[c], 4);
+        } else {
+          const uint16_t h =
+              type == GgmlType::kF16 ? Fp32ToFp16(f[c]) : Fp32ToBf16(f[c]);
+          std::memcpy(row + 2 * c, &h, 2);
+        }
+      }
+      continue;
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* blk = row + b * tr.type_size;
+      switch (type) {
+        case GgmlType::kQ8_0:
+        case GgmlType::kQ4_0:
+        case GgmlType::kQ5_0:
+          put_half(blk, scale(rng));
+          break;
+        case GgmlType::kQ4_1:
+        case GgmlType::kQ5_1:
+        case GgmlType::kQ4_K:
+        case GgmlType::kQ5_K:
+          put_half(blk, scale(rng));
+          put_half(blk + 2, -scale(rng));  // m (min) or dmin.
+          break;
+        case GgmlType::kQ6_K:
+          put_half(blk + offsetof(BlockQ6_K, d), scale(rng) * 0.1f);
+          break;
+        default:
+          ADD_FAILURE() << "no generator for " << GgmlTypeName(type);
+      }
+    }
+  }
+  return data;
+}
+
+// sum_c |w[r, c] x[i, c]| and the activation-quantization error bound
+// sum_b (amax_b / 254) sum_{c in b} |w[r, c]| (|x - d q| <= d / 2 =
+// amax / 254 per element), in double, [n, rows].
+void Scales(const WeightMatrix& w, const std::vector<float>& x, int64_t n,
+            std::vector<double>* abs_sum, std::vector<double>* q_bound) {
+  abs_sum->assign(n * w.rows, 0);
+  q_bound->assign(n * w.rows, 0);
+  std::vector<float> wr(w.cols);
+  const size_t row_bytes = *GgmlRowBytes(w.type, w.cols);
+  for (int64_t r = 0; r < w.rows; ++r) {
+    ASSERT_TRUE(DequantizeRow(w.type, w.data + r * w.row_stride, row_bytes,
+                              w.cols, wr.data())
+                    .ok());
+    for (int64_t i = 0; i < n; ++i) {
+      const float* xi = x.data() + i * w.cols;
+      double s = 0, qb = 0;
+      for (int64_t c0 = 0; c0 < w.cols; c0 += kActBlock) {
+        const int64_t c1 = std::min<int64_t>(w.cols, c0 + kActBlock);
+        double amax = 0, wsum = 0;
+        for (int64_t c = c0; c < c1; ++c) {
+          s += std::fabs(double{wr[c]} * xi[c]);
+          amax = std::max(amax, std::fabs(double{xi[c]}));
+          wsum += std::fabs(double{wr[c]});
+        }
+        qb += amax / 254 * wsum;
+      }
+      (*abs_sum)[i * w.rows + r] = s;
+      (*q_bound)[i * w.rows + r] = qb;
+    }
+  }
+}
+
+// Float accumulation over at most a few hundred partial sums of exact (or
+// once-rounded) terms: relative error (to the abs sum) well under 1e-5.
+constexpr double kFloatTol = 1e-5;
+
+void ExpectClose(const std::vector<float>& got, const std::vector<float>& want,
+                 const std::vector<double>& abs_sum,
+                 const std::vector<double>* extra, double tol,
+                 const std::string& what) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double bound = tol * abs_sum[i] + (extra ? (*extra)[i] : 0.0) + 1e-30;
+    const double err = std::fabs(double{got[i]} - want[i]);
+    if (!(err <= bound)) {
+      ADD_FAILURE() << what << ": element " << i << " got " << got[i]
+                    << " want " << want[i] << " err " << err << " > bound "
+                    << bound;
+      return;
+    }
+  }
+}
+
+struct MatMulCase {
+  GgmlType type;
+  int64_t rows, cols, n;
+  size_t pad;  // Extra bytes per row (a column slice's stride).
+};
+
+// Runs one shape on every backend (and, for the CPU backends, every SIMD
+// target) against both references.
+void CheckMatMul(const MatMulCase& mc, std::vector<NamedBackend>& backends,
+                 std::mt19937& rng) {
+  SCOPED_TRACE(absl::StrCat(GgmlTypeName(mc.type), " rows=", mc.rows,
+                            " cols=", mc.cols, " n=", mc.n, " pad=", mc.pad));
+  const size_t stride = *GgmlRowBytes(mc.type, mc.cols) + mc.pad;
+  std::vector<uint8_t> wdata =
+      RandomWeights(mc.type, mc.rows, mc.cols, stride, rng);
+  const WeightMatrix w{mc.type, mc.rows, mc.cols, wdata.data(), stride};
+  std::vector<float> x = RandomFloats(mc.n * mc.cols, rng);
+  // An all-zero activation block (amax 0) and an outlier.
+  std::fill(x.begin(), x.begin() + std::min<int64_t>(mc.cols, 32), 0.0f);
+  x.back() = 7.5f;
+  std::vector<float> exact(mc.n * mc.rows), q8(mc.n * mc.rows);
+  ASSERT_TRUE(MatMulReference(w, x.data(), mc.n, exact.data()).ok());
+  ASSERT_TRUE(MatMulReferenceQ8Activations(w, x.data(), mc.n, q8.data()).ok());
+  std::vector<double> abs_sum, q_bound;
+  Scales(w, x, mc.n, &abs_sum, &q_bound);
+  for (NamedBackend& nb : backends) {
+    auto run = [&](const std::string& label) {
+      std::vector<float> y(mc.n * mc.rows, NAN);
+      ASSERT_TRUE(nb.backend->MatMul(w, x.data(), mc.n, y.data()).ok());
+      if (nb.quantizes_acts) {
+        // Tight: the integer path computes exactly what the Q8 reference
+        // does, up to float rounding.
+        ExpectClose(y, q8, abs_sum, nullptr, kFloatTol, label + " vs q8 ref");
+        // Loose, but a proven bound: the activation rounding error.
+        ExpectClose(y, exact, abs_sum, &q_bound, kFloatTol,
+                    label + " vs exact ref");
+      } else {
+        ExpectClose(y, exact, abs_sum, nullptr, kFloatTol,
+                    label + " vs exact ref");
+      }
+    };
+    if (!nb.quantizes_acts) {
+      run(nb.name);
+      continue;
+    }
+    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+      hwy::SetSupportedTargetsForTest(target);
+      run(absl::StrCat(nb.name, "/", hwy::TargetName(target)));
+    }
+    hwy::SetSupportedTargetsForTest(0);
+  }
+}
+
+TEST(BackendOpsTest, MatMulEveryTypeOddShapes) {
+  std::mt19937 rng(1234);
+  std::vector<NamedBackend> backends = AllBackends();
+  const std::vector<GgmlType> types = {
+      GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,
+      GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
+      GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K};
+  // (rows, n) pairs cycled over the column sizes: odd rows, n with
+  // remainders against the 4-row groups of the CPU kernels.
+  const std::pair<int64_t, int64_t> rn[] = {{1, 1}, {3, 2}, {17, 5}, {5, 33}};
+  for (GgmlType type : types) {
+    const int bs = static_cast<int>(GetGgmlType(type).block_size);
+    std::vector<int64_t> cols;
+    if (bs == 1) {
+      cols = {1, 7, 33, 96, 577};
+    } else if (bs == 32) {
+      cols = {32, 96, 288, 1536 + 256, 2560};
+    } else {
+      cols = {256, 512, 1536 + 256, 2560};
+    }
+    for (size_t k = 0; k < cols.size(); ++k) {
+      const auto [rows, n] = rn[k % 4];
+      CheckMatMul({type, rows, cols[k], n, k % 2 == 1 ? 6u : 0u}, backends,
+                  rng);
+    }
+  }
+  // Many rows (several row chunks per thread) for the model's types.
+  for (GgmlType type : {GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ4_K,
+                        GgmlType::kQ6_K, GgmlType::kF32}) {
+    CheckMatMul({type, 577, 256, 2, 0}, backends, rng);
+  }
+}
+
+TEST(BackendOpsTest, MatMulRejectsBadWeights) {
+  for (NamedBackend& nb : AllBackends()) {
+    SCOPED_TRACE(nb.name);
+    std::vector<uint8_t> data(1024);
+    std::vector<float> x(64), y(64);
+    WeightMatrix w{GgmlType::kQ4_0, 2, 48, data.data(), 40};  // 48 % 32.
+    EXPECT_EQ(nb.backend->MatMul(w, x.data(), 1, y.data()).code(),
+              absl::StatusCode::kInvalidArgument);
+    w = {GgmlType::kQ4_0, 2, 32, data.data(), 17};  // Stride < 18 bytes.
+    EXPECT_EQ(nb.backend->MatMul(w, x.data(), 1, y.data()).code(),
+              absl::StatusCode::kInvalidArgument);
+    w = {GgmlType::kQ2_K, 2, 256, data.data(), 84};
+    EXPECT_EQ(nb.backend->MatMul(w, x.data(), 1, y.data()).code(),
+              absl::StatusCode::kUnimplemented);
+  }
+}
+
+// Real weights: rows of the default model's Q4_1 attention and Q8_0
+// embedding (the tied lm_head) matrices.
+TEST(BackendOpsTest, MatMulDefaultModelRows) {
+  auto g = GgufFile::Open(testing::DefaultModelPath());
+  ASSERT_TRUE(g.ok()) << g.status() << "\n" << testing::kModelHint;
+  std::vector<NamedBackend> backends = AllBackends();
+  std::mt19937 rng(7);
+  struct Pick {
+    const char* name;
+    GgmlType type;
+    int64_t row0, rows;
+  };
+  for (const Pick& p : {Pick{"blk.0.attn_q.weight", GgmlType::kQ4_1, 0, 64},
+                        Pick{"token_embd.weight", GgmlType::kQ8_0, 1000, 96}}) {
+    SCOPED_TRACE(p.name);
+    const GgufTensor* t = (*g)->FindTensor(p.name);
+    ASSERT_NE(t, nullptr);
+    ASSERT_EQ(t->type, p.type);
+    const int64_t cols = static_cast<int64_t>(t->dims[0]);
+    const size_t stride = *GgmlRowBytes(t->type, cols);
+    const WeightMatrix w{t->type, p.rows, cols, t->data + p.row0 * stride,
+                         stride};
+    const int64_t n = 3;
+    std::vector<float> x = RandomFloats(n * cols, rng);
+    std::vector<float> exact(n * p.rows), q8(n * p.rows);
+    ASSERT_TRUE(MatMulReference(w, x.data(), n, exact.data()).ok());
+    ASSERT_TRUE(MatMulReferenceQ8Activations(w, x.data(), n, q8.data()).ok());
+    std::vector<double> abs_sum, q_bound;
+    Scales(w, x, n, &abs_sum, &q_bound);
+    for (NamedBackend& nb : backends) {
+      std::vector<float> y(n * p.rows);
+      ASSERT_TRUE(nb.backend->MatMul(w, x.data(), n, y.data()).ok());
+      ExpectClose(y, nb.quantizes_acts ? q8 : exact, abs_sum, nullptr,
+                  kFloatTol, nb.name);
+      ExpectClose(y, exact, abs_sum, &q_bound, kFloatTol, nb.name);
+    }
+  }
+}
+
+TEST(BackendOpsTest, QuantizeActivationBlock) {
+  float x[32];
+  for (int i = 0; i < 32; ++i) x[i] = (i - 15.5f) / 7.0f;
+  int8_t q[32];
+  float d;
+  QuantizeActivationBlock(x, q, &d);
+  EXPECT_FLOAT_EQ(d, (15.5f / 7.0f) / 127);
+  EXPECT_EQ(q[31], 127);
+  for (int i = 0; i < 32; ++i) {
+    EXPECT_LE(std::fabs(x[i] - d * q[i]), d / 2 * 1.0001f) << i;
+  }
+  std::fill(x, x + 32, 0.0f);
+  QuantizeActivationBlock(x, q, &d);
+  EXPECT_EQ(d, 0.0f);
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(q[i], 0);
+}
+
+// ---- EmbeddingGather --------------------------------------------------------
+
+TEST(BackendOpsTest, EmbeddingGatherVocabParallel) {
+  std::mt19937 rng(11);
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kF16, GgmlType::kQ4_K}) {
+    SCOPED_TRACE(GgmlTypeName(type));
+    const int64_t rows = 10, cols = 512, row_begin = 100;
+    const size_t stride = *GgmlRowBytes(type, cols);
+    std::vector<uint8_t> data = RandomWeights(type, rows, cols, stride, rng);
+    const WeightMatrix table{type, rows, cols, data.data(), stride};
+    const std::vector<int32_t> ids = {100, 109, 99, 110, 105, -1, 100};
+    std::vector<float> want(ids.size() * cols, 0.0f);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const int64_t r = ids[i] - row_begin;
+      if (r < 0 || r >= rows) continue;
+      ASSERT_TRUE(DequantizeRow(type, data.data() + r * stride, stride, cols,
+                                want.data() + i * cols)
+                      .ok());
+    }
+    for (NamedBackend& nb : AllBackends()) {
+      std::vector<float> out(ids.size() * cols, NAN);
+      ASSERT_TRUE(
+          nb.backend->EmbeddingGather(table, row_begin, ids, out.data()).ok());
+      EXPECT_EQ(out, want) << nb.name;
+    }
+  }
+}
+
+// ---- Rope -------------------------------------------------------------------
+
+// The formulas written out again, independently of reference_ops.cc.
+double TestFreq(const RopeParams& p, int64_t i) {
+  const double base = 1.0 / std::pow(p.theta, (2.0 * i) / p.rope_dim);
+  if (p.scaling_factor == 1.0) return base;
+  const double wavelen = 2 * M_PI / base;
+  const double lo_wavelen = p.original_max_positions / p.low_freq_factor;
+  const double hi_wavelen = p.original_max_positions / p.high_freq_factor;
+  if (wavelen < hi_wavelen) return base;
+  if (wavelen > lo_wavelen) return base / p.scaling_factor;
+  const double smooth =
+      (p.original_max_positions / wavelen - p.low_freq_factor) /
+      (p.high_freq_factor - p.low_freq_factor);
+  return (1 - smooth) * base / p.scaling_factor + smooth * base;
+}
+
+TEST(BackendOpsTest, RopeNormalNeoxLlama3) {
+  std::mt19937 rng(5);
+  RopeParams normal;
+  normal.head_dim = 64;
+  normal.rope_dim = 64;
+  normal.theta = 10000;
+  RopeParams neox = normal;
+  neox.neox = true;
+  RopeParams llama3 = normal;
+  llama3.theta = 500000;
+  llama3.scaling_factor = 8;
+  llama3.low_freq_factor = 1;
+  llama3.high_freq_factor = 4;
+  llama3.original_max_positions = 8192;
+  RopeParams partial = neox;  // Only the leading dims rotate.
+  partial.head_dim = 80;
+  partial.rope_dim = 32;
+  // Each llama3 regime is exercised: some frequencies kept, some divided by
+  // the factor, some smoothed.
+  int kept = 0, divided = 0, smoothed = 0;
+  for (int64_t i = 0; i < 32; ++i) {
+    const double base = std::pow(llama3.theta, -2.0 * i / 64);
+    const double f = TestFreq(llama3, i);
+    if (f == base) {
+      ++kept;
+    } else if (std::fabs(f - base / 8) < 1e-18) {
+      ++divided;
+    } else {
+      ++smoothed;
+    }
+    EXPECT_NEAR(RopeFrequency(llama3, i), f, 1e-15 * base) << i;
+  }
+  EXPECT_GT(kept, 0);
+  EXPECT_GT(divided, 0);
+  EXPECT_GT(smoothed, 0);
+
+  for (const RopeParams& p : {normal, neox, llama3, partial}) {
+    SCOPED_TRACE(absl::StrCat("neox=", p.neox, " factor=", p.scaling_factor,
+                              " rope_dim=", p.rope_dim));
+    const int64_t n = 4, heads = 3;
+    const std::vector<int32_t> pos = {0, 1, 77, 100000};
+    const std::vector<float> x = RandomFloats(n * heads * p.head_dim, rng);
+    std::vector<float> want = x;
+    const int64_t half = p.rope_dim / 2;
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t h = 0; h < heads; ++h) {
+        float* v = want.data() + (t * heads + h) * p.head_dim;
+        const float* u = x.data() + (t * heads + h) * p.head_dim;
+        for (int64_t i = 0; i < half; ++i) {
+          const int64_t a = p.neox ? i : 2 * i,
+                        b = p.neox ? i + half : 2 * i + 1;
+          const double th = pos[t] * TestFreq(p, i);
+          v[a] = static_cast<float>(u[a] * std::cos(th) - u[b] * std::sin(th));
+          v[b] = static_cast<float>(u[a] * std::sin(th) + u[b] * std::cos(th));
+        }
+      }
+    }
+    for (NamedBackend& nb : AllBackends()) {
+      std::vector<float> got = x;
+      ASSERT_TRUE(nb.backend->Rope(got.data(), n, heads, pos, p).ok());
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_NEAR(got[i], want[i], 4e-6) << nb.name << " element " << i;
+      }
+    }
+  }
+  RopeParams bad = normal;
+  bad.rope_dim = 63;
+  std::vector<float> x(64);
+  const std::vector<int32_t> pos = {0};
+  for (NamedBackend& nb : AllBackends()) {
+    EXPECT_FALSE(nb.backend->Rope(x.data(), 1, 1, pos, bad).ok()) << nb.name;
+  }
+}
+
+// ---- Elementwise
+// --------------------------------------------------------------
+
+TEST(BackendOpsTest, RmsNormSiluMulAdd) {
+  std::mt19937 rng(9);
+  const int64_t rows = 3, cols = 577, n = rows * cols;
+  const std::vector<float> x = RandomFloats(n, rng, -3, 3);
+  const std::vector<float> y = RandomFloats(n, rng, -3, 3);
+  const std::vector<float> wt = RandomFloats(cols, rng);
+  std::vector<float> norm_ref(n), silu_ref = x, add_ref = x;
+  ASSERT_TRUE(
+      RmsNormReference(x, wt, rows, cols, 1e-5f, absl::MakeSpan(norm_ref))
+          .ok());
+  ASSERT_TRUE(SiluMulReference(silu_ref.data(), y.data(), n).ok());
+  ASSERT_TRUE(AddReference(add_ref.data(), y.data(), n).ok());
+  for (NamedBackend& nb : AllBackends()) {
+    SCOPED_TRACE(nb.name);
+    std::vector<float> a = x;  // In place: y aliases x.
+    ASSERT_TRUE(
+        nb.backend->RmsNorm(a.data(), wt.data(), a.data(), rows, cols, 1e-5f)
+            .ok());
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_NEAR(a[i], norm_ref[i], 1e-5 * (1 + std::fabs(norm_ref[i])));
+    }
+    a = x;
+    ASSERT_TRUE(nb.backend->SiluMul(a.data(), y.data(), n).ok());
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_NEAR(a[i], silu_ref[i], 1e-6 * (1 + std::fabs(silu_ref[i])));
+    }
+    a = x;
+    ASSERT_TRUE(nb.backend->Add(a.data(), y.data(), n).ok());
+    EXPECT_EQ(a, add_ref);
+  }
+}
+
+// ---- Attention --------------------------------------------------------------
+
+// A mixed batch: sequence 0 prefills 5 tokens (positions 0..4), sequence 1
+// decodes one token at position 9 over cache content written by earlier
+// steps. Block size 4, so both cross blocks; the tables use scattered block
+// ids; GQA with 3 query heads per KV head; a head_dim that is no SIMD width.
+TEST(BackendOpsTest, AttentionMixedPrefillDecode) {
+  std::mt19937 rng(3);
+  KvCacheLayout layout;
+  layout.layers = 2;
+  layout.num_blocks = 8;
+  layout.block_size = 4;
+  layout.kv_heads = 2;
+  layout.head_dim = 20;
+  const int64_t q_heads = 6, layer = 1, hd = layout.head_dim;
+  const int64_t slot_floats = layout.kv_heads * hd;
+  const std::vector<int32_t> table = {5, 2, 0, 7,
+                                      3};  // seq0: 5 2; seq1: 0 7 3.
+  const std::vector<int32_t> offsets = {0, 2, 5};
+  const std::vector<int32_t> seq = {0, 0, 0, 0, 0, 1};
+  const std::vector<int32_t> pos = {0, 1, 2, 3, 4, 9};
+  const int64_t n = 6;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const std::vector<float> q = RandomFloats(n * q_heads * hd, rng, -2, 2);
+  const std::vector<float> k = RandomFloats(n * slot_floats, rng, -2, 2);
+  const std::vector<float> v = RandomFloats(n * slot_floats, rng);
+  // Sequence 1's positions 0..8, written by earlier steps.
+  const std::vector<float> old_k = RandomFloats(9 * slot_floats, rng, -2, 2);
+  const std::vector<float> old_v = RandomFloats(9 * slot_floats, rng);
+  const size_t cache_floats =
+      layout.layers * layout.num_blocks * layout.BlockFloats();
+  const std::vector<float> noise = RandomFloats(cache_floats, rng, -9, 9);
+  auto slot = [&](int64_t s, int64_t p) {
+    const int64_t block = table[offsets[s] + p / layout.block_size];
+    return ((layer * layout.num_blocks + block) * layout.block_size +
+            p % layout.block_size) *
+           slot_floats;
+  };
+
+  // Dense attention over each sequence's keys/values, in double.
+  std::vector<float> want(n * q_heads * hd);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t h = 0; h < q_heads; ++h) {
+      const int64_t kvh = h / (q_heads / layout.kv_heads);
+      auto key = [&](int64_t p) -> const float* {
+        if (seq[t] == 1 && p < 9)
+          return old_k.data() + p * slot_floats + kvh * hd;
+        const int64_t tok = seq[t] == 1 ? 5 : p;
+        return k.data() + tok * slot_floats + kvh * hd;
+      };
+      auto val = [&](int64_t p) -> const float* {
+        if (seq[t] == 1 && p < 9)
+          return old_v.data() + p * slot_floats + kvh * hd;
+        const int64_t tok = seq[t] == 1 ? 5 : p;
+        return v.data() + tok * slot_floats + kvh * hd;
+      };
+      std::vector<double> sc(pos[t] + 1);
+      double mx = -1e300, sum = 0;
+      for (int64_t p = 0; p <= pos[t]; ++p) {
+        double d = 0;
+        for (int64_t i = 0; i < hd; ++i) {
+          d += double{q[(t * q_heads + h) * hd + i]} * key(p)[i];
+        }
+        sc[p] = d * scale;
+        mx = std::max(mx, sc[p]);
+      }
+      for (double& s : sc) sum += (s = std::exp(s - mx));
+      for (int64_t i = 0; i < hd; ++i) {
+        double o = 0;
+        for (int64_t p = 0; p <= pos[t]; ++p) o += sc[p] * val(p)[i];
+        want[(t * q_heads + h) * hd + i] = static_cast<float>(o / sum);
+      }
+    }
+  }
+
+  AttentionBatch batch{n, seq, pos, table, offsets};
+  for (NamedBackend& nb : AllBackends()) {
+    for (bool alias : {false, true}) {
+      SCOPED_TRACE(absl::StrCat(nb.name, alias ? " out aliases q" : ""));
+      std::vector<float> kc = noise, vc = noise;
+      for (int64_t p = 0; p < 9; ++p) {
+        std::copy_n(old_k.data() + p * slot_floats, slot_floats,
+                    kc.data() + slot(1, p));
+        std::copy_n(old_v.data() + p * slot_floats, slot_floats,
+                    vc.data() + slot(1, p));
+      }
+      std::vector<float> out(want.size(), NAN);
+      std::vector<float> qin = q;
+      float* o = alias ? qin.data() : out.data();
+      ASSERT_TRUE(nb.backend
+                      ->Attention(batch, layout, kc.data(), vc.data(), layer,
+                                  qin.data(), k.data(), v.data(), q_heads,
+                                  scale, o)
+                      .ok());
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_NEAR(o[i], want[i], 1e-5) << "element " << i;
+      }
+      // The new keys/values sit in their slots; layer 0 is untouched.
+      for (int64_t t = 0; t < n; ++t) {
+        EXPECT_TRUE(std::equal(k.data() + t * slot_floats,
+                               k.data() + (t + 1) * slot_floats,
+                               kc.data() + slot(seq[t], pos[t])));
+        EXPECT_TRUE(std::equal(v.data() + t * slot_floats,
+                               v.data() + (t + 1) * slot_floats,
+                               vc.data() + slot(seq[t], pos[t])));
+      }
+      const size_t layer_floats = layout.num_blocks * layout.BlockFloats();
+      EXPECT_TRUE(
+          std::equal(noise.begin(), noise.begin() + layer_floats, kc.begin()));
+    }
+
+    // Invalid batches are refused before anything is written.
+    std::vector<float> kc = noise, vc = noise, out(want.size());
+    auto attend = [&](const AttentionBatch& b, int64_t qh) {
+      return nb.backend->Attention(b, layout, kc.data(), vc.data(), layer,
+                                   q.data(), k.data(), v.data(), qh, scale,
+                                   out.data());
+    };
+    const std::vector<int32_t> bad_table = {5, 2, 0, 8, 3};  // 8 >= 8 blocks.
+    EXPECT_EQ(attend({n, seq, pos, bad_table, offsets}, q_heads).code(),
+              absl::StatusCode::kInvalidArgument);
+    const std::vector<int32_t> far = {0, 1, 2, 3, 4, 12};  // Past 3 blocks.
+    EXPECT_EQ(attend({n, seq, far, table, offsets}, q_heads).code(),
+              absl::StatusCode::kInvalidArgument);
+    const std::vector<int32_t> bad_seq = {0, 0, 0, 0, 0, 2};
+    EXPECT_EQ(attend({n, bad_seq, pos, table, offsets}, q_heads).code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(attend(batch, 5).code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(kc, noise);
+  }
+}
+
+}  // namespace
+}  // namespace tpserve
