@@ -286,12 +286,14 @@ absl::Status LlamaShard::Forward(const StepInput& in,
   // Only the rows whose next token is wanted go through the lm_head.
   host_logits_.resize(static_cast<size_t>(n) * hidden);
   TP_RETURN_IF_ERROR(backend_->CopyToHost(x_, host_logits_.data(), n * hidden));
-  std::vector<float> rows(static_cast<size_t>(m) * hidden);
+  host_rows_.resize(static_cast<size_t>(m) * hidden);
   for (int64_t i = 0; i < m; ++i) {
-    std::memcpy(&rows[i * hidden], &host_logits_[in.logit_tokens[i] * hidden],
+    std::memcpy(&host_rows_[i * hidden],
+                &host_logits_[in.logit_tokens[i] * hidden],
                 hidden * sizeof(float));
   }
-  TP_RETURN_IF_ERROR(backend_->CopyFromHost(rows.data(), last_, m * hidden));
+  TP_RETURN_IF_ERROR(
+      backend_->CopyFromHost(host_rows_.data(), last_, m * hidden));
   TP_RETURN_IF_ERROR(
       backend_->RmsNorm(last_, output_norm_, last_, m, hidden, eps));
   TP_RETURN_IF_ERROR(backend_->MatMul(lm_head_, last_, m, local_logits_));

@@ -93,7 +93,8 @@ class LlamaShard {
   float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr,
         *v_ = nullptr, *attn_ = nullptr, *proj_ = nullptr, *gate_ = nullptr,
         *up_ = nullptr, *last_ = nullptr, *local_logits_ = nullptr;
-  std::vector<float> host_logits_, gathered_;
+  // Host staging, reused across steps (resize never shrinks capacity).
+  std::vector<float> host_logits_, host_rows_, gathered_;
 };
 
 }  // namespace tpserve
