@@ -35,8 +35,9 @@ int Run(const std::string& path, int threads) {
   constexpr int kPrompt = 128, kDecode = 64, kBatch = 8, kBatchSteps = 32;
   constexpr int kBlock = 16;
   const int blocks_per_seq = (kPrompt + kDecode + kBlock - 1) / kBlock;
+  // Sequence 0 is the single one; 1..kBatch decode together.
   auto shard = LlamaShard::Create(**model, *plan, backend.get(), nullptr,
-                                  blocks_per_seq * kBatch, kBlock);
+                                  blocks_per_seq * (kBatch + 1), kBlock);
   if (!shard.ok()) {
     std::fprintf(stderr, "%s\n", shard.status().ToString().c_str());
     return 1;
@@ -85,10 +86,10 @@ int Run(const std::string& path, int threads) {
     if (auto s = (*shard)->Forward(one, &logits); !s.ok()) return fail(s);
   }
   const double decode = Since(t1);
-  // Decode 8 sequences together (their caches hold garbage prompts; the
-  // cost is what matters), positions kPrompt.. like the single sequence.
+  // Decode 8 new sequences together, one token each per step, positions
+  // from 0 (as the llama.cpp side must).
   StepInput batch;
-  tables(batch, kBatch);
+  tables(batch, kBatch + 1);
   const auto t2 = Clock::now();
   for (int i = 0; i < kBatchSteps; ++i) {
     batch.tokens.clear();
@@ -97,8 +98,8 @@ int Run(const std::string& path, int threads) {
     batch.logit_tokens.clear();
     for (int s = 0; s < kBatch; ++s) {
       batch.tokens.push_back((i * 13 + s) % c.vocab_size);
-      batch.positions.push_back(kPrompt + i);
-      batch.seq.push_back(s);
+      batch.positions.push_back(i);
+      batch.seq.push_back(s + 1);
       batch.logit_tokens.push_back(s);
     }
     if (auto s = (*shard)->Forward(batch, &logits); !s.ok()) return fail(s);

@@ -19,13 +19,12 @@ PROMPT, DECODE, BATCH, BATCH_STEPS = 128, 64, 8, 32
 def main():
     path, threads = sys.argv[1], int(sys.argv[2])
     llm = Llama(model_path=path, n_ctx=2048, n_batch=512, n_threads=threads,
-                n_threads_batch=threads, verbose=False, n_seq_max=BATCH)
+                n_threads_batch=threads, verbose=False)
     vocab = llm.n_vocab()
     prompt = [(i * 7919) % vocab for i in range(PROMPT)]
     best = 1e9
     for _ in range(3):
         llm.reset()
-        llama_cpp.llama_kv_self_clear(llm.ctx) if hasattr(llama_cpp, "llama_kv_self_clear") else None
         t = time.perf_counter()
         llm.eval(prompt)
         best = min(best, time.perf_counter() - t)
@@ -34,22 +33,28 @@ def main():
         llm.eval([(i * 31) % vocab])
     decode = time.perf_counter() - t
 
-    # 8 sequences in one llama_batch per step (low-level API).
-    ctx = llm.ctx
+    # 8 new sequences (ids 1..8, positions from 0) in one llama_batch per
+    # step (low-level API); llama.cpp needs consecutive positions per seq.
+    # The high-level class makes single-sequence contexts: make one for 9.
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx, params.n_batch, params.n_seq_max = 2048, 512, BATCH + 1
+    params.n_threads = params.n_threads_batch = threads
+    ctx = llama_cpp.llama_init_from_model(llm.model, params)
     batch = llama_cpp.llama_batch_init(BATCH, 0, BATCH)
     t = time.perf_counter()
     for i in range(BATCH_STEPS):
         batch.n_tokens = BATCH
         for s in range(BATCH):
             batch.token[s] = (i * 13 + s) % vocab
-            batch.pos[s] = PROMPT + i
+            batch.pos[s] = i
             batch.n_seq_id[s] = 1
-            batch.seq_id[s][0] = s
+            batch.seq_id[s][0] = s + 1
             batch.logits[s] = 1
         if llama_cpp.llama_decode(ctx, batch) != 0:
             sys.exit("llama_decode failed")
     batched = time.perf_counter() - t
     llama_cpp.llama_batch_free(batch)
+    llama_cpp.llama_free(ctx)
     print(json.dumps({"threads": threads, "prefill_tok_s": PROMPT / best,
                       "decode_tok_s": DECODE / decode,
                       "batch8_tok_s": BATCH * BATCH_STEPS / batched}))
