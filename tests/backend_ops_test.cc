@@ -256,6 +256,14 @@ TEST(BackendOpsTest, MatMulEveryTypeOddShapes) {
                         GgmlType::kQ6_K, GgmlType::kF32}) {
     CheckMatMul({type, 577, 256, 2, 0}, backends, rng);
   }
+  // Decode (n = 1) with many rows: the CPU's single-row kernels take weight
+  // rows in pairs (odd row counts leave one) and two blocks at a time (odd
+  // block counts leave one), with and without row padding.
+  for (GgmlType type : {GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    CheckMatMul({type, 577, 256, 1, 0}, backends, rng);
+    CheckMatMul({type, 33, 288, 1, 6}, backends, rng);
+    CheckMatMul({type, 8, 1536 + 32, 1, 0}, backends, rng);
+  }
 }
 
 TEST(BackendOpsTest, MatMulRejectsBadWeights) {

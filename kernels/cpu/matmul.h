@@ -7,8 +7,11 @@
 // product is exact in int32, scaled by the two block scales in float.
 //
 // SIMD: Highway with runtime dispatch. On x86 the AVX2 and AVX-512 targets
-// use the u8 x i8 multiply-add (vpmaddubsw + vpmaddwd) on 32-byte blocks,
-// and AVX3_DL (VNNI) vpdpbusd; other targets use the scalar integer code
+// use the u8 x i8 multiply-add (vpmaddubsw + vpmaddwd) on 32-byte blocks;
+// on the AVX-512 targets Q8_0 and Q4_1 use AVX512-VNNI vpdpbusd on two
+// blocks per 512-bit vector when the CPU has it (checked at run time, as
+// Highway 1.0.3's AVX3 target does not imply it); other targets use the
+// scalar integer code
 // (same sums, exact) and Highway's float ops for F32/F16/BF16.
 #ifndef TPSERVE_KERNELS_CPU_MATMUL_H_
 #define TPSERVE_KERNELS_CPU_MATMUL_H_
