@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/dequantize.h"
+#include "kernels/host_backend.h"
 #include "kernels/rmsnorm.h"
 
 namespace tpserve {
@@ -349,38 +350,10 @@ absl::Status AttentionReference(const AttentionBatch& batch,
 
 namespace {
 
-class ReferenceBackend final : public Backend {
+class ReferenceBackend final : public HostBackend {
  public:
   std::string name() const override { return "reference"; }
 
-  absl::StatusOr<float*> AllocFloats(size_t count) override {
-    float* p = new (std::nothrow) float[count == 0 ? 1 : count];
-    if (p == nullptr) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("cannot allocate ", count, " floats"));
-    }
-    return p;
-  }
-  void Free(float* p) override { delete[] p; }
-  absl::StatusOr<WeightMatrix> UploadWeights(const WeightMatrix& w) override {
-    if (absl::Status s = ValidateWeightMatrix(w); !s.ok()) return s;
-    return w;
-  }
-  absl::Status CopyToHost(const float* src, float* dst, size_t n) override {
-    if (n > 0) std::memmove(dst, src, n * sizeof(float));
-    return absl::OkStatus();
-  }
-  absl::Status CopyFromHost(const float* src, float* dst, size_t n) override {
-    if (n > 0) std::memmove(dst, src, n * sizeof(float));
-    return absl::OkStatus();
-  }
-  absl::Status Synchronize() override { return absl::OkStatus(); }
-
-  absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
-                               absl::Span<const int32_t> ids,
-                               float* out) override {
-    return EmbeddingGatherReference(table, row_begin, ids, out);
-  }
   absl::Status RmsNorm(const float* x, const float* weight, float* y,
                        int64_t rows, int64_t cols, float eps) override {
     if (rows < 0 || cols <= 0 || x == nullptr || y == nullptr ||

@@ -11,12 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/host_backend.h"
 #include "kernels/reference_ops.h"
 
 namespace tpserve {
 namespace {
-
-constexpr size_t kAlign = 64;  // Cache line (and AVX-512 vector) size.
 
 // Grows `v` to at least `n` elements; never shrinks, so steady-state calls
 // do not allocate.
@@ -40,51 +39,12 @@ float DotF(const float* a, const float* b, int64_t n) {
   return (s0 + s1) + (s2 + s3);
 }
 
-class CpuBackend final : public Backend {
+class CpuBackend final : public HostBackend {
  public:
   explicit CpuBackend(int threads)
       : pool_(threads), attn_scratch_(pool_.size()) {}
 
   std::string name() const override { return "cpu"; }
-
-  absl::StatusOr<float*> AllocFloats(size_t count) override {
-    // aligned_alloc needs a multiple of the alignment; round up, after
-    // checking the byte count cannot wrap around size_t.
-    if (count > (SIZE_MAX - kAlign) / sizeof(float)) {
-      return absl::ResourceExhaustedError("AllocFloats: size overflows");
-    }
-    const size_t bytes =
-        (std::max<size_t>(count, 1) * sizeof(float) + kAlign - 1) / kAlign *
-        kAlign;
-    void* p = std::aligned_alloc(kAlign, bytes);
-    if (p == nullptr) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("cannot allocate ", count, " floats"));
-    }
-    return static_cast<float*>(p);
-  }
-  void Free(float* p) override { std::free(p); }
-
-  absl::StatusOr<WeightMatrix> UploadWeights(const WeightMatrix& w) override {
-    if (absl::Status s = ValidateWeightMatrix(w); !s.ok()) return s;
-    return w;
-  }
-  absl::Status CopyToHost(const float* src, float* dst, size_t n) override {
-    if (n > 0) std::memmove(dst, src, n * sizeof(float));
-    return absl::OkStatus();
-  }
-  absl::Status CopyFromHost(const float* src, float* dst, size_t n) override {
-    if (n > 0) std::memmove(dst, src, n * sizeof(float));
-    return absl::OkStatus();
-  }
-  absl::Status Synchronize() override { return absl::OkStatus(); }
-
-  absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
-                               absl::Span<const int32_t> ids,
-                               float* out) override {
-    // One dequantized row per token: not worth more than the reference.
-    return EmbeddingGatherReference(table, row_begin, ids, out);
-  }
 
   absl::Status RmsNorm(const float* x, const float* weight, float* y,
                        int64_t rows, int64_t cols, float eps) override {
