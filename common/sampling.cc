@@ -88,6 +88,14 @@ absl::Status ValidateSamplingParams(const SamplingParams& p,
   return absl::OkStatus();
 }
 
+uint64_t PositionSeed(uint64_t seed, int64_t position) {
+  uint64_t z =
+      seed + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(position) + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
 Sampler::Sampler(SamplingParams params, int32_t vocab_size)
     : params_(std::move(params)),
       vocab_size_(vocab_size),

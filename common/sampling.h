@@ -51,6 +51,11 @@ struct SamplingParams {
 absl::Status ValidateSamplingParams(const SamplingParams& params,
                                     int32_t vocab_size);
 
+// The seed of the draw for the token at `position` of a sequence whose
+// request seed is `seed` (SplitMix64 of both, so neighbouring positions get
+// unrelated streams).
+uint64_t PositionSeed(uint64_t seed, int64_t position);
+
 class Sampler {
  public:
   struct Result {
@@ -77,6 +82,11 @@ class Sampler {
   // Ids in `previous_tokens` outside [0, vocab_size) are ignored.
   void ApplyPenalties(absl::Span<float> logits,
                       absl::Span<const int32_t> previous_tokens);
+
+  // Restarts the random stream from `seed`. Serving reseeds before every
+  // draw with PositionSeed(request seed, position), so a sequence's output
+  // does not depend on batching, preemption or which process sampled it.
+  void Reseed(uint64_t seed) { rng_.seed(seed); }
 
   const SamplingParams& params() const { return params_; }
 

@@ -39,6 +39,10 @@ int Describe(int argc, char** argv);
 int Inspect(int argc, char** argv);
 int Tokenize(int argc, char** argv);
 int Generate(int argc, char** argv);
+// `generate --server ADDR`: the same, from a running server (cli_client.cc).
+int GenerateRemote(const Flags& flags, const std::string& prompt);
+int Serve(int argc, char** argv);
+int Coordinator(int argc, char** argv);
 
 }  // namespace tpserve::cli
 

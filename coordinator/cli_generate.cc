@@ -46,14 +46,18 @@ int Generate(int argc, char** argv) {
       argc, argv,
       {"model", "tp", "threads", "max-tokens", "temperature", "top-k", "top-p",
        "min-p", "repetition-penalty", "presence-penalty", "frequency-penalty",
-       "seed", "system", "chat-template"},
+       "seed", "system", "chat-template", "server", "stop", "timeout"},
       {"chat", "ignore-eos", "special"});
   if (!flags.ok()) return Fail(flags.status());
   const std::string path = flags->Get("model");
+  if (!flags->Get("server").empty() && !flags->positional.empty()) {
+    return GenerateRemote(*flags, absl::StrJoin(flags->positional, " "));
+  }
   if (path.empty() || flags->positional.empty()) {
     return Fail(absl::InvalidArgumentError(
-        "generate needs --model MODEL and a PROMPT, e.g. tpserve generate "
-        "--model model.gguf \"The capital of France is\""));
+        "generate needs --model MODEL (or --server HOST:PORT) and a PROMPT, "
+        "e.g. tpserve generate --model model.gguf \"The capital of France "
+        "is\""));
   }
   const std::string prompt_text = absl::StrJoin(flags->positional, " ");
 

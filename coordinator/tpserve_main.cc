@@ -32,6 +32,20 @@ constexpr char kUsage[] =
     "      Run the model locally (N tensor-parallel ranks as threads) and\n"
     "      stream the continuation. Greedy unless --temperature is given;\n"
     "      --chat applies the model's chat template.\n"
+    "  generate --server HOST:PORT [same sampling flags] [--stop TEXT]\n"
+    "           [--timeout SECONDS] PROMPT\n"
+    "      Stream a completion from a running server.\n"
+    "  serve --model MODEL [--tp N] [--listen HOST:PORT] [--threads T]\n"
+    "        [--kv-cache-mb MB] [--max-step-tokens N] [--max-step-seqs N]\n"
+    "        [--max-queue N] [--drain-seconds S] [--worker-bin PATH]\n"
+    "      Serve the model over gRPC (tpserve.v1.Inference) on this machine:\n"
+    "      starts N tpserve-worker processes (one per tensor-parallel rank)\n"
+    "      and the coordinator; prints 'tpserve ready on HOST:PORT' when all\n"
+    "      ranks have loaded. --threads is per worker (default: cores / N);\n"
+    "      --kv-cache-mb is KV cache memory per worker. SIGTERM drains.\n"
+    "  coordinator --model MODEL --workers HOST:PORT,... [serve's flags]\n"
+    "      The coordinator alone, for workers started elsewhere\n"
+    "      (tpserve-worker --listen HOST:PORT); also tpserve-coordinator.\n"
     "  version\n"
     "      Print the version.\n";
 
@@ -49,6 +63,8 @@ int Main(int argc, char** argv) {
   if (command == "inspect") return cli::Inspect(argc - 2, argv + 2);
   if (command == "tokenize") return cli::Tokenize(argc - 2, argv + 2);
   if (command == "generate") return cli::Generate(argc - 2, argv + 2);
+  if (command == "serve") return cli::Serve(argc - 2, argv + 2);
+  if (command == "coordinator") return cli::Coordinator(argc - 2, argv + 2);
   if (command == "version" || command == "--version") {
     std::cout << "tpserve " << kVersion << "\n";
     return 0;

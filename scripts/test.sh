@@ -73,7 +73,9 @@ cmake_build() {
 
 release() {
   mkdir -p build
-  cmake_build build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTPSERVE_WERROR=ON &&
+  # The Python client test's venv (tests/python_client_test.py).
+  cmake_build build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTPSERVE_WERROR=ON \
+    -DTPSERVE_GRPC_PYTHON="$(scripts/python-env.sh | tail -n 1)" &&
     run_ctest build/release
 }
 

@@ -4,8 +4,8 @@
 //    the default model's greedy continuations token for token and its
 //    first-step logits within a stated tolerance;
 //  - tensor parallelism: TP=3 on the default model, and TP=2 and TP=4 on a
-//    synthetic Llama written here (random weights), give the same greedy
-//    tokens as TP=1, with logits equal within float tolerance.
+//    synthetic Llama (tests/synthetic_model.h, random weights), give the
+//    same greedy tokens as TP=1, with logits equal within float tolerance.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,11 +13,9 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
 
-#include "common/ggml_blocks.h"
 #include "common/model_weights.h"
-#include "tests/gguf_builder.h"
+#include "tests/synthetic_model.h"
 #include "tests/test_paths.h"
 #include "worker/local_generator.h"
 
@@ -25,107 +23,6 @@ namespace tpserve {
 namespace {
 
 using nlohmann::json;
-
-std::vector<uint8_t> QuantizeQ8_0(const std::vector<float>& x) {
-  std::vector<uint8_t> out;
-  for (size_t b = 0; b < x.size(); b += 32) {
-    float amax = 0;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b + i]));
-    const float d = amax / 127.f, id = d > 0 ? 1.f / d : 0.f;
-    BlockQ8_0 block;
-    block.d = Fp32ToFp16(d);
-    for (int i = 0; i < 32; ++i) {
-      block.qs[i] = static_cast<int8_t>(std::lround(x[b + i] * id));
-    }
-    const uint8_t* p = reinterpret_cast<const uint8_t*>(&block);
-    out.insert(out.end(), p, p + sizeof(block));
-  }
-  return out;
-}
-
-// Q4_1: per 32 weights a scale d and minimum m (f16), 4-bit quants; byte
-// j holds element j (low nibble) and j + 16 (high nibble).
-std::vector<uint8_t> QuantizeQ4_1(const std::vector<float>& x) {
-  std::vector<uint8_t> out;
-  for (size_t b = 0; b < x.size(); b += 32) {
-    float lo = x[b], hi = x[b];
-    for (int i = 0; i < 32; ++i) {
-      lo = std::min(lo, x[b + i]);
-      hi = std::max(hi, x[b + i]);
-    }
-    const float d = (hi - lo) / 15.f, id = d > 0 ? 1.f / d : 0.f;
-    BlockQ4_1 block;
-    block.d = Fp32ToFp16(d);
-    block.m = Fp32ToFp16(lo);
-    for (int j = 0; j < 16; ++j) {
-      auto q = [&](int i) {
-        return static_cast<uint8_t>(
-            std::min(15L, std::max(0L, std::lround((x[b + i] - lo) * id))));
-      };
-      block.qs[j] = static_cast<uint8_t>(q(j) | (q(j + 16) << 4));
-    }
-    const uint8_t* p = reinterpret_cast<const uint8_t*>(&block);
-    out.insert(out.end(), p, p + sizeof(block));
-  }
-  return out;
-}
-
-// A random Llama: hidden 128, 4 query heads of 32, 2 KV heads, FFN 256,
-// vocabulary 101 (splits unevenly), 2 layers; matmuls in `type` (Q8_0 or
-// Q4_1), so TP slices must respect 32-element blocks (they do at TP 1, 2, 4).
-std::string WriteSyntheticModel(GgmlType type) {
-  std::mt19937 rng(42);
-  std::normal_distribution<float> normal(0.f, 0.08f);
-  auto random = [&](size_t n) {
-    std::vector<float> v(n);
-    for (float& x : v) x = normal(rng);
-    return v;
-  };
-  auto f32 = [](const std::vector<float>& v) {
-    std::vector<uint8_t> out(v.size() * 4);
-    std::memcpy(out.data(), v.data(), out.size());
-    return out;
-  };
-  const uint64_t h = 128, ffn = 256, vocab = 101, q = 128, kv = 64;
-  auto quantize = [type](const std::vector<float>& v) {
-    return type == GgmlType::kQ4_1 ? QuantizeQ4_1(v) : QuantizeQ8_0(v);
-  };
-  testing::GgufBuilder b;
-  b.String("general.architecture", "llama")
-      .String("general.name", "synthetic-tp")
-      .Uint32("llama.context_length", 256)
-      .Uint32("llama.embedding_length", h)
-      .Uint32("llama.block_count", 2)
-      .Uint32("llama.feed_forward_length", ffn)
-      .Uint32("llama.attention.head_count", 4)
-      .Uint32("llama.attention.head_count_kv", 2)
-      .Float32("llama.attention.layer_norm_rms_epsilon", 1e-5f)
-      .Float32("llama.rope.freq_base", 10000.f);
-  std::vector<float> ones(h);
-  for (float& x : ones) x = 1.f + normal(rng);
-  b.Tensor("token_embd.weight", {h, vocab}, GgmlType::kQ8_0,
-           QuantizeQ8_0(random(h * vocab)));
-  b.Tensor("output_norm.weight", {h}, GgmlType::kF32, f32(ones));
-  b.Tensor("output.weight", {h, vocab}, type, quantize(random(h * vocab)));
-  for (int i = 0; i < 2; ++i) {
-    const std::string p = "blk." + std::to_string(i) + ".";
-    b.Tensor(p + "attn_norm.weight", {h}, GgmlType::kF32, f32(ones));
-    b.Tensor(p + "ffn_norm.weight", {h}, GgmlType::kF32, f32(ones));
-    b.Tensor(p + "attn_q.weight", {h, q}, type, quantize(random(h * q)));
-    b.Tensor(p + "attn_k.weight", {h, kv}, type, quantize(random(h * kv)));
-    b.Tensor(p + "attn_v.weight", {h, kv}, type, quantize(random(h * kv)));
-    b.Tensor(p + "attn_output.weight", {q, h}, type, quantize(random(q * h)));
-    b.Tensor(p + "ffn_gate.weight", {h, ffn}, type, quantize(random(h * ffn)));
-    b.Tensor(p + "ffn_up.weight", {h, ffn}, type, quantize(random(h * ffn)));
-    b.Tensor(p + "ffn_down.weight", {ffn, h}, type, quantize(random(ffn * h)));
-  }
-  const std::string path = ::testing::TempDir() + "/synthetic_tp_" +
-                           std::string(GgmlTypeName(type)) + ".gguf";
-  const std::vector<uint8_t> bytes = b.Build();
-  std::ofstream(path, std::ios::binary)
-      .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  return path;
-}
 
 absl::StatusOr<GenerateResult> Greedy(const ModelWeights& model,
                                       const std::vector<int32_t>& prompt,
@@ -152,7 +49,7 @@ void ExpectSameLogits(const std::vector<float>& a, const std::vector<float>& b,
 class SyntheticTpTest : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(SyntheticTpTest, TensorParallelMatchesTp1) {
-  auto model = OpenModel(WriteSyntheticModel(GetParam()));
+  auto model = OpenModel(testing::WriteSyntheticModel(GetParam()));
   ASSERT_TRUE(model.ok()) << model.status();
   const std::vector<int32_t> prompt = {5, 17, 99, 3, 42, 7, 0, 100, 64};
   auto tp1 = Greedy(**model, prompt, 1, 24);

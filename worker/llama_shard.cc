@@ -82,6 +82,16 @@ absl::StatusOr<std::unique_ptr<LlamaShard>> LlamaShard::Create(
   return shard;
 }
 
+int64_t LlamaShard::KvBytesPerBlock(const ModelConfig& config,
+                                    const TpPlan& plan, int64_t block_size) {
+  KvCacheLayout kv;  // As Create fills it.
+  kv.layers = config.n_layers;
+  kv.block_size = block_size;
+  kv.kv_heads = plan.kv_heads;
+  kv.head_dim = config.head_dim;
+  return 2 * kv.layers * kv.BlockFloats() * static_cast<int64_t>(sizeof(float));
+}
+
 LlamaShard::~LlamaShard() {
   for (float* p : owned_) backend_->Free(p);
 }

@@ -50,6 +50,12 @@ class LlamaShard {
       Communicator* comm, int64_t kv_blocks, int64_t block_size);
   ~LlamaShard();
 
+  // Bytes one KV block of `block_size` tokens takes on the rank of `plan`
+  // (K and V of every layer, f32): what Create allocates per block, so a
+  // memory budget divided by this is the block count it holds.
+  static int64_t KvBytesPerBlock(const ModelConfig& config, const TpPlan& plan,
+                                 int64_t block_size);
+
   // Runs the step. On rank 0, `logits` receives [logit_tokens.size(),
   // vocab_size] floats; other ranks leave it empty.
   absl::Status Forward(const StepInput& in, std::vector<float>* logits);

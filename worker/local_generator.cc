@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -71,6 +72,11 @@ absl::Status RunRank(const ModelWeights& model,
                       LlamaShard::Create(model, plan, backend.get(), comm.get(),
                                          blocks, options.block_size));
   std::unique_ptr<Sampler> sampler;
+  uint64_t seed = options.sampling.seed;
+  if (rank == 0 && !options.sampling.has_seed) {
+    std::random_device rd;
+    seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  }
   if (rank == 0) {
     sampler = std::make_unique<Sampler>(options.sampling,
                                         static_cast<int32_t>(c.vocab_size));
@@ -97,6 +103,9 @@ absl::Status RunRank(const ModelWeights& model,
     if (rank == 0) {
       if (i == 0) result->first_logits = logits;
       if (options.record_logits) result->step_logits.push_back(logits);
+      // Seeded per position, exactly as the serving workers do, so a seeded
+      // request gives the same text here and from `tpserve serve`.
+      sampler->Reseed(PositionSeed(seed, static_cast<int64_t>(history.size())));
       Sampler::Result s = sampler->Sample(absl::MakeSpan(logits), history);
       next[0] = s.token;
       const bool stop =

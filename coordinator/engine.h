@@ -1,0 +1,100 @@
+// The coordinator's engine: continuous batching over one worker group.
+//
+// One thread runs the loop: take cancellations and expired deadlines, ask
+// the Scheduler for the next step (new requests join the running batch at
+// the next step; prefill chunks and decodes share a step under the token
+// budget; the newest sequences are preempted when KV blocks run out), send
+// it to every rank, and turn rank 0's sampled tokens into text through each
+// request's OutputText (stop strings end generation exactly). RPC threads
+// only Submit and Cancel; both are short and never wait for a step.
+#ifndef TPSERVE_COORDINATOR_ENGINE_H_
+#define TPSERVE_COORDINATOR_ENGINE_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/tokenizer.h"
+#include "coordinator/generation.h"
+#include "coordinator/output_text.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/worker_group.h"
+
+namespace tpserve {
+
+struct EngineStats {
+  uint64_t steps = 0;
+  uint64_t tokens_generated = 0;
+  int32_t max_step_sequences = 0;  // Most sequences seen in one step.
+  uint64_t preemptions = 0;
+  size_t waiting = 0;
+  size_t running = 0;
+};
+
+class Engine {
+ public:
+  // `group` and `tokenizer` must outlive the engine. Starts the loop.
+  Engine(WorkerGroup* group, const Tokenizer* tokenizer,
+         const SchedulerConfig& config);
+  // Stops the loop; unfinished generations end with UNAVAILABLE.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Admits a generation (assigning its id): InvalidArgument if it can never
+  // fit the KV cache, ResourceExhausted at once when the queue is full,
+  // Unavailable when the engine has stopped or its group broke.
+  absl::Status Submit(const std::shared_ptr<Generation>& generation);
+  // Ends the generation with CANCELLED within a step and frees its blocks.
+  // Safe to call for ids that already finished.
+  void Cancel(uint64_t id);
+
+  EngineStats stats() const;
+  int64_t kv_capacity_tokens() const { return capacity_tokens_; }
+
+ private:
+  struct Active {
+    std::shared_ptr<Generation> generation;
+    std::unique_ptr<OutputText> text;
+    int32_t generated = 0;
+    int32_t max_step_sequences = 0;
+    int32_t preemptions = 0;
+    std::chrono::steady_clock::time_point admitted;
+    double ttft_ms = -1;
+  };
+
+  void Loop();
+  // Ends `id` (holding mu_): frees it in the scheduler, tells the workers
+  // to drop it at the next step, and finishes its generation.
+  void FinishLocked(uint64_t id, grpc::Status status, v1::FinishReason reason,
+                    std::string matched_stop);
+  void HandleToken(const worker::v1::SampledToken& token);
+  worker::v1::StepRequest BuildStep(const Scheduler::Step& plan);
+
+  WorkerGroup* const group_;
+  const Tokenizer* const tokenizer_;
+  const int64_t capacity_tokens_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Scheduler scheduler_;                // Guarded by mu_.
+  std::map<uint64_t, Active> active_;  // Guarded by mu_.
+  std::vector<uint64_t> cancels_;      // Guarded by mu_.
+  std::vector<uint64_t> frees_;        // Guarded by mu_.
+  uint64_t next_id_ = 1;               // Guarded by mu_.
+  uint64_t next_step_ = 1;             // Engine thread only.
+  bool stop_ = false;                  // Guarded by mu_.
+  absl::Status broken_;                // Guarded by mu_.
+  EngineStats stats_;                  // Guarded by mu_.
+  std::thread loop_;
+};
+
+}  // namespace tpserve
+
+#endif  // TPSERVE_COORDINATOR_ENGINE_H_

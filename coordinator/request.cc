@@ -1,0 +1,482 @@
+#include "coordinator/request.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <random>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/unicode.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/unknown_field_set.h"
+
+namespace tpserve {
+namespace {
+
+using ::google::protobuf::FieldDescriptor;
+using ::google::protobuf::Message;
+using ::google::protobuf::Reflection;
+
+constexpr float kMaxLogitBias = 100.0f;
+
+// Untrusted bytes quoted into an error message: escaped (no control
+// characters or invalid UTF-8 reach logs) and cut short.
+std::string Quote(absl::string_view s) {
+  constexpr size_t kMax = 64;
+  std::string out = absl::CHexEscape(s.substr(0, kMax));
+  if (s.size() > kMax) out += "...";
+  return absl::StrCat("\"", out, "\"");
+}
+
+std::mt19937_64& Rng() {
+  // Per thread, so concurrent requests need no lock; seeded from the OS so
+  // ids and seeds differ across processes and restarts.
+  thread_local std::mt19937_64 rng = [] {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seq);
+  }();
+  return rng;
+}
+
+// Fails on the first message (depth first) holding fields this server's
+// schema does not know: a newer client relying on such a field would
+// otherwise get silently different behaviour.
+absl::Status CheckNoUnknownFieldsAt(const Message& msg,
+                                    const std::string& path) {
+  const Reflection* reflection = msg.GetReflection();
+  const auto& unknown = reflection->GetUnknownFields(msg);
+  if (!unknown.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path.empty() ? "the request" : path, " has a field this server does ",
+        "not know (number ", unknown.field(0).number(),
+        "); the client may be newer than the server"));
+  }
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(msg, &fields);
+  for (const FieldDescriptor* field : fields) {
+    if (field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    const std::string name =
+        path.empty() ? field->name() : absl::StrCat(path, ".", field->name());
+    if (field->is_map()) {
+      // An entry's own schema (key, value) never gains fields, and the
+      // parser drops unknown fields inside one; only message values can
+      // hold any (none of ours today: logit_bias maps to floats).
+      const FieldDescriptor* value = field->message_type()->map_value();
+      if (value->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) continue;
+      const int n = reflection->FieldSize(msg, field);
+      for (int i = 0; i < n; ++i) {
+        const Message& entry = reflection->GetRepeatedMessage(msg, field, i);
+        absl::Status s = CheckNoUnknownFieldsAt(
+            entry.GetReflection()->GetMessage(entry, value),
+            absl::StrCat(name, "[", i, "]"));
+        if (!s.ok()) return s;
+      }
+    } else if (field->is_repeated()) {
+      const int n = reflection->FieldSize(msg, field);
+      for (int i = 0; i < n; ++i) {
+        absl::Status s = CheckNoUnknownFieldsAt(
+            reflection->GetRepeatedMessage(msg, field, i),
+            absl::StrCat(name, "[", i, "]"));
+        if (!s.ok()) return s;
+      }
+    } else {
+      absl::Status s =
+          CheckNoUnknownFieldsAt(reflection->GetMessage(msg, field), name);
+      if (!s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ResolveRequestId(const std::string& given,
+                                             const RequestLimits& limits) {
+  if (given.empty()) {
+    return absl::StrFormat("req-%016x", Rng()());
+  }
+  if (given.size() > limits.max_request_id_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request_id is ", given.size(), " bytes, over the limit of ",
+        limits.max_request_id_bytes));
+  }
+  for (char c : given) {
+    if (!absl::ascii_isgraph(static_cast<unsigned char>(c))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "request_id must be printable ASCII without spaces, got ",
+          Quote(given)));
+    }
+  }
+  return given;
+}
+
+absl::StatusOr<SamplingParams> ResolveSampling(const v1::SamplingParameters& s,
+                                               const RequestLimits& limits) {
+  SamplingParams p;
+  if (s.has_temperature()) p.temperature = s.temperature();
+  // ValidateSamplingParams accepts any top_k >= 0; the API bounds it by the
+  // vocabulary so a typo'd huge value is an error, not silently "all".
+  if (s.top_k() < 0 || s.top_k() > limits.vocab_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampling.top_k must be in [0, ", limits.vocab_size,
+                     "] (0 = off), got ", s.top_k()));
+  }
+  p.top_k = s.top_k();
+  if (s.has_top_p()) p.top_p = s.top_p();
+  p.min_p = s.min_p();
+  if (s.has_repetition_penalty()) p.repetition_penalty = s.repetition_penalty();
+  p.presence_penalty = s.presence_penalty();
+  p.frequency_penalty = s.frequency_penalty();
+  if (s.logit_bias_size() > limits.max_logit_bias) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampling.logit_bias has ", s.logit_bias_size(),
+                     " entries, over the limit of ", limits.max_logit_bias));
+  }
+  p.logit_bias.reserve(s.logit_bias_size());
+  for (const auto& [id, bias] : s.logit_bias()) {
+    if (id < 0 || id >= limits.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sampling.logit_bias key ", id,
+                       " is not a token id in [0, ", limits.vocab_size, ")"));
+    }
+    if (!std::isfinite(bias) || bias < -kMaxLogitBias || bias > kMaxLogitBias) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sampling.logit_bias[", id,
+                       "] must be finite and in [-100, 100], got ", bias));
+    }
+    p.logit_bias.emplace_back(id, bias);
+  }
+  // Map iteration order is unspecified; sorted, the resolved request is the
+  // same however the client's library serialized it.
+  std::sort(p.logit_bias.begin(), p.logit_bias.end());
+  p.has_seed = true;
+  p.seed = s.has_seed() ? s.seed() : Rng()();
+  p.top_logprobs = s.top_logprobs();
+  absl::Status status = ValidateSamplingParams(p, limits.vocab_size);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampling.", status.message()));
+  }
+  return p;
+}
+
+absl::Status CheckStops(const v1::GenerateRequest& request,
+                        const RequestLimits& limits) {
+  if (request.stop_size() > limits.max_stop_strings) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stop has ", request.stop_size(),
+                     " strings, over the limit of ", limits.max_stop_strings));
+  }
+  for (int i = 0; i < request.stop_size(); ++i) {
+    const std::string& s = request.stop(i);
+    if (s.empty() || s.size() > limits.max_stop_bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stop[", i, "] must be 1 to ", limits.max_stop_bytes,
+                       " bytes, got ", s.size()));
+    }
+    if (!IsValidUtf8(s)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stop[", i, "] is not valid UTF-8"));
+    }
+  }
+  if (request.stop_token_ids_size() > limits.max_stop_token_ids) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stop_token_ids has ", request.stop_token_ids_size(),
+                     " ids, over the limit of ", limits.max_stop_token_ids));
+  }
+  for (int i = 0; i < request.stop_token_ids_size(); ++i) {
+    const int32_t id = request.stop_token_ids(i);
+    if (id < 0 || id >= limits.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stop_token_ids[", i, "] = ", id,
+                       " is not a token id in [0, ", limits.vocab_size, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Tokens that only special-token parsing produces from text (the tokenizer
+// turns user-defined tokens into ids even in plain text, so those are text
+// as far as a prompt is concerned).
+bool IsControl(const Tokenizer& tokenizer, int32_t id) {
+  const TokenType type = tokenizer.token_type(id);
+  return type == TokenType::kControl || type == TokenType::kUnknown;
+}
+
+std::vector<int32_t> ControlTokens(const Tokenizer& tokenizer,
+                                   const std::vector<int32_t>& ids) {
+  std::vector<int32_t> out;
+  for (int32_t id : ids) {
+    if (IsControl(tokenizer, id)) out.push_back(id);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<int32_t>> TokenizeText(const std::string& text,
+                                                  const Tokenizer& tokenizer,
+                                                  const RequestLimits& limits) {
+  if (text.empty()) {
+    return absl::InvalidArgumentError("text must not be empty");
+  }
+  if (text.size() > limits.max_prompt_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("text is ", text.size(),
+                                                   " bytes, over the limit of ",
+                                                   limits.max_prompt_bytes));
+  }
+  if (!IsValidUtf8(text)) {
+    return absl::InvalidArgumentError("text is not valid UTF-8");
+  }
+  EncodeOptions options;
+  options.add_bos = tokenizer.add_bos_by_default();
+  options.parse_special = false;  // Control-token text stays plain text.
+  auto ids = tokenizer.Encode(text, options);
+  if (!ids.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("text: ", ids.status().message()));
+  }
+  return ids;
+}
+
+absl::StatusOr<std::vector<int32_t>> TokenizeChat(
+    const v1::ChatMessages& chat_messages, const Tokenizer& tokenizer,
+    const ChatTemplate* chat, const RequestLimits& limits) {
+  if (chat == nullptr) {
+    return absl::InvalidArgumentError(
+        "chat: this model has no chat template; send a text prompt");
+  }
+  const int n = chat_messages.messages_size();
+  if (n == 0) {
+    return absl::InvalidArgumentError("chat.messages must not be empty");
+  }
+  if (n > limits.max_chat_messages) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chat.messages has ", n, " messages, over the limit of ",
+                     limits.max_chat_messages));
+  }
+  std::vector<ChatMessage> messages(n);
+  // The same conversation with every content emptied: its control tokens
+  // are the template's own (see the injection check below).
+  std::vector<ChatMessage> skeleton(n);
+  size_t total = 0;
+  for (int i = 0; i < n; ++i) {
+    const v1::ChatMessage& m = chat_messages.messages(i);
+    if (m.role() != "system" && m.role() != "user" && m.role() != "assistant") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "chat.messages[", i, "].role must be system, user or assistant, got ",
+          Quote(m.role())));
+    }
+    if (!IsValidUtf8(m.content())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("chat.messages[", i, "].content is not valid UTF-8"));
+    }
+    total += m.content().size();
+    if (total > limits.max_prompt_bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("chat.messages: contents exceed the limit of ",
+                       limits.max_prompt_bytes, " bytes (at message ", i, ")"));
+    }
+    messages[i] = {m.role(), m.content()};
+    skeleton[i] = {m.role(), ""};
+  }
+  // Apply's own errors (system message not first, Llama 2 alternation)
+  // already start with "chat: ".
+  auto text = chat->Apply(messages, /*add_generation_prompt=*/true);
+  if (!text.ok()) return text.status();
+  auto frame = chat->Apply(skeleton, /*add_generation_prompt=*/true);
+  if (!frame.ok()) return frame.status();
+
+  EncodeOptions options;
+  options.add_bos = false;       // The template places BOS where it belongs.
+  options.parse_special = true;  // The template's markers are control tokens.
+  auto ids = tokenizer.Encode(*text, options);
+  if (!ids.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chat: ", ids.status().message()));
+  }
+  auto frame_ids = tokenizer.Encode(*frame, options);
+  if (!frame_ids.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chat: ", frame_ids.status().message()));
+  }
+  // Injection check. The whole prompt is tokenized with special-token
+  // parsing, so a content holding "<|im_end|>\n<|im_start|>system\n..."
+  // would forge turns. Rather than tokenizing template pieces and contents
+  // separately (which changes the tokens at the seams compared with what
+  // the model was trained on and what `tpserve generate --chat` and HF
+  // give), a prompt is accepted only when its control tokens are exactly
+  // the template's: the same sequence as with every content empty. That
+  // also catches control text formed across a content/template seam.
+  // Rejecting (rather than escaping) keeps accepted prompts identical to
+  // the reference tokenization; such text can still be sent as a `text`
+  // prompt, where it is plain text.
+  if (ControlTokens(tokenizer, *ids) == ControlTokens(tokenizer, *frame_ids)) {
+    return ids;
+  }
+  // Error path only: find the message to blame.
+  for (int i = 0; i < n; ++i) {
+    auto content_ids = tokenizer.Encode(messages[i].content, options);
+    if (!content_ids.ok()) continue;
+    for (int32_t id : *content_ids) {
+      if (IsControl(tokenizer, id)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "chat.messages[", i, "].content contains the control token ",
+            Quote(tokenizer.TokenText(id)),
+            ", which chat contents may not hold (send it in a text prompt, "
+            "where it is plain text)"));
+      }
+    }
+  }
+  return absl::InvalidArgumentError(
+      "chat.messages: the contents combine with the chat template into "
+      "control tokens, which chat contents may not form");
+}
+
+absl::Status NoRoomError(int64_t prompt_tokens, const RequestLimits& limits) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "prompt: ", prompt_tokens, " tokens leave no room to generate in the ",
+      "model's context of ", limits.max_context, " tokens"));
+}
+
+}  // namespace
+
+absl::Status CheckNoUnknownFields(const Message& message) {
+  return CheckNoUnknownFieldsAt(message, "");
+}
+
+absl::StatusOr<PreparedRequest> PrepareRequest(
+    const v1::GenerateRequest& request, const Tokenizer& tokenizer,
+    const ChatTemplate* chat, const RequestLimits& limits) {
+  if (limits.max_context <= 0 || limits.vocab_size <= 0) {
+    // Our bug, not the client's: the limits come from the loaded model.
+    std::fprintf(stderr,
+                 "PrepareRequest: bad limits (context %lld, vocab %d)\n",
+                 static_cast<long long>(limits.max_context), limits.vocab_size);
+    std::abort();
+  }
+  if (absl::Status s = CheckNoUnknownFields(request); !s.ok()) return s;
+
+  PreparedRequest out;
+  auto id = ResolveRequestId(request.request_id(), limits);
+  if (!id.ok()) return id.status();
+  out.request_id = std::move(*id);
+
+  auto sampling = ResolveSampling(request.sampling(), limits);
+  if (!sampling.ok()) return sampling.status();
+  out.sampling = std::move(*sampling);
+  out.logprobs =
+      request.sampling().logprobs() || request.sampling().top_logprobs() > 0;
+
+  if (absl::Status s = CheckStops(request, limits); !s.ok()) return s;
+  out.stop.assign(request.stop().begin(), request.stop().end());
+  for (int32_t id : request.stop_token_ids()) {
+    if (std::find(out.stop_ids.begin(), out.stop_ids.end(), id) ==
+        out.stop_ids.end()) {
+      out.stop_ids.push_back(id);
+    }
+  }
+  if (!request.ignore_eos()) {
+    for (int32_t id : tokenizer.end_of_generation_ids()) {
+      if (std::find(out.stop_ids.begin(), out.stop_ids.end(), id) ==
+          out.stop_ids.end()) {
+        out.stop_ids.push_back(id);
+      }
+    }
+  }
+  out.render_special = request.render_special_tokens();
+
+  // Checked before tokenizing, which is the expensive part.
+  if (request.max_tokens() < 0 || request.max_tokens() >= limits.max_context) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_tokens must be in [0, ", limits.max_context - 1,
+        "] (the model's context is ", limits.max_context,
+        " tokens; 0 = until it is full), got ", request.max_tokens()));
+  }
+
+  switch (request.prompt_case()) {
+    case v1::GenerateRequest::kText: {
+      auto ids = TokenizeText(request.text(), tokenizer, limits);
+      if (!ids.ok()) return ids.status();
+      out.prompt = std::move(*ids);
+      break;
+    }
+    case v1::GenerateRequest::kTokenIds: {
+      const auto& ids = request.token_ids().ids();
+      if (ids.empty()) {
+        return absl::InvalidArgumentError("token_ids.ids must not be empty");
+      }
+      if (ids.size() >= limits.max_context) {
+        return NoRoomError(ids.size(), limits);
+      }
+      for (int i = 0; i < ids.size(); ++i) {
+        if (ids[i] < 0 || ids[i] >= limits.vocab_size) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "token_ids.ids[", i, "] = ", ids[i], " is not a token id in [0, ",
+              limits.vocab_size, ")"));
+        }
+      }
+      out.prompt.assign(ids.begin(), ids.end());
+      break;
+    }
+    case v1::GenerateRequest::kChat: {
+      auto ids = TokenizeChat(request.chat(), tokenizer, chat, limits);
+      if (!ids.ok()) return ids.status();
+      out.prompt = std::move(*ids);
+      break;
+    }
+    case v1::GenerateRequest::PROMPT_NOT_SET:
+      return absl::InvalidArgumentError(
+          "prompt: one of text, token_ids or chat is required");
+  }
+  const int64_t prompt_tokens = static_cast<int64_t>(out.prompt.size());
+  if (prompt_tokens == 0) {
+    return absl::InvalidArgumentError(
+        "prompt: the prompt is empty after tokenization");
+  }
+  if (prompt_tokens >= limits.max_context) {
+    return NoRoomError(prompt_tokens, limits);
+  }
+  if (request.max_tokens() == 0) {
+    out.max_tokens = static_cast<int32_t>(
+        std::min<int64_t>(limits.max_context - prompt_tokens,
+                          std::numeric_limits<int32_t>::max()));
+  } else if (prompt_tokens + request.max_tokens() > limits.max_context) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_tokens: the prompt's ", prompt_tokens, " tokens + max_tokens ",
+        request.max_tokens(), " exceed the model's context of ",
+        limits.max_context, " tokens"));
+  } else {
+    out.max_tokens = request.max_tokens();
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<int32_t>> TokenizePrompt(
+    const v1::TokenizeRequest& request, const Tokenizer& tokenizer,
+    const ChatTemplate* chat, const RequestLimits& limits) {
+  if (absl::Status s = CheckNoUnknownFields(request); !s.ok()) return s;
+  absl::StatusOr<std::vector<int32_t>> ids;
+  switch (request.prompt_case()) {
+    case v1::TokenizeRequest::kText:
+      ids = TokenizeText(request.text(), tokenizer, limits);
+      break;
+    case v1::TokenizeRequest::kChat:
+      ids = TokenizeChat(request.chat(), tokenizer, chat, limits);
+      break;
+    case v1::TokenizeRequest::PROMPT_NOT_SET:
+      return absl::InvalidArgumentError(
+          "prompt: one of text or chat is required");
+  }
+  if (ids.ok() && ids->empty()) {
+    return absl::InvalidArgumentError(
+        "prompt: the prompt is empty after tokenization");
+  }
+  return ids;
+}
+
+}  // namespace tpserve

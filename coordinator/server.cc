@@ -1,0 +1,188 @@
+#include "coordinator/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/chat_template.h"
+#include "common/model_tokenizer.h"
+#include "common/model_weights.h"
+#include "common/status_macros.h"
+#include "coordinator/engine.h"
+#include "coordinator/inference_service.h"
+#include "coordinator/model_info.h"
+#include "coordinator/rendezvous_service.h"
+#include "coordinator/worker_group.h"
+
+namespace tpserve {
+namespace {
+
+sigset_t TerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// The chat template of the model, or null when it has none (chat requests
+// then get a clear error).
+absl::StatusOr<std::unique_ptr<ChatTemplate>> LoadChat(
+    const CoordinatorOptions& options, const ModelWeights& model,
+    const Tokenizer& tok) {
+  const std::string bos = tok.TokenBytes(tok.bos_id(), true);
+  const std::string eos = tok.TokenBytes(tok.eos_id(), true);
+  if (!options.chat_template.empty()) {
+    TP_ASSIGN_OR_RETURN(ChatTemplate t, ChatTemplate::FromName(
+                                            options.chat_template, bos, eos));
+    return std::make_unique<ChatTemplate>(std::move(t));
+  }
+  absl::StatusOr<std::string> source =
+      LoadChatTemplateSource(model.gguf(), options.model_path);
+  if (!source.ok()) return std::unique_ptr<ChatTemplate>();
+  absl::StatusOr<ChatTemplate> t = ChatTemplate::FromJinja(*source, bos, eos);
+  if (!t.ok()) {
+    std::cerr << "tpserve: chat requests disabled: " << t.status().message()
+              << " (pass --chat-template to choose one)\n";
+    return std::unique_ptr<ChatTemplate>();
+  }
+  return std::make_unique<ChatTemplate>(std::move(*t));
+}
+
+std::string HostOf(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+}  // namespace
+
+void BlockTerminationSignals() {
+  sigset_t set = TerminationSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+absl::Status RunCoordinator(
+    const CoordinatorOptions& options,
+    const std::function<void(const std::string& address)>& on_ready) {
+  if (options.workers.empty()) {
+    return absl::InvalidArgumentError(
+        "no workers: pass --workers host:port,... (or use `tpserve serve`)");
+  }
+  TP_ASSIGN_OR_RETURN(std::unique_ptr<ModelWeights> model,
+                      OpenModel(options.model_path));
+  TP_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
+                      LoadTokenizer(model->gguf(), options.model_path));
+  TP_ASSIGN_OR_RETURN(std::unique_ptr<ChatTemplate> chat,
+                      LoadChat(options, *model, *tokenizer));
+  TP_ASSIGN_OR_RETURN(v1::ModelInfo info, DescribeModel(*model));
+
+  RequestLimits limits;
+  limits.max_context = model->config().max_positions;
+  limits.vocab_size = static_cast<int32_t>(model->config().vocab_size);
+  InferenceService inference(info);
+  inference.SetTokenizer(tokenizer.get(), chat.get(), limits);
+  RendezvousService rendezvous;
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
+                           &port);
+  builder.SetMaxReceiveMessageSize(16 << 20);
+  builder.RegisterService(&inference);
+  builder.RegisterService(&rendezvous);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "could not listen on ", options.listen,
+        " (address in use? pass --listen HOST:PORT with a free port)"));
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(false);  // Not ready until the workers are.
+  const std::string host = HostOf(options.listen);
+  const std::string address = absl::StrCat(host, ":", port);
+  std::string advertise = options.advertise_host;
+  if (advertise.empty()) {
+    advertise = (host == "0.0.0.0" || host == "[::]") ? "127.0.0.1" : host;
+  }
+  std::cerr << "tpserve: coordinator listening on " << address << ", "
+            << options.workers.size() << " worker(s)\n";
+
+  WorkerGroupOptions group_options;
+  group_options.addresses = options.workers;
+  group_options.rendezvous_address = absl::StrCat(advertise, ":", port);
+  group_options.group_id = "group-1";
+  group_options.model_path = options.model_path;
+  group_options.threads = options.threads;
+  group_options.block_size = options.block_size;
+  group_options.kv_cache_bytes = options.kv_cache_bytes;
+  group_options.max_step_tokens = options.max_step_tokens;
+  group_options.max_step_sequences = options.max_step_sequences;
+  group_options.step_timeout =
+      std::chrono::milliseconds(options.step_timeout_ms);
+  const auto load_start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::unique_ptr<WorkerGroup>> group = WorkerGroup::Start(
+      group_options, [](int rank, const worker::v1::LoadModelProgress& p) {
+        std::cerr << absl::StrFormat("tpserve: rank %d: %s (%.0f%%)\n", rank,
+                                     p.stage(), 100.0 * p.fraction());
+      });
+  if (!group.ok()) {
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(1));
+    return group.status();
+  }
+  rendezvous.Clear(group_options.group_id);
+
+  SchedulerConfig config;
+  config.block_size = options.block_size;
+  config.num_blocks = (*group)->kv_blocks();
+  config.max_step_tokens = options.max_step_tokens;
+  config.max_step_sequences = options.max_step_sequences;
+  config.max_queue = options.max_queue;
+  TP_RETURN_IF_ERROR(ValidateSchedulerConfig(config));
+  auto engine = std::make_unique<Engine>(group->get(), tokenizer.get(), config);
+  inference.Serve(engine.get(), static_cast<int32_t>(options.workers.size()));
+  health->SetServingStatus(true);
+  std::cerr << absl::StrFormat(
+      "tpserve: ready in %.1f s: TP %d, KV cache %d blocks x %d tokens\n",
+      std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                    load_start)
+          .count(),
+      options.workers.size(), config.num_blocks, config.block_size);
+  if (on_ready) on_ready(address);
+
+  // Wait for SIGTERM/SIGINT (blocked in every thread; see
+  // BlockTerminationSignals), then drain.
+  sigset_t set = TerminationSignals();
+  int sig = 0;
+  sigwait(&set, &sig);
+  std::cerr << "tpserve: signal " << sig << ": draining (up to "
+            << options.drain_seconds << " s)\n";
+  health->SetServingStatus(false);
+  inference.StopServing();
+  const auto drain_end = std::chrono::steady_clock::now() +
+                         std::chrono::seconds(options.drain_seconds);
+  while (std::chrono::steady_clock::now() < drain_end) {
+    EngineStats s = engine->stats();
+    if (s.running + s.waiting == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // Shutdown cancels the calls still open after its deadline; their
+  // reactors tell the engine, which must still be running to finish them.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  engine.reset();
+  group->reset();
+  std::cerr << "tpserve: stopped\n";
+  return absl::OkStatus();
+}
+
+}  // namespace tpserve

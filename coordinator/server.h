@@ -1,0 +1,50 @@
+// The coordinator process: public API, rendezvous for the worker group,
+// health and reflection, the engine, and a graceful drain on SIGTERM.
+//
+// Shared by `tpserve-coordinator` (workers given by address) and
+// `tpserve serve` (which spawns its workers first).
+#ifndef TPSERVE_COORDINATOR_SERVER_H_
+#define TPSERVE_COORDINATOR_SERVER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace tpserve {
+
+struct CoordinatorOptions {
+  std::string model_path;            // Read by the coordinator and workers.
+  std::vector<std::string> workers;  // host:port per rank, rank order.
+  std::string listen = "127.0.0.1:50051";  // Port 0: pick a free one.
+  // Host the workers use to reach this coordinator's Rendezvous service;
+  // default: the listen host (or 127.0.0.1 when listening on all hosts).
+  std::string advertise_host;
+  std::string chat_template;  // Override by name (chatml, llama3, llama2).
+  int32_t threads = 0;        // Compute threads per worker (0: all cores).
+  int32_t block_size = 16;
+  uint64_t kv_cache_bytes = 512ull << 20;  // Per rank.
+  int32_t max_step_tokens = 512;
+  int32_t max_step_sequences = 64;
+  int32_t max_queue = 256;
+  int32_t drain_seconds = 30;  // Grace period for in-flight work on SIGTERM.
+  int32_t step_timeout_ms = 60000;
+};
+
+// Blocks SIGTERM/SIGINT/SIGHUP in the calling thread (and so in every
+// thread started after it) so the coordinator can wait for them with
+// sigwait. Call first thing in main.
+void BlockTerminationSignals();
+
+// Runs the coordinator until SIGTERM/SIGINT, then drains. `on_ready` is
+// called with the public address once every rank has loaded and warmed up.
+// Returns the status that ended it (OK after a clean drain).
+absl::Status RunCoordinator(
+    const CoordinatorOptions& options,
+    const std::function<void(const std::string& address)>& on_ready);
+
+}  // namespace tpserve
+
+#endif  // TPSERVE_COORDINATOR_SERVER_H_

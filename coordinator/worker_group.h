@@ -1,0 +1,113 @@
+// The coordinator's side of one worker group: N tensor-parallel worker
+// processes driven in lockstep over tpserve.worker.v1.
+//
+// Start() runs the group's life in the protocol's order: Info, InitGroup on
+// every rank at once (they rendezvous with each other through the
+// coordinator's Rendezvous service), LoadModel (progress streamed back),
+// Warmup (KV capacity: the minimum over ranks), then opens one Step stream
+// per rank. Step() sends the same step to every rank and waits for all of
+// them; a rank that fails, disconnects or takes longer than the step timeout
+// breaks the group (DESIGN.md: a step completes on all ranks or none).
+#ifndef TPSERVE_COORDINATOR_WORKER_GROUP_H_
+#define TPSERVE_COORDINATOR_WORKER_GROUP_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "tpserve/worker/v1/worker.grpc.pb.h"
+
+namespace tpserve {
+
+struct WorkerGroupOptions {
+  std::vector<std::string> addresses;  // host:port of each rank, rank order.
+  std::string rendezvous_address;      // The coordinator, as ranks reach it.
+  std::string group_id = "group-0";    // Rendezvous key prefix (unique).
+  std::string model_path;              // As the workers see it.
+  std::string backend = "cpu";
+  int32_t threads = 0;  // Compute threads per rank (0: the worker decides).
+  int32_t block_size = 16;
+  uint64_t kv_cache_bytes = 0;  // Per rank.
+  int32_t max_step_tokens = 512;
+  int32_t max_step_sequences = 64;
+  // Bound on connecting and on the rendezvous.
+  std::chrono::milliseconds connect_timeout{60000};
+  // Bound on loading the model.
+  std::chrono::milliseconds load_timeout{600000};
+  // A step taking longer than this breaks the group (a hung rank).
+  std::chrono::milliseconds step_timeout{60000};
+};
+
+// Progress of one rank's load, for the command line.
+using LoadProgressFn =
+    std::function<void(int rank, const worker::v1::LoadModelProgress&)>;
+
+class WorkerGroup {
+ public:
+  static absl::StatusOr<std::unique_ptr<WorkerGroup>> Start(
+      const WorkerGroupOptions& options, const LoadProgressFn& progress);
+  ~WorkerGroup();  // Closes the step streams.
+  WorkerGroup(const WorkerGroup&) = delete;
+  WorkerGroup& operator=(const WorkerGroup&) = delete;
+
+  int world_size() const { return static_cast<int>(ranks_.size()); }
+  int64_t kv_blocks() const { return kv_blocks_; }
+  bool broken() const;
+
+  // Runs one step on every rank; `rank0` gets rank 0's answer (the sampled
+  // tokens). Not thread-safe: one caller (the engine thread). Unavailable
+  // once the group is broken; the caller rebuilds it.
+  absl::Status Step(const worker::v1::StepRequest& request,
+                    worker::v1::StepResponse* rank0);
+
+ private:
+  struct Rank {
+    std::string address;
+    std::unique_ptr<worker::v1::Worker::Stub> stub;
+    std::unique_ptr<grpc::ClientContext> step_context;
+    std::unique_ptr<grpc::ClientReaderWriter<worker::v1::StepRequest,
+                                             worker::v1::StepResponse>>
+        step_stream;
+  };
+
+  explicit WorkerGroup(const WorkerGroupOptions& options);
+  absl::Status Connect();
+  absl::Status InitGroup();
+  absl::Status Load(const LoadProgressFn& progress);
+  absl::Status Warmup();
+  absl::Status OpenStepStreams();
+  absl::Status Break(int rank, const std::string& what);
+  // Cancels every step stream if a step outlives options_.step_timeout.
+  void Watchdog();
+
+  const WorkerGroupOptions options_;
+  std::vector<Rank> ranks_;
+  int64_t kv_blocks_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool broken_ = false;                                  // Guarded by mu_.
+  bool stopping_ = false;                                // Guarded by mu_.
+  bool step_running_ = false;                            // Guarded by mu_.
+  std::chrono::steady_clock::time_point step_deadline_;  // Guarded by mu_.
+  std::thread watchdog_;
+};
+
+// grpc::Status -> absl::Status with the same code and message.
+absl::Status FromGrpc(const grpc::Status& status);
+// absl::Status -> grpc::Status with the same code and message.
+grpc::Status ToGrpc(const absl::Status& status);
+
+}  // namespace tpserve
+
+#endif  // TPSERVE_COORDINATOR_WORKER_GROUP_H_

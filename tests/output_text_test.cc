@@ -1,0 +1,386 @@
+// OutputText: stop strings over streamed tokens. Hand-picked token pieces
+// (a fake vocabulary, so splits inside characters and stop strings are
+// exact) and randomized sequences against the whole-sequence decode, with
+// the fake vocabulary and with the default model's tokenizer.
+#include "coordinator/output_text.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <memory>
+#include <random>
+
+#include "common/model_tokenizer.h"
+#include "common/unicode.h"
+#include "tests/test_paths.h"
+
+namespace tpserve {
+namespace {
+
+// Token i stands for the bytes pieces[i]; "<ctl>" is a control token.
+class FakeTokenizer : public Tokenizer {
+ public:
+  explicit FakeTokenizer(std::vector<std::string> pieces)
+      : pieces_(std::move(pieces)) {}
+  absl::StatusOr<std::vector<int32_t>> Encode(
+      absl::string_view, const EncodeOptions&) const override {
+    return absl::UnimplementedError("fake");
+  }
+  std::string TokenBytes(int32_t id, bool render_special) const override {
+    if (id < 0 || id >= vocab_size()) return "";
+    if (token_type(id) == TokenType::kControl && !render_special) return "";
+    return pieces_[id];
+  }
+  absl::string_view TokenText(int32_t id) const override {
+    return id >= 0 && id < vocab_size() ? pieces_[id] : "";
+  }
+  int32_t vocab_size() const override {
+    return static_cast<int32_t>(pieces_.size());
+  }
+  TokenType token_type(int32_t id) const override {
+    return TokenText(id) == "<ctl>" ? TokenType::kControl : TokenType::kNormal;
+  }
+  bool strips_leading_space() const override { return false; }
+
+  // Ids of `pieces`, each of which must be in the vocabulary.
+  std::vector<int32_t> Ids(const std::vector<std::string>& pieces) const {
+    std::vector<int32_t> ids;
+    for (const std::string& p : pieces) {
+      auto it = std::find(pieces_.begin(), pieces_.end(), p);
+      EXPECT_NE(it, pieces_.end()) << p;
+      ids.push_back(static_cast<int32_t>(it - pieces_.begin()));
+    }
+    return ids;
+  }
+
+ private:
+  std::vector<std::string> pieces_;
+};
+
+const FakeTokenizer& Fake() {
+  static const FakeTokenizer* fake = new FakeTokenizer({
+      "a",        "b",   "c",     "d",      "x",  " ",    "ab",   "bc", "abc",
+      "abcd",     "cab", "Hello", " world", "\n", "\n\n", "User", ":",  "é",
+      "\xC3",      // First byte of "é" (C3 A9).
+      "\xA9",      // Its second byte.
+      "\xE2\x82",  // First two bytes of "€" (E2 82 AC).
+      "\xAC",      // Its last byte.
+      "\xAC!",     // Last byte of "€" and more.
+      "\xFF",      // Never valid.
+      "<ctl>",
+      "\xF0\x9F",  // Half of an emoji (F0 9F 98 80).
+      "\x98\x80",  // Its other half.
+  });
+  return *fake;
+}
+
+struct StreamRun {
+  std::vector<std::string> chunks;  // Each Push's text, then Finish's.
+  std::string text;                 // Their concatenation.
+  bool stopped = false;
+  std::string matched;
+  size_t tokens_used = 0;  // Pushes until stopped (or all).
+};
+
+// Streams `ids` until a stop; Finish unless stopped.
+StreamRun Stream(const Tokenizer& tok, const std::vector<int32_t>& ids,
+                 const std::vector<std::string>& stop,
+                 bool render_special = false) {
+  OutputText out(tok, stop, render_special);
+  StreamRun run;
+  for (int32_t id : ids) {
+    OutputText::Delta d = out.Push(id);
+    ++run.tokens_used;
+    EXPECT_TRUE(IsValidUtf8(d.text)) << d.text;
+    run.chunks.push_back(d.text);
+    run.text += d.text;
+    if (d.stopped) {
+      run.stopped = true;
+      run.matched = d.matched_stop;
+      EXPECT_EQ(out.matched_stop(), d.matched_stop);
+      break;
+    }
+    EXPECT_TRUE(d.matched_stop.empty());
+  }
+  if (!run.stopped) {
+    std::string tail = out.Finish();
+    EXPECT_TRUE(IsValidUtf8(tail));
+    run.chunks.push_back(tail);
+    run.text += tail;
+    run.stopped = out.stopped();
+    run.matched = out.matched_stop();
+  }
+  EXPECT_EQ(out.emitted(), run.text);
+  EXPECT_EQ(out.stopped(), run.stopped);
+  // Nothing more comes out afterwards.
+  OutputText::Delta after = out.Push(0);
+  EXPECT_TRUE(after.text.empty());
+  EXPECT_EQ(after.stopped, run.stopped);
+  EXPECT_TRUE(out.Finish().empty());
+  EXPECT_EQ(out.emitted(), run.text);
+  return run;
+}
+
+// The reference: the earliest occurrence of any stop in `text` (ties: the
+// shorter), or npos.
+size_t FirstStop(const std::string& text, const std::vector<std::string>& stop,
+                 std::string* matched) {
+  size_t best = std::string::npos;
+  for (const std::string& s : stop) {
+    const size_t at = text.find(s);
+    if (at == std::string::npos) continue;
+    if (at < best || (at == best && s.size() < matched->size())) {
+      best = at;
+      *matched = s;
+    }
+  }
+  return best;
+}
+
+// Checks a stream against the whole-sequence decode: it stops at the first
+// token whose decode contains a stop string, and its text is that decode
+// cut at the earliest occurrence.
+void CheckAgainstDecode(const Tokenizer& tok, const std::vector<int32_t>& ids,
+                        const std::vector<std::string>& stop) {
+  const StreamRun run = Stream(tok, ids, stop);
+  // The decode up to each prefix, without the end-of-sequence flush (a held
+  // incomplete character is not text yet).
+  StreamingDetokenizer detok(tok, false);
+  std::string decoded;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    decoded += detok.Push(ids[i]);
+    std::string matched;
+    const size_t at = FirstStop(decoded, stop, &matched);
+    if (at != std::string::npos) {
+      ASSERT_TRUE(run.stopped);
+      EXPECT_EQ(run.tokens_used, i + 1);
+      EXPECT_EQ(run.text, decoded.substr(0, at));
+      EXPECT_EQ(run.matched, matched);
+      return;
+    }
+  }
+  decoded += detok.Finish();
+  EXPECT_EQ(decoded, tok.Decode(ids, false));
+  std::string matched;
+  const size_t at = FirstStop(decoded, stop, &matched);
+  EXPECT_EQ(run.stopped, at != std::string::npos);
+  EXPECT_EQ(run.text, decoded.substr(0, at));
+  EXPECT_EQ(run.matched, matched);
+  EXPECT_EQ(run.tokens_used, ids.size());
+}
+
+TEST(OutputTextTest, NoStopStringsEmitsEverythingAtOnce) {
+  const auto& tok = Fake();
+  const StreamRun run = Stream(tok, tok.Ids({"Hello", " world", "\n"}), {});
+  EXPECT_THAT(run.chunks, ::testing::ElementsAre("Hello", " world", "\n", ""));
+  EXPECT_FALSE(run.stopped);
+  EXPECT_EQ(run.matched, "");
+}
+
+TEST(OutputTextTest, StopSpanningTokens) {
+  const auto& tok = Fake();
+  const StreamRun run = Stream(
+      tok, tok.Ids({"Hello", "\n", "\n", "User", ":", "x"}), {"\n\nUser:"});
+  // "\n" could start the stop string: held from then on.
+  EXPECT_THAT(run.chunks, ::testing::ElementsAre("Hello", "", "", "", ""));
+  EXPECT_TRUE(run.stopped);
+  EXPECT_EQ(run.matched, "\n\nUser:");
+  EXPECT_EQ(run.text, "Hello");
+  EXPECT_EQ(run.tokens_used, 5u);
+}
+
+TEST(OutputTextTest, StopStartingInsideAToken) {
+  const auto& tok = Fake();
+  // "cab" + "c": the stop "bc" begins inside "cab".
+  const StreamRun run = Stream(tok, tok.Ids({"x", "cab", "c", "d"}), {"bc"});
+  EXPECT_THAT(run.chunks, ::testing::ElementsAre("x", "ca", ""));
+  EXPECT_EQ(run.text, "xca");
+  EXPECT_EQ(run.matched, "bc");
+  // And ending inside one: the rest of the token is dropped.
+  const StreamRun inside = Stream(tok, tok.Ids({"x", "abc", "d"}), {"b"});
+  EXPECT_EQ(inside.text, "xa");
+  EXPECT_EQ(inside.tokens_used, 2u);
+}
+
+TEST(OutputTextTest, StopAtTheVeryStart) {
+  const auto& tok = Fake();
+  const StreamRun run = Stream(tok, tok.Ids({"ab", "c"}), {"ab"});
+  EXPECT_TRUE(run.stopped);
+  EXPECT_EQ(run.text, "");
+  EXPECT_EQ(run.tokens_used, 1u);
+  EXPECT_EQ(Stream(tok, tok.Ids({"\n\n", "x"}), {"\n"}).text, "");
+}
+
+TEST(OutputTextTest, PartialPrefixesAreHeldThenReleased) {
+  const auto& tok = Fake();
+  // "ab" could begin "abc": held. "d" rules it out: released with "d".
+  const StreamRun run = Stream(tok, tok.Ids({"ab", "d", "abc"}), {"abc"});
+  EXPECT_THAT(run.chunks, ::testing::ElementsAre("", "abd", ""));
+  EXPECT_EQ(run.text, "abd");
+  EXPECT_EQ(run.matched, "abc");
+  // Overlapping: "aab" + "c" must find "abc" starting at the second "a".
+  const StreamRun overlap = Stream(tok, tok.Ids({"a", "ab", "c"}), {"abc"});
+  EXPECT_THAT(overlap.chunks, ::testing::ElementsAre("", "a", ""));
+  EXPECT_TRUE(overlap.stopped);
+  // Self-overlapping stop "abab" over "aba" + "bab".
+  const StreamRun self =
+      Stream(tok, tok.Ids({"ab", "a", "b", "a", "b"}), {"abab"});
+  EXPECT_EQ(self.text, "");
+  EXPECT_EQ(self.tokens_used, 3u);
+  // A held prefix at the end of generation is released by Finish.
+  const StreamRun end = Stream(tok, tok.Ids({"x", "a", "b"}), {"abc"});
+  EXPECT_THAT(end.chunks, ::testing::ElementsAre("x", "", "", "ab"));
+  EXPECT_FALSE(end.stopped);
+}
+
+TEST(OutputTextTest, MultiByteCharactersSplitAcrossTokens) {
+  const auto& tok = Fake();
+  // "é" arrives as two tokens; nothing is emitted in between.
+  StreamRun run = Stream(tok, tok.Ids({"a", "\xC3", "\xA9", "b"}), {});
+  EXPECT_THAT(run.chunks, ::testing::ElementsAre("a", "", "é", "b", ""));
+  // A stop made of a multi-byte character, split across tokens.
+  run = Stream(tok, tok.Ids({"x", "\xE2\x82", "\xAC!", "a"}), {"€!"});
+  EXPECT_EQ(run.text, "x");
+  EXPECT_EQ(run.matched, "€!");
+  EXPECT_EQ(run.tokens_used, 3u);
+  // A stop of two multi-byte characters, the second split across tokens.
+  run = Stream(tok, tok.Ids({"é", "\xF0\x9F", "\x98\x80", "a"}), {"é😀"});
+  EXPECT_THAT(run.chunks, ::testing::ElementsAre("", "", ""));
+  EXPECT_EQ(run.matched, "é😀");
+  // An incomplete character at the end is U+FFFD, which can be a stop.
+  run = Stream(tok, tok.Ids({"a", "\xC3"}), {"\xEF\xBF\xBD"});
+  EXPECT_EQ(run.text, "a");
+  EXPECT_TRUE(run.stopped);
+  run = Stream(tok, tok.Ids({"a", "\xFF", "b"}), {"b"});
+  EXPECT_EQ(run.text, "a\xEF\xBF\xBD");
+}
+
+TEST(OutputTextTest, EarliestOccurrenceWins) {
+  const auto& tok = Fake();
+  // "bc" completes with "abc", before "abcd" could: generation ends there.
+  StreamRun run = Stream(tok, tok.Ids({"x", "abc", "d"}), {"bc", "abcd"});
+  EXPECT_EQ(run.matched, "bc");
+  EXPECT_EQ(run.text, "xa");
+  // Within one token "abcd" both complete; "abcd" starts first, though
+  // "bc" completes first.
+  run = Stream(tok, tok.Ids({"x", "abcd"}), {"bc", "abcd"});
+  EXPECT_EQ(run.matched, "abcd");
+  EXPECT_EQ(run.text, "x");
+  run = Stream(tok, tok.Ids({"x", "ab", "cab", "c"}), {"cabc", "bc", "abc"});
+  EXPECT_EQ(run.matched, "abc");
+  EXPECT_EQ(run.text, "x");
+  // Same start: the shorter completes first.
+  run = Stream(tok, tok.Ids({"x", "abc"}), {"abc", "ab"});
+  EXPECT_EQ(run.matched, "ab");
+  EXPECT_EQ(run.text, "x");
+  // Order in the list does not matter otherwise.
+  run = Stream(tok, tok.Ids({"x", "abc"}), {"c", "b"});
+  EXPECT_EQ(run.matched, "b");
+}
+
+TEST(OutputTextTest, ControlTokensRenderOnlyWhenAsked) {
+  const auto& tok = Fake();
+  const std::vector<int32_t> ids = tok.Ids({"a", "<ctl>", "b"});
+  EXPECT_EQ(Stream(tok, ids, {"<ctl>"}).text, "ab");
+  const StreamRun run = Stream(tok, ids, {"<ctl>"}, /*render_special=*/true);
+  EXPECT_EQ(run.text, "a");
+  EXPECT_TRUE(run.stopped);
+}
+
+std::vector<std::string> RandomStops(std::mt19937& rng,
+                                     const std::string& source) {
+  std::vector<std::string> stop;
+  const int n = std::uniform_int_distribution<int>(0, 4)(rng);
+  for (int i = 0; i < n; ++i) {
+    if (source.empty() || rng() % 4 == 0) {
+      static const char* kFixed[] = {"a", "ab", "abc", "bca",          "\n",
+                                     "é", "€",  "x x", "\xEF\xBF\xBD", "aaaa"};
+      stop.push_back(kFixed[rng() % 10]);
+      continue;
+    }
+    // A substring of the text, on character boundaries (so mostly found).
+    size_t begin = rng() % source.size();
+    size_t len = 1 + rng() % std::min<size_t>(12, source.size() - begin);
+    while (begin > 0 && (source[begin] & 0xC0) == 0x80) --begin;
+    std::string s = source.substr(begin, len);
+    while (!s.empty() && !IsValidUtf8(s)) s.pop_back();
+    if (!s.empty()) stop.push_back(s);
+  }
+  return stop;
+}
+
+TEST(OutputTextTest, RandomSequencesMatchWholeDecode) {
+  const auto& tok = Fake();
+  std::mt19937 rng(1234);
+  for (int iter = 0; iter < 5000; ++iter) {
+    std::vector<int32_t> ids(rng() % 24);
+    for (int32_t& id : ids) id = static_cast<int32_t>(rng() % tok.vocab_size());
+    const std::vector<std::string> stop =
+        RandomStops(rng, tok.Decode(ids, false));
+    SCOPED_TRACE(::testing::Message() << "iteration " << iter);
+    CheckAgainstDecode(tok, ids, stop);
+    if (HasFailure()) return;
+  }
+}
+
+TEST(OutputTextTest, RandomSequencesOfTheDefaultModel) {
+  const std::string path = testing::DefaultModelPath();
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) GTEST_SKIP() << testing::kModelHint;
+  auto tok = LoadTokenizer(path);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  // Real text (encoded, so tokens split words and characters as the model
+  // does) and random ids (whatever bytes they carry).
+  const std::vector<std::string> texts = {
+      "Hello world!\n\nUser: how are you?\nAssistant: fine.",
+      "Ünïcödé tëxt — with “quotes”, € and 😀 emoji 😀😀.",
+      "aaaa abab abc abcabc bca\n\n\n",
+      "日本語のテキスト、中文文本。",
+  };
+  std::mt19937 rng(99);
+  for (int iter = 0; iter < 2000; ++iter) {
+    std::vector<int32_t> ids;
+    if (iter % 2 == 0) {
+      auto encoded = (*tok)->Encode(texts[rng() % texts.size()], {});
+      ASSERT_TRUE(encoded.ok());
+      ids = *encoded;
+    } else {
+      ids.resize(rng() % 24);
+      for (int32_t& id : ids) {
+        id = static_cast<int32_t>(rng() % (*tok)->vocab_size());
+      }
+    }
+    const std::vector<std::string> stop =
+        RandomStops(rng, (*tok)->Decode(ids, false));
+    SCOPED_TRACE(::testing::Message() << "iteration " << iter);
+    CheckAgainstDecode(**tok, ids, stop);
+    if (HasFailure()) return;
+  }
+}
+
+TEST(OutputTextTest, LongOutputWithNearMatches) {
+  // 200k tokens against 16 stop strings of 256 bytes that keep almost
+  // matching: the held tail stays bounded and the run fast.
+  const auto& tok = Fake();
+  std::vector<std::string> stop;
+  for (int i = 0; i < 16; ++i) {
+    stop.push_back(std::string(255, 'a') + static_cast<char>('b' + i % 2));
+  }
+  stop.back() = std::string(256, 'a');  // Never matches "aaa...ab".
+  OutputText out(tok, stop, false);
+  const int32_t a = tok.Ids({"a"})[0];
+  const int32_t x = tok.Ids({"x"})[0];
+  size_t emitted = 0;
+  for (int i = 0; i < 200000; ++i) {
+    // Runs of 200 "a" then "x": prefixes of every stop, never a whole one.
+    OutputText::Delta d = out.Push(i % 201 == 200 ? x : a);
+    ASSERT_FALSE(d.stopped);
+    emitted += d.text.size();
+  }
+  EXPECT_EQ(emitted + out.Finish().size(), 200000u);
+}
+
+}  // namespace
+}  // namespace tpserve

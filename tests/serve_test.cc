@@ -1,0 +1,459 @@
+// Process-level integration tests: the real `tpserve serve` (coordinator +
+// real tpserve-worker processes) on loopback, driven over gRPC as a backend
+// service would. The local engine (worker/local_generator.h) is the
+// reference for what the server must generate.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/model_weights.h"
+#include "tests/server_process.h"
+#include "tests/test_paths.h"
+#include "tpserve/v1/inference.grpc.pb.h"
+#include "worker/local_generator.h"
+
+namespace tpserve {
+namespace {
+
+using ::testing::HasSubstr;
+using Clock = std::chrono::system_clock;
+
+std::unique_ptr<v1::Inference::Stub> Connect(const std::string& address) {
+  return v1::Inference::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+}
+
+void SetTimeout(grpc::ClientContext* ctx, int seconds) {
+  ctx->set_deadline(Clock::now() + std::chrono::seconds(seconds));
+}
+
+v1::GenerateRequest Greedy(const std::string& text, int max_tokens) {
+  v1::GenerateRequest r;
+  r.set_text(text);
+  r.mutable_sampling()->set_temperature(0);
+  r.set_max_tokens(max_tokens);
+  return r;
+}
+
+// Generates through GenerateStream, joining the parts.
+struct Streamed {
+  grpc::Status status;
+  std::string text;
+  std::vector<int32_t> tokens;
+  int messages = 0;
+  v1::GenerateStreamResponse last;
+};
+
+Streamed Stream(v1::Inference::Stub* stub, const v1::GenerateRequest& r,
+                int timeout_s = 300) {
+  grpc::ClientContext ctx;
+  SetTimeout(&ctx, timeout_s);
+  auto reader = stub->GenerateStream(&ctx, r);
+  Streamed out;
+  v1::GenerateStreamResponse part;
+  while (reader->Read(&part)) {
+    ++out.messages;
+    out.text += part.text();
+    out.tokens.insert(out.tokens.end(), part.token_ids().begin(),
+                      part.token_ids().end());
+    out.last = part;
+  }
+  out.status = reader->Finish();
+  return out;
+}
+
+std::vector<int32_t> Tokenize(v1::Inference::Stub* stub,
+                              const std::string& text) {
+  grpc::ClientContext ctx;
+  SetTimeout(&ctx, 30);
+  v1::TokenizeRequest req;
+  req.set_text(text);
+  v1::TokenizeResponse resp;
+  grpc::Status s = stub->Tokenize(&ctx, req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return {resp.token_ids().begin(), resp.token_ids().end()};
+}
+
+// The local engine's tokens for the same prompt and sampling: what the
+// server must produce.
+std::vector<int32_t> LocalTokens(const std::vector<int32_t>& prompt, int tp,
+                                 int max_tokens, float temperature = 0,
+                                 uint64_t seed = 0) {
+  static std::unique_ptr<ModelWeights> model = [] {
+    auto m = OpenModel(testing::DefaultModelPath());
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? std::move(*m) : nullptr;
+  }();
+  if (model == nullptr) return {};
+  GenerateOptions o;
+  o.tp = tp;
+  o.threads = 2;
+  o.max_tokens = max_tokens;
+  o.sampling.temperature = temperature;
+  o.sampling.seed = seed;
+  o.sampling.has_seed = true;
+  auto r = Generate(*model, prompt, o, nullptr);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? r->tokens : std::vector<int32_t>{};
+}
+
+// One TP=3 server for the tests that share it.
+class ServeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new testing::ServerProcess(
+        {"--model", testing::DefaultModelPath(), "--tp", "3", "--listen",
+         "127.0.0.1:0", "--threads", "1", "--max-queue", "64",
+         "--drain-seconds", "5"});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_FALSE(server_->address().empty())
+        << "tpserve serve did not become ready\n"
+        << testing::kModelHint;
+    stub_ = Connect(server_->address());
+  }
+  static testing::ServerProcess* server_;
+  std::unique_ptr<v1::Inference::Stub> stub_;
+};
+testing::ServerProcess* ServeTest::server_ = nullptr;
+
+TEST_F(ServeTest, GreedyOutputEqualsTheLocalEngine) {
+  const std::string text = "The capital of France is";
+  const std::vector<int32_t> prompt = Tokenize(stub_.get(), text);
+  ASSERT_FALSE(prompt.empty());
+  const std::vector<int32_t> want = LocalTokens(prompt, 3, 32);
+  ASSERT_FALSE(want.empty());
+
+  grpc::ClientContext ctx;
+  SetTimeout(&ctx, 300);
+  v1::GenerateResponse got;
+  grpc::Status s = stub_->Generate(&ctx, Greedy(text, 32), &got);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(
+      std::vector<int32_t>(got.token_ids().begin(), got.token_ids().end()),
+      want);
+  EXPECT_EQ(got.usage().prompt_tokens(), static_cast<int>(prompt.size()));
+  EXPECT_THAT(got.text(), HasSubstr("Paris"));
+
+  // The stream gives the same tokens and text, in several messages.
+  Streamed st = Stream(stub_.get(), Greedy(text, 32));
+  ASSERT_TRUE(st.status.ok()) << st.status.error_message();
+  EXPECT_EQ(st.tokens, want);
+  EXPECT_EQ(st.text, got.text());
+  EXPECT_GT(st.messages, 2);
+  EXPECT_NE(st.last.finish_reason(), v1::FINISH_REASON_UNSPECIFIED);
+
+  // Detokenize round-trips the output.
+  grpc::ClientContext dctx;
+  SetTimeout(&dctx, 30);
+  v1::DetokenizeRequest dreq;
+  dreq.mutable_token_ids()->CopyFrom(got.token_ids());
+  v1::DetokenizeResponse dresp;
+  ASSERT_TRUE(stub_->Detokenize(&dctx, dreq, &dresp).ok());
+  if (got.finish_reason() == v1::FINISH_REASON_LENGTH) {
+    EXPECT_EQ(dresp.text(), got.text());
+  }
+}
+
+TEST_F(ServeTest, SeededSamplingEqualsTheLocalEngine) {
+  const std::string text = "Once upon a time";
+  const std::vector<int32_t> prompt = Tokenize(stub_.get(), text);
+  const std::vector<int32_t> want = LocalTokens(prompt, 3, 24, 0.9f, 1234);
+  v1::GenerateRequest r = Greedy(text, 24);
+  r.mutable_sampling()->set_temperature(0.9f);
+  r.mutable_sampling()->set_seed(1234);
+  r.set_ignore_eos(true);
+  Streamed st = Stream(stub_.get(), r);
+  ASSERT_TRUE(st.status.ok()) << st.status.error_message();
+  // The local engine stops at end-of-generation tokens only if asked to;
+  // compare the common prefix length it produced.
+  ASSERT_EQ(st.tokens.size(), 24u);
+  EXPECT_EQ(st.tokens, want);
+}
+
+TEST_F(ServeTest, SixteenConcurrentStreamsShareSteps) {
+  // Four prompts, four copies each, all in flight together: every copy must
+  // equal that prompt's output generated alone.
+  const std::vector<std::string> prompts = {
+      "The capital of France is", "My favourite fruit is",
+      "def fibonacci(n):", "The three primary colours are"};
+  constexpr int kTokens = 16;
+  std::vector<std::vector<int32_t>> alone;
+  for (const std::string& p : prompts) {
+    Streamed st = Stream(stub_.get(), Greedy(p, kTokens));
+    ASSERT_TRUE(st.status.ok()) << st.status.error_message();
+    alone.push_back(st.tokens);
+  }
+  std::vector<Streamed> results(16);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 16; ++i) {
+    clients.emplace_back([&, i] {
+      auto stub = Connect(server_->address());
+      results[i] = Stream(stub.get(), Greedy(prompts[i % 4], kTokens));
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  int batched = 0;
+  for (int i = 0; i < 16; ++i) {
+    SCOPED_TRACE(::testing::Message() << "client " << i);
+    ASSERT_TRUE(results[i].status.ok()) << results[i].status.error_message();
+    EXPECT_EQ(results[i].tokens, alone[i % 4]);
+    const int shared = results[i].last.usage().max_step_sequences();
+    if (shared > 1) ++batched;
+  }
+  // Continuous batching: requests shared steps with others.
+  EXPECT_GE(batched, 12) << "most requests should have been batched";
+}
+
+TEST_F(ServeTest, StopStringsEndGenerationExactly) {
+  Streamed full = Stream(stub_.get(), Greedy("The capital of France is", 32));
+  ASSERT_TRUE(full.status.ok());
+  ASSERT_GT(full.text.size(), 12u);
+  // Stop at a piece of text from the middle of the greedy output.
+  const std::string stop = full.text.substr(6, 4);
+  v1::GenerateRequest r = Greedy("The capital of France is", 32);
+  r.add_stop(stop);
+  Streamed st = Stream(stub_.get(), r);
+  ASSERT_TRUE(st.status.ok()) << st.status.error_message();
+  EXPECT_EQ(st.text, full.text.substr(0, full.text.find(stop)));
+  EXPECT_EQ(st.last.finish_reason(), v1::FINISH_REASON_STOP);
+  EXPECT_EQ(st.last.matched_stop(), stop);
+}
+
+TEST_F(ServeTest, LogprobsWhenAsked) {
+  v1::GenerateRequest r = Greedy("The capital of France is", 4);
+  r.mutable_sampling()->set_top_logprobs(3);
+  grpc::ClientContext ctx;
+  SetTimeout(&ctx, 120);
+  v1::GenerateResponse got;
+  ASSERT_TRUE(stub_->Generate(&ctx, r, &got).ok());
+  ASSERT_EQ(got.logprobs_size(), got.token_ids_size());
+  for (const v1::TokenLogprob& lp : got.logprobs()) {
+    EXPECT_LE(lp.logprob(), 0.0f);
+    ASSERT_EQ(lp.top_size(), 3);
+    // Greedy: the chosen token is the most likely one.
+    EXPECT_EQ(lp.top(0).token_id(), lp.token_id());
+  }
+}
+
+struct BadCase {
+  const char* name;
+  std::function<void(v1::GenerateRequest*)> edit;
+  const char* message;  // Part of the error message.
+};
+
+TEST_F(ServeTest, BadRequestsAreRejectedAndTheServerKeepsServing) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<BadCase> cases = {
+      {"nan temperature",
+       [&](v1::GenerateRequest* r) {
+         r->mutable_sampling()->set_temperature(nan);
+       },
+       "temperature"},
+      {"negative temperature",
+       [](v1::GenerateRequest* r) {
+         r->mutable_sampling()->set_temperature(-1);
+       },
+       "temperature"},
+      {"huge top_p",
+       [](v1::GenerateRequest* r) { r->mutable_sampling()->set_top_p(7); },
+       "top_p"},
+      {"negative max_tokens",
+       [](v1::GenerateRequest* r) { r->set_max_tokens(-5); }, "max_tokens"},
+      {"huge max_tokens",
+       [](v1::GenerateRequest* r) { r->set_max_tokens(2000000000); },
+       "max_tokens"},
+      {"empty prompt", [](v1::GenerateRequest* r) { r->set_text(""); },
+       "text must not be empty"},
+      {"oversized prompt",
+       [](v1::GenerateRequest* r) { r->set_text(std::string(4 << 20, 'a')); },
+       "over the limit"},
+      {"invalid UTF-8",
+       [](v1::GenerateRequest* r) { r->set_text("bad \xff\xfe bytes"); },
+       "text is not valid UTF-8"},
+      {"invalid UTF-8 in a chat message",
+       [](v1::GenerateRequest* r) {
+         v1::ChatMessage* m = r->mutable_chat()->add_messages();
+         m->set_role("user");
+         m->set_content("caf\xc3");
+       },
+       "chat.messages[0].content is not valid UTF-8"},
+      {"token id out of range",
+       [](v1::GenerateRequest* r) { r->mutable_token_ids()->add_ids(1 << 30); },
+       "token_ids"},
+      {"no prompt", [](v1::GenerateRequest* r) { r->clear_prompt(); },
+       "prompt"},
+      {"unknown field",
+       [](v1::GenerateRequest* r) {
+         // Field 999, varint 1: a field this server does not know.
+         r->GetReflection()->MutableUnknownFields(r)->AddVarint(999, 1);
+       },
+       "does not know"},
+  };
+  for (const BadCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::GenerateRequest r = Greedy("Hello", 4);
+    c.edit(&r);
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, 60);
+    v1::GenerateResponse resp;
+    grpc::Status s = stub_->Generate(&ctx, r, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr(c.message));
+    // The stream door says the same.
+    Streamed st = Stream(stub_.get(), r, 60);
+    EXPECT_EQ(st.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  // Still serving.
+  Streamed ok = Stream(stub_.get(), Greedy("Hello", 4));
+  EXPECT_TRUE(ok.status.ok()) << ok.status.error_message();
+  EXPECT_EQ(ok.tokens.size(), 4u);
+}
+
+TEST_F(ServeTest, ModelInfoReportsTheServingLayout) {
+  grpc::ClientContext ctx;
+  SetTimeout(&ctx, 30);
+  v1::ModelInfo info;
+  ASSERT_TRUE(stub_->GetModelInfo(&ctx, {}, &info).ok());
+  EXPECT_EQ(info.serving_tp(), 3);
+  EXPECT_GT(info.kv_cache_tokens(), 1000);
+  EXPECT_EQ(info.num_layers(), 30);
+}
+
+// A server that runs one sequence per step and queues one more: cancelling
+// or timing out the running request must let the queued ones through.
+class BackpressureTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<testing::ServerProcess>(std::vector<std::string>{
+        "--model", testing::DefaultModelPath(), "--tp", "1", "--listen",
+        "127.0.0.1:0", "--threads", "2", "--max-queue", "1", "--max-step-seqs",
+        "1", "--drain-seconds", "2"});
+    ASSERT_FALSE(server_->address().empty()) << testing::kModelHint;
+    stub_ = Connect(server_->address());
+  }
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::unique_ptr<v1::Inference::Stub> stub_;
+};
+
+v1::GenerateRequest Long() {
+  v1::GenerateRequest r = Greedy("Write a very long story about a cat.", 0);
+  r.set_ignore_eos(true);  // Runs until the context is full: minutes.
+  return r;
+}
+
+TEST_F(BackpressureTest, FullQueueCancellationAndDeadlines) {
+  // A: runs (and holds the only step slot) until cancelled.
+  grpc::ClientContext a_ctx;
+  SetTimeout(&a_ctx, 600);
+  auto a = stub_->GenerateStream(&a_ctx, Long());
+  v1::GenerateStreamResponse part;
+  ASSERT_TRUE(a->Read(&part));  // A is running.
+
+  // B: waits in the queue (its own thread; it completes after A ends).
+  Streamed b;
+  std::thread b_thread([&] {
+    auto stub = Connect(server_->address());
+    b = Stream(stub.get(), Greedy("The capital of France is", 8));
+  });
+  // C: the queue (1) is full while B waits -> RESOURCE_EXHAUSTED at once.
+  grpc::Status c_status;
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, 30);
+    v1::GenerateResponse resp;
+    const auto start = Clock::now();
+    c_status = stub_->Generate(&ctx, Greedy("Hi", 2), &resp);
+    if (c_status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));
+      break;
+    }
+  }
+  EXPECT_EQ(c_status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << c_status.error_message();
+  EXPECT_THAT(c_status.error_message(), HasSubstr("queue"));
+
+  // Cancel A: its slot and blocks free up, B runs and completes.
+  a_ctx.TryCancel();
+  while (a->Read(&part)) {
+  }
+  EXPECT_EQ(a->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  b_thread.join();
+  ASSERT_TRUE(b.status.ok()) << b.status.error_message();
+  EXPECT_EQ(b.tokens.size(), 8u);
+
+  // A deadline ends a long request with DEADLINE_EXCEEDED, and then a
+  // follow-up request is admitted and completes.
+  grpc::ClientContext d_ctx;
+  d_ctx.set_deadline(Clock::now() + std::chrono::milliseconds(1500));
+  auto d = stub_->GenerateStream(&d_ctx, Long());
+  int got = 0;
+  while (d->Read(&part)) got += part.token_ids_size();
+  EXPECT_EQ(d->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_GT(got, 0);  // Output before the deadline was delivered.
+  Streamed e = Stream(stub_.get(), Greedy("Hello", 4), 60);
+  EXPECT_TRUE(e.status.ok()) << e.status.error_message();
+  EXPECT_EQ(e.tokens.size(), 4u);
+  EXPECT_EQ(server_->Stop(), 0);  // SIGTERM drains and exits cleanly.
+}
+
+// A KV cache too small for all sequences at once: the newest are
+// preempted and recomputed, never failed, and their output is unchanged.
+TEST(PreemptionTest, RecomputedSequencesGiveTheSameOutput) {
+  // 1 MiB at TP 1 holds 22 tokens of KV per MiB (30 layers x 3 KV heads x
+  // 64 x K,V x 4 bytes = 46 KB/token): 6 MiB = 8 blocks of 16 tokens.
+  testing::ServerProcess server({"--model", testing::DefaultModelPath(), "--tp",
+                                 "1", "--listen", "127.0.0.1:0", "--threads",
+                                 "2", "--kv-cache-mb", "6"});
+  ASSERT_FALSE(server.address().empty()) << testing::kModelHint;
+  auto stub = Connect(server.address());
+  const std::vector<std::string> prompts = {"The capital of France is",
+                                            "My favourite fruit is",
+                                            "The three primary colours are"};
+  constexpr int kTokens = 48;
+  std::vector<std::vector<int32_t>> alone;
+  for (const std::string& p : prompts) {
+    v1::GenerateRequest r = Greedy(p, kTokens);
+    r.set_ignore_eos(true);
+    Streamed st = Stream(stub.get(), r);
+    ASSERT_TRUE(st.status.ok()) << st.status.error_message();
+    alone.push_back(st.tokens);
+  }
+  std::vector<Streamed> results(prompts.size());
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    clients.emplace_back([&, i] {
+      auto s = Connect(server.address());
+      v1::GenerateRequest r = Greedy(prompts[i], kTokens);
+      r.set_ignore_eos(true);
+      results[i] = Stream(s.get(), r);
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  int preemptions = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ASSERT_TRUE(results[i].status.ok()) << results[i].status.error_message();
+    EXPECT_EQ(results[i].tokens, alone[i]) << prompts[i];
+    preemptions += results[i].last.usage().preemptions();
+  }
+  EXPECT_GT(preemptions, 0) << "the cache should have been too small";
+}
+
+}  // namespace
+}  // namespace tpserve

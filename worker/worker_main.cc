@@ -1,0 +1,154 @@
+// `tpserve-worker`: one worker rank as a process, serving
+// tpserve.worker.v1.Worker (worker/worker_service.h).
+//
+// Contract with whoever starts it (the coordinator's `serve`, or a pod):
+// once the server listens, exactly one line goes to stdout,
+//   tpserve-worker listening on HOST:PORT
+// with the real port (--listen HOST:0 picks a free one), and stdout is
+// flushed; everything else (logs, errors) goes to stderr. SIGTERM or SIGINT
+// shut the server down: in-flight calls get a short grace period, then are
+// cancelled.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/version.h"
+#include "worker/worker_service.h"
+
+namespace tpserve {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: tpserve-worker [--listen HOST:PORT] [--threads N]\n"
+    "                      [--collective-host HOST]\n"
+    "\n"
+    "Serves one tensor-parallel rank (tpserve.worker.v1.Worker) for a\n"
+    "tpserve coordinator. Prints 'tpserve-worker listening on HOST:PORT'\n"
+    "on stdout once it listens; logs go to stderr.\n"
+    "\n"
+    "  --listen HOST:PORT      address to serve on (default 127.0.0.1:0;\n"
+    "                          port 0 picks a free port)\n"
+    "  --threads N             CPU compute threads when the coordinator asks\n"
+    "                          for 0 (default 0: one per core)\n"
+    "  --collective-host HOST  address advertised to peer ranks for\n"
+    "                          collectives (default 127.0.0.1; set a routable\n"
+    "                          one for groups across machines)\n";
+
+// Grace period for in-flight calls on shutdown (a step in progress is
+// bounded by the collective timeout anyway).
+constexpr std::chrono::seconds kShutdownGrace{5};
+constexpr int kMaxMessageBytes = 64 << 20;
+
+struct Args {
+  std::string listen = "127.0.0.1:0";
+  int threads = 0;
+  std::string collective_host = "127.0.0.1";
+};
+
+// Returns an exit code >= 0 to stop (0 after --help), or -1 to go on.
+int ParseArgs(int argc, char** argv, Args* args) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    std::string name = arg, value;
+    const size_t eq = arg.find('=');
+    if (eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    } else if (name == "--listen" || name == "--threads" ||
+               name == "--collective-host") {
+      if (i + 1 >= argc) {
+        std::cerr << "tpserve-worker: " << name << " needs a value\n";
+        return 2;
+      }
+      value = argv[++i];
+    }
+    if (name == "--listen") {
+      args->listen = value;
+    } else if (name == "--threads") {
+      if (!absl::SimpleAtoi(value, &args->threads) || args->threads < 0) {
+        std::cerr << "tpserve-worker: --threads takes a number >= 0\n";
+        return 2;
+      }
+    } else if (name == "--collective-host") {
+      args->collective_host = value;
+    } else {
+      std::cerr << "tpserve-worker: unknown argument '" << arg << "'\n\n"
+                << kUsage;
+      return 2;
+    }
+  }
+  const size_t colon = args->listen.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(args->listen.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    std::cerr << "tpserve-worker: --listen takes HOST:PORT, got '"
+              << args->listen << "'\n";
+    return 2;
+  }
+  if (args->collective_host.empty()) {
+    std::cerr << "tpserve-worker: --collective-host is empty\n";
+    return 2;
+  }
+  return -1;
+}
+
+int Main(int argc, char** argv) {
+  Args args;
+  const int parsed = ParseArgs(argc, argv, &args);
+  if (parsed >= 0) return parsed;
+
+  // Block the shutdown signals before gRPC starts its threads (they inherit
+  // the mask), so only the sigwait below ever receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  WorkerServiceOptions options;
+  options.threads = args.threads;
+  options.collective_host = args.collective_host;
+  WorkerService service(options);
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(args.listen, grpc::InsecureServerCredentials(),
+                           &port);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::cerr << "tpserve-worker: cannot listen on " << args.listen << "\n";
+    return 1;
+  }
+  const std::string host = args.listen.substr(0, args.listen.rfind(':'));
+  std::cout << "tpserve-worker listening on " << host << ":" << port
+            << std::endl;  // Flushes: the parent reads this line from a pipe.
+  std::cerr << "tpserve-worker " << kVersion << ": serving on " << host << ":"
+            << port << "\n";
+
+  int received = 0;
+  while (sigwait(&signals, &received) != 0) {
+  }
+  std::cerr << "tpserve-worker: " << strsignal(received) << ", shutting down\n";
+  server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
+  server->Wait();
+  std::cerr << "tpserve-worker: stopped\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace tpserve
+
+int main(int argc, char** argv) { return tpserve::Main(argc, argv); }
