@@ -404,7 +404,7 @@ absl::Status WorkerService::DoWarmup(const worker::v1::WarmupRequest& request,
         "Warmup: a KV cache of ", budget,
         " bytes holds no block: one block of ", block_size, " tokens takes ",
         per_block, " bytes on rank ", plan_.rank,
-        "; raise the coordinator's KV cache memory (--kv-cache-bytes)"));
+        "; raise the coordinator's --kv-cache-mb"));
   }
   absl::StatusOr<std::unique_ptr<LlamaShard>> shard = LlamaShard::Create(
       *model_, plan_, backend_.get(), comm_.get(), blocks, block_size);

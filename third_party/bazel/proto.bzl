@@ -11,7 +11,15 @@ load("@rules_cc//cc:defs.bzl", "cc_library")
 _PROTOC = "/usr/bin/protoc"
 _GRPC_PLUGIN = "/usr/bin/grpc_cpp_plugin"
 
-def tp_cc_grpc_library(name, srcs, deps = [], grpc = True, **kwargs):
+def tp_cc_grpc_library(
+        name,
+        srcs,
+        deps = [],
+        grpc = True,
+        grpc_include = None,
+        extra_srcs = [],
+        extra_hdrs = [],
+        **kwargs):
     """Generates and compiles <x>.pb.{h,cc} (+ <x>.grpc.pb.{h,cc}).
 
     Proto paths are relative to the calling package, which acts as the proto
@@ -26,6 +34,10 @@ def tp_cc_grpc_library(name, srcs, deps = [], grpc = True, **kwargs):
       srcs: .proto files, relative to the package.
       deps: extra cc_library deps.
       grpc: also run grpc_cpp_plugin and link gRPC.
+      grpc_include: a header (import-root relative) the generated
+        .grpc.pb.h includes, e.g. SerializationTraits specializations.
+      extra_srcs: hand-written sources compiled into the library.
+      extra_hdrs: hand-written headers of the library.
       **kwargs: passed to the cc_library (visibility, tags, ...).
     """
     exts = [".pb.h", ".pb.cc"]
@@ -47,7 +59,9 @@ def tp_cc_grpc_library(name, srcs, deps = [], grpc = True, **kwargs):
     if grpc:
         cmd += [
             "--plugin=protoc-gen-grpc=" + _GRPC_PLUGIN,
-            "--grpc_out=$(RULEDIR)",
+            "--grpc_out=" +
+            ("additional_header_includes=%s:" % grpc_include if grpc_include else "") +
+            "$(RULEDIR)",
         ]
     native.genrule(
         name = name + "_gen",
@@ -60,8 +74,8 @@ def tp_cc_grpc_library(name, srcs, deps = [], grpc = True, **kwargs):
 
     cc_library(
         name = name,
-        srcs = [o for o in outs if o.endswith(".cc")],
-        hdrs = [o for o in outs if o.endswith(".h")],
+        srcs = [o for o in outs if o.endswith(".cc")] + extra_srcs,
+        hdrs = [o for o in outs if o.endswith(".h")] + extra_hdrs,
         # "demo/v1/demo.pb.h" relative to this package (source and bin trees).
         includes = ["."],
         deps = deps + (["@system//:grpc++"] if grpc else []) +
