@@ -18,14 +18,25 @@
 #include "absl/strings/str_split.h"
 #include "coordinator/cli.h"
 #include "coordinator/server.h"
+#include "coordinator/worker_pool.h"
 
 namespace tpserve::cli {
 namespace {
 
-const std::vector<std::string> kCoordinatorFlags = {
-    "model",         "listen",     "advertise-host", "chat-template",
-    "threads",       "block-size", "kv-cache-mb",    "max-step-tokens",
-    "max-step-seqs", "max-queue",  "drain-seconds",  "step-timeout-ms"};
+const std::vector<std::string> kCoordinatorFlags = {"model",
+                                                    "listen",
+                                                    "advertise-host",
+                                                    "chat-template",
+                                                    "threads",
+                                                    "block-size",
+                                                    "kv-cache-mb",
+                                                    "max-step-tokens",
+                                                    "max-step-seqs",
+                                                    "max-queue",
+                                                    "drain-seconds",
+                                                    "step-timeout-ms",
+                                                    "collective-timeout-ms",
+                                                    "max-rebuild-attempts"};
 
 absl::Status IntFlag(const Flags& flags, const std::string& name, int64_t lo,
                      int64_t hi, int64_t* out) {
@@ -54,7 +65,9 @@ absl::StatusOr<CoordinatorOptions> OptionsFromFlags(const Flags& flags) {
           kv_mb = static_cast<int64_t>(o.kv_cache_bytes >> 20),
           step_tokens = o.max_step_tokens, step_seqs = o.max_step_sequences,
           queue = o.max_queue, drain = o.drain_seconds,
-          step_timeout = o.step_timeout_ms;
+          step_timeout = o.step_timeout_ms,
+          collective_timeout = o.collective_timeout_ms,
+          rebuilds = o.max_rebuild_attempts;
   for (absl::Status s :
        {IntFlag(flags, "threads", 0, 1024, &threads),
         IntFlag(flags, "block-size", 1, 1024, &block),
@@ -63,7 +76,10 @@ absl::StatusOr<CoordinatorOptions> OptionsFromFlags(const Flags& flags) {
         IntFlag(flags, "max-step-seqs", 1, 4096, &step_seqs),
         IntFlag(flags, "max-queue", 0, 1 << 20, &queue),
         IntFlag(flags, "drain-seconds", 0, 3600, &drain),
-        IntFlag(flags, "step-timeout-ms", 100, 3600000, &step_timeout)}) {
+        IntFlag(flags, "step-timeout-ms", 100, 3600000, &step_timeout),
+        IntFlag(flags, "collective-timeout-ms", 100, 3600000,
+                &collective_timeout),
+        IntFlag(flags, "max-rebuild-attempts", 0, 1000, &rebuilds)}) {
     if (!s.ok()) return s;
   }
   o.threads = static_cast<int32_t>(threads);
@@ -74,6 +90,8 @@ absl::StatusOr<CoordinatorOptions> OptionsFromFlags(const Flags& flags) {
   o.max_queue = static_cast<int32_t>(queue);
   o.drain_seconds = static_cast<int32_t>(drain);
   o.step_timeout_ms = static_cast<int32_t>(step_timeout);
+  o.collective_timeout_ms = static_cast<int32_t>(collective_timeout);
+  o.max_rebuild_attempts = static_cast<int32_t>(rebuilds);
   return o;
 }
 
@@ -116,88 +134,6 @@ absl::StatusOr<std::string> FindWorkerBinary(const Flags& flags) {
       "cannot find the tpserve-worker binary; pass --worker-bin PATH");
 }
 
-struct Child {
-  pid_t pid = -1;
-  std::string address;
-};
-
-// Starts one worker on a free loopback port and reads the address it
-// prints ("tpserve-worker listening on HOST:PORT").
-absl::StatusOr<Child> SpawnWorker(const std::string& bin, int rank,
-                                  int threads) {
-  int fds[2];
-  if (pipe(fds) != 0) return absl::InternalError("pipe failed");
-  const std::string threads_arg = std::to_string(threads);
-  const pid_t pid = fork();
-  if (pid < 0) return absl::InternalError("fork failed");
-  if (pid == 0) {
-    // Child: stdout into the pipe, signals unblocked, and die with the
-    // parent so no worker outlives a crashed `serve`.
-    dup2(fds[1], STDOUT_FILENO);
-    close(fds[0]);
-    close(fds[1]);
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_UNBLOCK, &all, nullptr);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    execl(bin.c_str(), bin.c_str(), "--listen", "127.0.0.1:0", "--threads",
-          threads_arg.c_str(), static_cast<char*>(nullptr));
-    std::cerr << "tpserve: cannot run " << bin << "\n";
-    _exit(127);
-  }
-  close(fds[1]);
-  Child child;
-  child.pid = pid;
-  std::string line;
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (line.find('\n') == std::string::npos) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    pollfd p{fds[0], POLLIN, 0};
-    if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) {
-      break;
-    }
-    char buf[256];
-    const ssize_t got = read(fds[0], buf, sizeof(buf));
-    if (got <= 0) break;
-    line.append(buf, static_cast<size_t>(got));
-  }
-  close(fds[0]);
-  const std::string prefix = "tpserve-worker listening on ";
-  const size_t at = line.find(prefix);
-  const size_t end = line.find('\n');
-  if (at == std::string::npos || end == std::string::npos) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    return absl::UnavailableError(
-        absl::StrCat("worker rank ", rank, " (", bin,
-                     ") did not start; see its errors above"));
-  }
-  child.address = line.substr(at + prefix.size(), end - at - prefix.size());
-  std::cerr << "tpserve: worker rank " << rank << " (pid " << pid
-            << ") listening on " << child.address << "\n";
-  return child;
-}
-
-void StopChildren(std::vector<Child>& children) {
-  for (Child& c : children) kill(c.pid, SIGTERM);
-  for (Child& c : children) {
-    // Up to 5 s each for a clean exit, then SIGKILL.
-    for (int i = 0; i < 100; ++i) {
-      if (waitpid(c.pid, nullptr, WNOHANG) == c.pid) {
-        c.pid = -1;
-        break;
-      }
-      usleep(50000);
-    }
-    if (c.pid > 0) {
-      kill(c.pid, SIGKILL);
-      waitpid(c.pid, nullptr, 0);
-    }
-  }
-}
-
 }  // namespace
 
 int Serve(int argc, char** argv) {
@@ -228,18 +164,10 @@ int Serve(int argc, char** argv) {
                              : std::max(1, cores / static_cast<int>(tp));
   options->threads = per_worker;
 
-  std::vector<Child> children;
-  for (int r = 0; r < tp; ++r) {
-    auto child = SpawnWorker(*bin, r, per_worker);
-    if (!child.ok()) {
-      StopChildren(children);
-      return Fail(child.status());
-    }
-    options->workers.push_back(child->address);
-    children.push_back(*child);
-  }
-  absl::Status s = RunCoordinator(*options, PrintReady);
-  StopChildren(children);
+  SpawnedWorkerPool pool(*bin, static_cast<int>(tp),
+                         {"--threads", std::to_string(per_worker)});
+  absl::Status s = RunCoordinator(*options, &pool, PrintReady);
+  pool.StopAll();
   if (!s.ok()) return Fail(s);
   return 0;
 }
@@ -252,11 +180,17 @@ int Coordinator(int argc, char** argv) {
   if (!flags.ok()) return Fail(flags.status());
   auto options = OptionsFromFlags(*flags);
   if (!options.ok()) return Fail(options.status());
+  std::vector<std::string> workers;
   for (absl::string_view w :
        absl::StrSplit(flags->Get("workers"), ',', absl::SkipEmpty())) {
-    options->workers.emplace_back(w);
+    workers.emplace_back(w);
   }
-  absl::Status s = RunCoordinator(*options, PrintReady);
+  if (workers.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "no workers: pass --workers HOST:PORT,... (or use `tpserve serve`)"));
+  }
+  StaticWorkerPool pool(std::move(workers));
+  absl::Status s = RunCoordinator(*options, &pool, PrintReady);
   if (!s.ok()) return Fail(s);
   return 0;
 }

@@ -1,8 +1,10 @@
 #include "coordinator/engine.h"
 
 #include <algorithm>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace tpserve {
 namespace {
@@ -27,13 +29,17 @@ void ToProto(const SamplingParams& p, wv1::Sampling* out) {
 
 }  // namespace
 
-Engine::Engine(WorkerGroup* group, const Tokenizer* tokenizer,
-               const SchedulerConfig& config)
-    : group_(group),
+Engine::Engine(std::unique_ptr<WorkerGroup> group, GroupFactory rebuild,
+               const Tokenizer* tokenizer, EngineOptions options)
+    : rebuild_(std::move(rebuild)),
       tokenizer_(tokenizer),
-      capacity_tokens_(config.num_blocks * config.block_size),
-      scheduler_(config) {
+      options_(std::move(options)),
+      capacity_tokens_(options_.scheduler.num_blocks *
+                       options_.scheduler.block_size),
+      group_(std::move(group)),
+      scheduler_(options_.scheduler) {
   loop_ = std::thread([this] { Loop(); });
+  monitor_ = std::thread([this] { Monitor(); });
 }
 
 Engine::~Engine() {
@@ -42,6 +48,12 @@ Engine::~Engine() {
     stop_ = true;
   }
   cv_.notify_all();
+  stop_cv_.notify_all();
+  // A step in flight or a rebuild ends sooner when its group is broken.
+  if (std::shared_ptr<WorkerGroup> g = group()) {
+    g->MarkBroken("the coordinator is shutting down");
+  }
+  monitor_.join();
   loop_.join();
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<uint64_t> ids;
@@ -51,6 +63,51 @@ Engine::~Engine() {
                  grpc::Status(grpc::StatusCode::UNAVAILABLE,
                               "the server is shutting down; retry elsewhere"),
                  v1::FINISH_REASON_UNSPECIFIED, "");
+  }
+}
+
+std::shared_ptr<WorkerGroup> Engine::group() const {
+  std::lock_guard<std::mutex> lock(group_mu_);
+  return group_;
+}
+
+absl::Status Engine::readiness() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stop_) return absl::UnavailableError("the server is shutting down");
+  if (!broken_.ok()) return broken_;
+  if (!ready_) return absl::UnavailableError(not_ready_why_);
+  return absl::OkStatus();
+}
+
+void Engine::SetReadyLocked(bool ready, const std::string& why) {
+  ready_ = ready;
+  not_ready_why_ = why;
+  if (options_.on_readiness) options_.on_readiness(ready, why);
+}
+
+void Engine::Monitor() {
+  int failed_probes = 0;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    stop_cv_.wait_for(lock, options_.health_interval);
+    if (stop_) break;
+    if (!ready_ || !broken_.ok()) continue;  // Rebuilding or given up.
+    lock.unlock();
+    std::shared_ptr<WorkerGroup> g = group();
+    std::string reason =
+        options_.exited_probe ? options_.exited_probe() : std::string();
+    if (reason.empty() && g != nullptr) {
+      std::string probe = g->Probe(options_.health_deadline);
+      failed_probes = probe.empty() ? 0 : failed_probes + 1;
+      // One late answer on a busy machine is not a failure; two are.
+      if (failed_probes >= 2) reason = probe;
+    }
+    if (!reason.empty() && g != nullptr) {
+      failed_probes = 0;
+      std::cerr << "tpserve: " << reason << "\n";
+      g->MarkBroken(reason);
+    }
+    lock.lock();
   }
 }
 
@@ -226,22 +283,94 @@ void Engine::Loop() {
     wv1::StepRequest request = BuildStep(plan);
     lock.unlock();
     wv1::StepResponse response;
-    absl::Status s = group_->Step(request, &response);
+    std::shared_ptr<WorkerGroup> g = group();
+    absl::Status s = g != nullptr ? g->Step(request, &response)
+                                  : absl::UnavailableError("no worker group");
     lock.lock();
     ++stats_.steps;
     if (!s.ok()) {
-      broken_ = absl::UnavailableError(absl::StrCat(
-          "the worker group failed and is not serving: ", s.message()));
-      std::vector<uint64_t> ids;
-      for (const auto& [id, a] : active_) ids.push_back(id);
-      for (uint64_t id : ids) {
-        FinishLocked(id, ToGrpc(broken_), v1::FINISH_REASON_UNSPECIFIED, "");
-      }
-      frees_.clear();
+      Recover(s, lock);
       continue;
     }
+    consecutive_failures_ = 0;
     for (const wv1::SampledToken& t : response.tokens()) HandleToken(t);
   }
+}
+
+void Engine::Recover(const absl::Status& failure,
+                     std::unique_lock<std::mutex>& lock) {
+  ++stats_.group_failures;
+  ++consecutive_failures_;
+  // Every running sequence loses its KV cache with the group; it goes back
+  // to the queue with all its tokens and is re-prefilled by the new group.
+  scheduler_.ResetAll();
+  frees_.clear();
+  const std::string why =
+      absl::StrCat("recovering from a worker failure: ", failure.message());
+  std::cerr << "tpserve: " << why << "\n";
+  SetReadyLocked(false, why);
+  lock.unlock();
+  {
+    std::shared_ptr<WorkerGroup> old;
+    {
+      std::lock_guard<std::mutex> g(group_mu_);
+      old = std::move(group_);
+    }
+    old.reset();  // Closes the old streams before the workers are replaced.
+  }
+  absl::Status last = failure;
+  const auto started = std::chrono::steady_clock::now();
+  while (consecutive_failures_ <= options_.max_rebuild_attempts) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stop_) break;
+    }
+    absl::StatusOr<std::unique_ptr<WorkerGroup>> g = rebuild_(++generation_);
+    if (g.ok() && (*g)->kv_blocks() < options_.scheduler.num_blocks) {
+      g = absl::ResourceExhaustedError(absl::StrCat(
+          "the rebuilt group has ", (*g)->kv_blocks(),
+          " KV blocks, fewer than the ", options_.scheduler.num_blocks,
+          " the scheduler plans with"));
+    }
+    if (g.ok()) {
+      {
+        std::lock_guard<std::mutex> l(group_mu_);
+        group_ = std::move(*g);
+      }
+      lock.lock();
+      ++stats_.recoveries;
+      std::cerr << absl::StrFormat(
+          "tpserve: worker group %d ready after %.1f s; re-prefilling %d "
+          "sequences\n",
+          generation_,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                        started)
+              .count(),
+          static_cast<int>(scheduler_.num_waiting()));
+      SetReadyLocked(true, "");
+      return;
+    }
+    last = g.status();
+    std::cerr << "tpserve: rebuilding the worker group failed: "
+              << last.message() << "\n";
+    ++consecutive_failures_;
+    std::unique_lock<std::mutex> l(mu_);
+    stop_cv_.wait_for(l, std::chrono::seconds(1), [&] { return stop_; });
+  }
+  lock.lock();
+  if (stop_) return;
+  broken_ = absl::UnavailableError(absl::StrCat(
+      "the worker group failed ", consecutive_failures_,
+      " times in a row and is no longer rebuilt (last error: ", last.message(),
+      "); restart the server"));
+  std::cerr << "tpserve: " << broken_.message() << "\n";
+  SetReadyLocked(false, std::string(broken_.message()));
+  std::vector<uint64_t> ids;
+  for (const auto& [id, a] : active_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    FinishLocked(id, ToGrpc(broken_), v1::FINISH_REASON_UNSPECIFIED, "");
+  }
+  frees_.clear();
 }
 
 }  // namespace tpserve

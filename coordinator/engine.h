@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,6 +31,8 @@ namespace tpserve {
 
 struct EngineStats {
   uint64_t steps = 0;
+  uint64_t group_failures = 0;  // Steps lost to a broken group.
+  uint64_t recoveries = 0;      // Groups rebuilt.
   uint64_t tokens_generated = 0;
   int32_t max_step_sequences = 0;  // Most sequences seen in one step.
   uint64_t preemptions = 0;
@@ -37,11 +40,31 @@ struct EngineStats {
   size_t running = 0;
 };
 
+// Builds the worker group of generation `generation` (1, 2, ...).
+using GroupFactory =
+    std::function<absl::StatusOr<std::unique_ptr<WorkerGroup>>(int generation)>;
+
+struct EngineOptions {
+  SchedulerConfig scheduler;
+  // Consecutive group failures (without a successful step between them)
+  // before the engine stops rebuilding.
+  int max_rebuild_attempts = 3;
+  // How often the health monitor probes the workers, and how long a probe
+  // may take; two failed probes in a row break the group.
+  std::chrono::milliseconds health_interval{500};
+  std::chrono::milliseconds health_deadline{1000};
+  // Polled by the health monitor: a known dead worker ("" if none).
+  std::function<std::string()> exited_probe;
+  // Told when readiness changes (health service, HTTP /health).
+  std::function<void(bool ready, const std::string& why)> on_readiness;
+};
+
 class Engine {
  public:
-  // `group` and `tokenizer` must outlive the engine. Starts the loop.
-  Engine(WorkerGroup* group, const Tokenizer* tokenizer,
-         const SchedulerConfig& config);
+  // `group` is the running generation-1 group; `rebuild` makes later ones.
+  // `tokenizer` must outlive the engine. Starts the loop and the monitor.
+  Engine(std::unique_ptr<WorkerGroup> group, GroupFactory rebuild,
+         const Tokenizer* tokenizer, EngineOptions options);
   // Stops the loop; unfinished generations end with UNAVAILABLE.
   ~Engine();
   Engine(const Engine&) = delete;
@@ -56,6 +79,8 @@ class Engine {
   void Cancel(uint64_t id);
 
   EngineStats stats() const;
+  // OK while serving; Unavailable with the reason otherwise.
+  absl::Status readiness() const;
   int64_t kv_capacity_tokens() const { return capacity_tokens_; }
 
  private:
@@ -70,6 +95,12 @@ class Engine {
   };
 
   void Loop();
+  // Health monitor thread: worker exits and health probes.
+  void Monitor();
+  // After a failed step (`lock` held): rebuild the group, or give up.
+  void Recover(const absl::Status& failure, std::unique_lock<std::mutex>& lock);
+  void SetReadyLocked(bool ready, const std::string& why);
+  std::shared_ptr<WorkerGroup> group() const;
   // Ends `id` (holding mu_): frees it in the scheduler, tells the workers
   // to drop it at the next step, and finishes its generation.
   void FinishLocked(uint64_t id, grpc::Status status, v1::FinishReason reason,
@@ -77,9 +108,15 @@ class Engine {
   void HandleToken(const worker::v1::SampledToken& token);
   worker::v1::StepRequest BuildStep(const Scheduler::Step& plan);
 
-  WorkerGroup* const group_;
+  const GroupFactory rebuild_;
   const Tokenizer* const tokenizer_;
+  const EngineOptions options_;
   const int64_t capacity_tokens_;
+
+  mutable std::mutex group_mu_;
+  std::shared_ptr<WorkerGroup> group_;  // Guarded by group_mu_; may be null.
+  int generation_ = 1;                  // Engine thread only.
+  int consecutive_failures_ = 0;        // Engine thread only.
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -92,7 +129,11 @@ class Engine {
   bool stop_ = false;                  // Guarded by mu_.
   absl::Status broken_;                // Guarded by mu_.
   EngineStats stats_;                  // Guarded by mu_.
+  bool ready_ = true;                  // Guarded by mu_.
+  std::string not_ready_why_;          // Guarded by mu_.
+  std::condition_variable stop_cv_;    // Signalled with stop_.
   std::thread loop_;
+  std::thread monitor_;
 };
 
 }  // namespace tpserve

@@ -20,6 +20,7 @@
 #include "coordinator/model_info.h"
 #include "coordinator/rendezvous_service.h"
 #include "coordinator/worker_group.h"
+#include "coordinator/worker_pool.h"
 
 namespace tpserve {
 namespace {
@@ -70,12 +71,8 @@ void BlockTerminationSignals() {
 }
 
 absl::Status RunCoordinator(
-    const CoordinatorOptions& options,
+    const CoordinatorOptions& options, WorkerPool* pool,
     const std::function<void(const std::string& address)>& on_ready) {
-  if (options.workers.empty()) {
-    return absl::InvalidArgumentError(
-        "no workers: pass --workers host:port,... (or use `tpserve serve`)");
-  }
   TP_ASSIGN_OR_RETURN(std::unique_ptr<ModelWeights> model,
                       OpenModel(options.model_path));
   TP_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
@@ -107,20 +104,24 @@ absl::Status RunCoordinator(
         " (address in use? pass --listen HOST:PORT with a free port)"));
   }
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus(false);  // Not ready until the workers are.
+  // Readiness is the overall status ("") and the Inference service's;
+  // "liveness" stays SERVING while this process runs (Kubernetes probes).
+  auto set_ready = [health](bool ready) {
+    health->SetServingStatus("", ready);
+    health->SetServingStatus("tpserve.v1.Inference", ready);
+  };
+  set_ready(false);  // Not ready until the workers are.
+  health->SetServingStatus("liveness", true);
   const std::string host = HostOf(options.listen);
   const std::string address = absl::StrCat(host, ":", port);
   std::string advertise = options.advertise_host;
   if (advertise.empty()) {
     advertise = (host == "0.0.0.0" || host == "[::]") ? "127.0.0.1" : host;
   }
-  std::cerr << "tpserve: coordinator listening on " << address << ", "
-            << options.workers.size() << " worker(s)\n";
+  std::cerr << "tpserve: coordinator listening on " << address << "\n";
 
   WorkerGroupOptions group_options;
-  group_options.addresses = options.workers;
   group_options.rendezvous_address = absl::StrCat(advertise, ":", port);
-  group_options.group_id = "group-1";
   group_options.model_path = options.model_path;
   group_options.threads = options.threads;
   group_options.block_size = options.block_size;
@@ -129,35 +130,57 @@ absl::Status RunCoordinator(
   group_options.max_step_sequences = options.max_step_sequences;
   group_options.step_timeout =
       std::chrono::milliseconds(options.step_timeout_ms);
+  group_options.collective_timeout =
+      std::chrono::milliseconds(options.collective_timeout_ms);
+  // Generation `generation` of the group: live workers (restarted or waited
+  // for), a fresh rendezvous prefix, load, warm up. Also how the engine
+  // rebuilds after a failure.
+  GroupFactory make_group =
+      [&, group_options](
+          int generation) -> absl::StatusOr<std::unique_ptr<WorkerGroup>> {
+    WorkerGroupOptions o = group_options;
+    TP_ASSIGN_OR_RETURN(o.addresses, pool->Ensure(o.connect_timeout));
+    o.group_id = absl::StrCat("group-", generation);
+    auto group = WorkerGroup::Start(
+        o, [](int rank, const worker::v1::LoadModelProgress& p) {
+          std::cerr << absl::StrFormat("tpserve: rank %d: %s (%.0f%%)\n", rank,
+                                       p.stage(), 100.0 * p.fraction());
+        });
+    rendezvous.Clear(o.group_id + "/");
+    return group;
+  };
   const auto load_start = std::chrono::steady_clock::now();
-  absl::StatusOr<std::unique_ptr<WorkerGroup>> group = WorkerGroup::Start(
-      group_options, [](int rank, const worker::v1::LoadModelProgress& p) {
-        std::cerr << absl::StrFormat("tpserve: rank %d: %s (%.0f%%)\n", rank,
-                                     p.stage(), 100.0 * p.fraction());
-      });
+  absl::StatusOr<std::unique_ptr<WorkerGroup>> group = make_group(1);
   if (!group.ok()) {
     server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::seconds(1));
     return group.status();
   }
-  rendezvous.Clear(group_options.group_id);
+  const int world = (*group)->world_size();
 
-  SchedulerConfig config;
+  EngineOptions engine_options;
+  SchedulerConfig& config = engine_options.scheduler;
   config.block_size = options.block_size;
   config.num_blocks = (*group)->kv_blocks();
   config.max_step_tokens = options.max_step_tokens;
   config.max_step_sequences = options.max_step_sequences;
   config.max_queue = options.max_queue;
   TP_RETURN_IF_ERROR(ValidateSchedulerConfig(config));
-  auto engine = std::make_unique<Engine>(group->get(), tokenizer.get(), config);
-  inference.Serve(engine.get(), static_cast<int32_t>(options.workers.size()));
-  health->SetServingStatus(true);
+  engine_options.max_rebuild_attempts = options.max_rebuild_attempts;
+  engine_options.exited_probe = [pool] { return pool->CheckExited(); };
+  engine_options.on_readiness = [set_ready](bool ready, const std::string&) {
+    set_ready(ready);
+  };
+  auto engine = std::make_unique<Engine>(std::move(*group), make_group,
+                                         tokenizer.get(), engine_options);
+  inference.Serve(engine.get(), world);
+  set_ready(true);
   std::cerr << absl::StrFormat(
       "tpserve: ready in %.1f s: TP %d, KV cache %d blocks x %d tokens\n",
       std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                     load_start)
           .count(),
-      options.workers.size(), config.num_blocks, config.block_size);
+      world, config.num_blocks, config.block_size);
   if (on_ready) on_ready(address);
 
   // Wait for SIGTERM/SIGINT (blocked in every thread; see
@@ -167,7 +190,7 @@ absl::Status RunCoordinator(
   sigwait(&set, &sig);
   std::cerr << "tpserve: signal " << sig << ": draining (up to "
             << options.drain_seconds << " s)\n";
-  health->SetServingStatus(false);
+  set_ready(false);
   inference.StopServing();
   const auto drain_end = std::chrono::steady_clock::now() +
                          std::chrono::seconds(options.drain_seconds);
@@ -180,7 +203,6 @@ absl::Status RunCoordinator(
   // reactors tell the engine, which must still be running to finish them.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   engine.reset();
-  group->reset();
   std::cerr << "tpserve: stopped\n";
   return absl::OkStatus();
 }

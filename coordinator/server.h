@@ -12,12 +12,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "coordinator/worker_pool.h"
 
 namespace tpserve {
 
 struct CoordinatorOptions {
-  std::string model_path;            // Read by the coordinator and workers.
-  std::vector<std::string> workers;  // host:port per rank, rank order.
+  std::string model_path;  // Read by the coordinator and workers.
   std::string listen = "127.0.0.1:50051";  // Port 0: pick a free one.
   // Host the workers use to reach this coordinator's Rendezvous service;
   // default: the listen host (or 127.0.0.1 when listening on all hosts).
@@ -30,7 +30,9 @@ struct CoordinatorOptions {
   int32_t max_step_sequences = 64;
   int32_t max_queue = 256;
   int32_t drain_seconds = 30;  // Grace period for in-flight work on SIGTERM.
-  int32_t step_timeout_ms = 60000;
+  int32_t step_timeout_ms = 15000;        // A slower step breaks the group.
+  int32_t collective_timeout_ms = 10000;  // Per collective, in the ranks.
+  int32_t max_rebuild_attempts = 3;       // Consecutive, before giving up.
 };
 
 // Blocks SIGTERM/SIGINT/SIGHUP in the calling thread (and so in every
@@ -38,11 +40,12 @@ struct CoordinatorOptions {
 // sigwait. Call first thing in main.
 void BlockTerminationSignals();
 
-// Runs the coordinator until SIGTERM/SIGINT, then drains. `on_ready` is
-// called with the public address once every rank has loaded and warmed up.
-// Returns the status that ended it (OK after a clean drain).
+// Runs the coordinator over the workers of `pool` until SIGTERM/SIGINT,
+// then drains. `on_ready` is called with the public address once every rank
+// has loaded and warmed up. Returns the status that ended it (OK after a
+// clean drain). A broken worker group is rebuilt through `pool`.
 absl::Status RunCoordinator(
-    const CoordinatorOptions& options,
+    const CoordinatorOptions& options, WorkerPool* pool,
     const std::function<void(const std::string& address)>& on_ready);
 
 }  // namespace tpserve

@@ -58,6 +58,37 @@ bool WorkerGroup::broken() const {
   return broken_;
 }
 
+void WorkerGroup::MarkBroken(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (broken_) return;
+  broken_ = true;
+  broken_reason_ = reason;
+  // Unblocks a Step waiting on a rank that will never answer.
+  for (Rank& r : ranks_) {
+    if (r.step_context != nullptr) r.step_context->TryCancel();
+  }
+}
+
+std::string WorkerGroup::Probe(std::chrono::milliseconds deadline) const {
+  for (size_t rank = 0; rank < ranks_.size(); ++rank) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, deadline);
+    wv1::HealthResponse resp;
+    grpc::Status s =
+        ranks_[rank].stub->Health(&ctx, wv1::HealthRequest(), &resp);
+    if (!s.ok()) {
+      return absl::StrCat(
+          "rank ", rank, " (", ranks_[rank].address,
+          ") did not answer its health probe: ", s.error_message());
+    }
+    if (resp.state() == "broken") {
+      return absl::StrCat("rank ", rank, " (", ranks_[rank].address,
+                          ") reports it is broken");
+    }
+  }
+  return "";
+}
+
 absl::StatusOr<std::unique_ptr<WorkerGroup>> WorkerGroup::Start(
     const WorkerGroupOptions& options, const LoadProgressFn& progress) {
   if (options.addresses.empty()) {
@@ -110,7 +141,8 @@ absl::Status WorkerGroup::InitGroup() {
       req.set_world_size(world);
       req.set_rendezvous_address(options_.rendezvous_address);
       req.set_group_id(options_.group_id);
-      req.set_timeout_ms(static_cast<int32_t>(options_.step_timeout.count()));
+      req.set_timeout_ms(
+          static_cast<int32_t>(options_.collective_timeout.count()));
       grpc::ClientContext ctx;
       SetDeadline(&ctx, options_.connect_timeout);
       wv1::InitGroupResponse resp;
@@ -228,14 +260,17 @@ absl::Status WorkerGroup::OpenStepStreams() {
 }
 
 absl::Status WorkerGroup::Break(int rank, const std::string& what) {
+  std::string reason;
   {
     std::lock_guard<std::mutex> lock(mu_);
     broken_ = true;
     step_running_ = false;
+    reason = broken_reason_;
   }
   grpc::Status s = grpc::Status::OK;
   Rank& r = ranks_[rank];
-  r.step_context->TryCancel();
+  // The stream has failed, so Finish returns at once with the rank's own
+  // error (cancelling first would hide it behind CANCELLED).
   s = r.step_stream->Finish();
   r.step_stream.reset();
   // The other ranks are stuck in (or will fail) the collective; cancel them
@@ -252,7 +287,10 @@ absl::Status WorkerGroup::Step(const wv1::StepRequest& request,
                                wv1::StepResponse* rank0) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (broken_) return absl::UnavailableError("worker group is broken");
+    if (broken_) {
+      return absl::UnavailableError(
+          absl::StrCat("worker group broken: ", broken_reason_));
+    }
     step_running_ = true;
     step_deadline_ = Clock::now() + options_.step_timeout;
   }
@@ -290,6 +328,9 @@ void WorkerGroup::Watchdog() {
         step_running_ && step_deadline_ == deadline && !stopping_) {
       // A hung rank: cancelling the streams makes the blocked Read fail, so
       // Step returns an error instead of hanging forever.
+      broken_reason_ =
+          absl::StrCat("a step took longer than ",
+                       options_.step_timeout.count(), " ms (a rank hangs)");
       for (Rank& r : ranks_) {
         if (r.step_context != nullptr) r.step_context->TryCancel();
       }

@@ -46,6 +46,8 @@ struct WorkerGroupOptions {
   std::chrono::milliseconds load_timeout{600000};
   // A step taking longer than this breaks the group (a hung rank).
   std::chrono::milliseconds step_timeout{60000};
+  // Bound on each collective inside a rank (a peer that died or hangs).
+  std::chrono::milliseconds collective_timeout{10000};
 };
 
 // Progress of one rank's load, for the command line.
@@ -63,6 +65,13 @@ class WorkerGroup {
   int world_size() const { return static_cast<int>(ranks_.size()); }
   int64_t kv_blocks() const { return kv_blocks_; }
   bool broken() const;
+  // Declares the group broken (a worker exited or stopped answering its
+  // health probe): a step in flight fails at once, later ones too.
+  void MarkBroken(const std::string& reason);
+
+  // Health of every rank, each within `deadline`: "" when all answer,
+  // else which did not. Thread-safe (used by the health monitor).
+  std::string Probe(std::chrono::milliseconds deadline) const;
 
   // Runs one step on every rank; `rank0` gets rank 0's answer (the sampled
   // tokens). Not thread-safe: one caller (the engine thread). Unavailable
@@ -97,6 +106,7 @@ class WorkerGroup {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool broken_ = false;                                  // Guarded by mu_.
+  std::string broken_reason_;                            // Guarded by mu_.
   bool stopping_ = false;                                // Guarded by mu_.
   bool step_running_ = false;                            // Guarded by mu_.
   std::chrono::steady_clock::time_point step_deadline_;  // Guarded by mu_.

@@ -15,6 +15,8 @@ packages=(
   libhwy-dev
   # CPU collectives between worker ranks (Gloo over TCP).
   libgloo-dev
+  # HTTP door, metrics, TLS test certificates.
+  libcpp-httplib-dev prometheus-cpp-dev libssl-dev openssl curl
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   # Fuzzing (libFuzzer ships in clang's runtime), format check.

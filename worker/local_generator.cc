@@ -25,18 +25,6 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// The largest quantization block of the layer matmuls: a rank's share of a
-// row-parallel weight must be whole blocks.
-int64_t RowBlock(const ModelWeights& model) {
-  int64_t block = 1;
-  for (const TensorView& t : model.tensors()) {
-    if (t.dims.size() == 2 && t.name.rfind("blk.", 0) == 0) {
-      block = std::max<int64_t>(block, GetGgmlType(t.type).block_size);
-    }
-  }
-  return block;
-}
-
 // One rank's whole generation loop. All ranks run the same steps; rank 0
 // samples, and every step's next token is broadcast from it, so the ranks
 // agree on what to run next (and on when to stop).
@@ -48,7 +36,7 @@ absl::Status RunRank(const ModelWeights& model,
                      GenerateResult* result) {
   const ModelConfig& c = model.config();
   TP_ASSIGN_OR_RETURN(TpPlan plan,
-                      MakeTpPlan(c, options.tp, rank, RowBlock(model)));
+                      MakeTpPlan(c, options.tp, rank, LayerRowBlock(model)));
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   const int total = options.threads > 0 ? options.threads : cores;
   std::unique_ptr<Backend> backend =
@@ -156,7 +144,7 @@ absl::StatusOr<GenerateResult> Generate(
       options.sampling, static_cast<int32_t>(model.config().vocab_size)));
   // Check the TP size up front for a clear error before any thread starts.
   TP_RETURN_IF_ERROR(
-      MakeTpPlan(model.config(), options.tp, 0, RowBlock(model)).status());
+      MakeTpPlan(model.config(), options.tp, 0, LayerRowBlock(model)).status());
   GenerateResult result;
   gloo::rendezvous::HashStore store;
   std::vector<absl::Status> status(options.tp);

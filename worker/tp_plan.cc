@@ -1,5 +1,7 @@
 #include "worker/tp_plan.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace tpserve {
@@ -66,6 +68,16 @@ std::vector<int> ValidTpSizes(const ModelConfig& config, int max_world,
     if (MakeTpPlan(config, n, 0, row_block).ok()) sizes.push_back(n);
   }
   return sizes;
+}
+
+int64_t LayerRowBlock(const ModelWeights& model) {
+  int64_t block = 1;
+  for (const TensorView& t : model.tensors()) {
+    if (t.dims.size() == 2 && t.name.rfind("blk.", 0) == 0) {
+      block = std::max<int64_t>(block, GetGgmlType(t.type).block_size);
+    }
+  }
+  return block;
 }
 
 }  // namespace tpserve

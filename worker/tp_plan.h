@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/model_config.h"
+#include "common/model_weights.h"
 
 namespace tpserve {
 
@@ -41,6 +42,11 @@ absl::StatusOr<TpPlan> MakeTpPlan(const ModelConfig& config, int world,
 // Every world size in [1, max_world] that MakeTpPlan accepts.
 std::vector<int> ValidTpSizes(const ModelConfig& config, int max_world,
                               int64_t row_block = 1);
+
+// The largest quantization block of a model's layer matmuls: a rank's share
+// of a row-parallel weight must be whole blocks, so this is MakeTpPlan's
+// `row_block` for the model.
+int64_t LayerRowBlock(const ModelWeights& model);
 
 }  // namespace tpserve
 

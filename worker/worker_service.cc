@@ -1,6 +1,7 @@
 #include "worker/worker_service.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <limits>
 #include <string>
@@ -63,19 +64,6 @@ grpc::Status ToGrpc(const absl::Status& s) {
 
 double Ms(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-// The largest quantization block of the layer matmuls: a rank's share of a
-// row-parallel weight must be whole blocks. Must match local_generator.cc,
-// or `tpserve generate` and the workers would split models differently.
-int64_t RowBlock(const ModelWeights& model) {
-  int64_t block = 1;
-  for (const TensorView& t : model.tensors()) {
-    if (t.dims.size() == 2 && t.name.rfind("blk.", 0) == 0) {
-      block = std::max<int64_t>(block, GetGgmlType(t.type).block_size);
-    }
-  }
-  return block;
 }
 
 // Bytes of the weights rank `plan` views: each tensor's share by the slice
@@ -271,7 +259,6 @@ absl::Status WorkerService::DoInitGroup(
   }
   ResetModel();
   comm_.reset();
-  timeout_ = timeout;
   if (world > 1) {
     GrpcStore store(grpc::CreateChannel(request.rendezvous_address(),
                                         grpc::InsecureChannelCredentials()),
@@ -344,7 +331,7 @@ absl::Status WorkerService::DoLoadModel(
         absl::StrCat("LoadModel: rank ", rank, ": ", model.status().message()));
   }
   absl::StatusOr<TpPlan> plan =
-      MakeTpPlan((*model)->config(), world, rank, RowBlock(**model));
+      MakeTpPlan((*model)->config(), world, rank, LayerRowBlock(**model));
   if (!plan.ok()) {
     return absl::Status(plan.status().code(),
                         absl::StrCat("LoadModel: ", plan.status().message()));
@@ -400,11 +387,11 @@ absl::Status WorkerService::DoWarmup(const worker::v1::WarmupRequest& request,
       std::min<uint64_t>(budget / static_cast<uint64_t>(per_block),
                          std::numeric_limits<int32_t>::max()));
   if (blocks < 1) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "Warmup: a KV cache of ", budget,
-        " bytes holds no block: one block of ", block_size, " tokens takes ",
-        per_block, " bytes on rank ", plan_.rank,
-        "; raise the coordinator's --kv-cache-mb"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("Warmup: a KV cache of ", budget,
+                     " bytes holds no block: one block of ", block_size,
+                     " tokens takes ", per_block, " bytes on rank ", plan_.rank,
+                     "; raise the coordinator's --kv-cache-mb"));
   }
   absl::StatusOr<std::unique_ptr<LlamaShard>> shard = LlamaShard::Create(
       *model_, plan_, backend_.get(), comm_.get(), blocks, block_size);

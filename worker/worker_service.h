@@ -29,7 +29,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <chrono>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -126,7 +125,6 @@ class WorkerService final : public worker::v1::Worker::Service {
   // frees through the backend and views the model's mappings.
   std::mutex engine_mu_;
   std::unique_ptr<GlooCommunicator> comm_;  // Null when world == 1.
-  std::chrono::milliseconds timeout_{30000};
   std::unique_ptr<ModelWeights> model_;
   TpPlan plan_;
   std::unique_ptr<Backend> backend_;

@@ -1,0 +1,254 @@
+// Process-level failure tests (DESIGN.md, failure model): the real
+// `tpserve serve` with real tpserve-worker processes on loopback, and real
+// signals. A worker crash or hang must lose no request and change no
+// output; SIGTERM drains; no worker outlives its coordinator.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/server_process.h"
+#include "tests/test_paths.h"
+#include "tpserve/v1/inference.grpc.pb.h"
+
+namespace tpserve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::unique_ptr<v1::Inference::Stub> Connect(const std::string& address) {
+  return v1::Inference::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+}
+
+struct Streamed {
+  grpc::Status status;
+  std::vector<int32_t> tokens;
+  int messages = 0;
+};
+
+v1::GenerateRequest Request(const std::string& text, int max_tokens) {
+  v1::GenerateRequest r;
+  r.set_text(text);
+  r.mutable_sampling()->set_temperature(0);
+  r.set_max_tokens(max_tokens);
+  r.set_ignore_eos(true);
+  return r;
+}
+
+// Runs `n` streams concurrently; `started` counts streams that received
+// their first message.
+std::vector<Streamed> RunStreams(const std::string& address,
+                                 const std::vector<v1::GenerateRequest>& reqs,
+                                 std::atomic<int>* started) {
+  std::vector<Streamed> out(reqs.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto stub = Connect(address);
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(300));
+      auto reader = stub->GenerateStream(&ctx, reqs[i]);
+      v1::GenerateStreamResponse part;
+      while (reader->Read(&part)) {
+        if (out[i].messages++ == 0 && started != nullptr) ++*started;
+        out[i].tokens.insert(out[i].tokens.end(), part.token_ids().begin(),
+                             part.token_ids().end());
+      }
+      out[i].status = reader->Finish();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return out;
+}
+
+std::vector<v1::GenerateRequest> EightRequests(int max_tokens) {
+  const std::vector<std::string> prompts = {
+      "The capital of France is", "My favourite fruit is",
+      "def fibonacci(n):",        "The three primary colours are",
+      "Once upon a time",         "The best way to learn is",
+      "Water boils at",           "In 1492, Columbus"};
+  std::vector<v1::GenerateRequest> reqs;
+  for (const std::string& p : prompts) reqs.push_back(Request(p, max_tokens));
+  return reqs;
+}
+
+// Polls the gRPC health service and records every status seen.
+class ReadinessWatcher {
+ public:
+  explicit ReadinessWatcher(const std::string& address)
+      : stub_(grpc::health::v1::Health::NewStub(
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(500));
+        grpc::health::v1::HealthCheckRequest req;
+        grpc::health::v1::HealthCheckResponse resp;
+        if (stub_->Check(&ctx, req, &resp).ok()) {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (seen_.empty() || seen_.back() != resp.status()) {
+            seen_.push_back(resp.status());
+          }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+  }
+  ~ReadinessWatcher() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::vector<int> seen() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_;
+  }
+
+ private:
+  std::unique_ptr<grpc::health::v1::Health::Stub> stub_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<int> seen_;
+  std::thread thread_;
+};
+
+constexpr int kServing = grpc::health::v1::HealthCheckResponse::SERVING;
+constexpr int kNotServing = grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+
+class WorkerFailureTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<testing::ServerProcess>(std::vector<std::string>{
+        "--model", testing::DefaultModelPath(), "--tp", "3", "--listen",
+        "127.0.0.1:0", "--threads", "1", "--step-timeout-ms", "4000",
+        "--collective-timeout-ms", "4000"});
+    ASSERT_FALSE(server_->address().empty()) << testing::kModelHint;
+    // The outputs of an undisturbed run.
+    want_ = RunStreams(server_->address(), EightRequests(kTokens), nullptr);
+    for (const Streamed& s : want_) {
+      ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+      ASSERT_EQ(s.tokens.size(), static_cast<size_t>(kTokens));
+    }
+  }
+
+  // Runs the 8 streams again, doing `disturb` once they all stream, and
+  // checks that every stream completes with the undisturbed output and that
+  // readiness went false and came back.
+  void RunDisturbed(const std::function<void()>& disturb) {
+    ReadinessWatcher watcher(server_->address());
+    std::atomic<int> started{0};
+    std::vector<Streamed> got;
+    std::thread clients([&] {
+      got = RunStreams(server_->address(), EightRequests(kTokens), &started);
+    });
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (started < 8 && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    disturb();
+    clients.join();
+    for (size_t i = 0; i < got.size(); ++i) {
+      SCOPED_TRACE(::testing::Message() << "stream " << i);
+      ASSERT_TRUE(got[i].status.ok()) << got[i].status.error_message();
+      EXPECT_EQ(got[i].tokens, want_[i].tokens);
+    }
+    // Give the watcher a moment to see the final state.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const std::vector<int> seen = watcher.seen();
+    EXPECT_THAT(seen, ::testing::Contains(kNotServing));
+    ASSERT_FALSE(seen.empty());
+    EXPECT_EQ(seen.back(), kServing);
+  }
+
+  static constexpr int kTokens = 40;
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::vector<Streamed> want_;
+};
+
+TEST_F(WorkerFailureTest, KilledRankLosesNoRequest) {
+  const pid_t victim = server_->WorkerPid(1);
+  ASSERT_GT(victim, 0) << server_->output();
+  RunDisturbed([&] { kill(victim, SIGKILL); });
+  EXPECT_NE(server_->WorkerPid(1), victim) << "rank 1 was restarted";
+  EXPECT_EQ(server_->Stop(), 0);
+}
+
+TEST_F(WorkerFailureTest, HungRankIsDetectedAndReplaced) {
+  const pid_t victim = server_->WorkerPid(1);
+  ASSERT_GT(victim, 0) << server_->output();
+  const auto start = Clock::now();
+  RunDisturbed([&] { kill(victim, SIGSTOP); });
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(120));
+  EXPECT_NE(server_->WorkerPid(1), victim) << "rank 1 was replaced";
+  EXPECT_TRUE(testing::ProcessGone(victim));
+  EXPECT_EQ(server_->Stop(), 0);
+}
+
+TEST(DrainTest, SigtermFinishesInFlightStreamsAndLeavesNoWorker) {
+  testing::ServerProcess server({"--model", testing::DefaultModelPath(), "--tp",
+                                 "3", "--listen", "127.0.0.1:0", "--threads",
+                                 "1", "--drain-seconds", "60"});
+  ASSERT_FALSE(server.address().empty()) << testing::kModelHint;
+  std::vector<pid_t> workers;
+  for (int r = 0; r < 3; ++r) workers.push_back(server.WorkerPid(r));
+  std::atomic<int> started{0};
+  std::vector<Streamed> got;
+  std::thread clients(
+      [&] { got = RunStreams(server.address(), EightRequests(32), &started); });
+  while (started < 8) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(server.pid(), SIGTERM);
+  // New requests are refused while draining.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  {
+    auto stub = Connect(server.address());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    v1::GenerateResponse resp;
+    grpc::Status s = stub->Generate(&ctx, Request("Hi", 2), &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << s.error_message();
+  }
+  clients.join();
+  for (const Streamed& s : got) {
+    ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+    EXPECT_EQ(s.tokens.size(), 32u);
+  }
+  EXPECT_EQ(server.Wait(std::chrono::seconds(30)), 0);
+  for (pid_t w : workers) {
+    ASSERT_GT(w, 0);
+    EXPECT_TRUE(testing::ProcessGone(w)) << "worker " << w << " left behind";
+  }
+}
+
+TEST(OrphanTest, WorkersExitWhenTheCoordinatorIsKilled) {
+  testing::ServerProcess server({"--model", testing::DefaultModelPath(), "--tp",
+                                 "3", "--listen", "127.0.0.1:0", "--threads",
+                                 "1"});
+  ASSERT_FALSE(server.address().empty()) << testing::kModelHint;
+  std::vector<pid_t> workers;
+  for (int r = 0; r < 3; ++r) workers.push_back(server.WorkerPid(r));
+  kill(server.pid(), SIGKILL);
+  server.Wait(std::chrono::seconds(10));
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  for (pid_t w : workers) {
+    ASSERT_GT(w, 0);
+    while (!testing::ProcessGone(w) && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_TRUE(testing::ProcessGone(w)) << "worker " << w << " orphaned";
+  }
+}
+
+}  // namespace
+}  // namespace tpserve
