@@ -14,6 +14,8 @@
 #   TPSERVE_BENCH_CLIENTS     concurrent client counts (default 1,4,16)
 #   TPSERVE_BENCH_REQUESTS    requests per client (default 8)
 #   TPSERVE_BENCH_MAX_TOKENS  output tokens per request (default 64)
+#   TPSERVE_BENCH_EOG_BIAS    1: bias llama.cpp's end-of-generation tokens
+#                             away (needed when a reply would end early)
 #   TPSERVE_LLAMA_VENV        venv with llama-cpp-python 0.3.36 built from
 #                             source and its server's packages (default
 #                             $TPSERVE_CACHE/venv, the one bench/engine.sh
@@ -64,9 +66,13 @@ if ! "$llama_python" -c "import llama_cpp.server.app" 2>/dev/null; then
     fastapi==0.163.2 pydantic-settings==2.16.3 sse-starlette==3.7.0 \
     starlette-context==0.3.6 PyYAML >&2
 fi
-# Every end-of-generation token id, for llama.cpp's logit_bias (its server
-# has no ignore_eos).
-eog_ids=$("$llama_python" - "$model" <<'PY'
+# llama.cpp's server has no ignore_eos. The default prompts run greedy past
+# 64 tokens without one, so nothing is needed; with TPSERVE_BENCH_EOG_BIAS=1
+# every end-of-generation token id gets logit_bias -100 instead (which costs
+# llama-cpp-python a Python logits callback per token).
+eog_ids=""
+if [ "${TPSERVE_BENCH_EOG_BIAS:-0}" = 1 ]; then
+  eog_ids=$("$llama_python" - "$model" <<'PY'
 import sys
 import llama_cpp
 from llama_cpp import Llama
@@ -75,7 +81,8 @@ vocab = llama_cpp.llama_model_get_vocab(llm.model)
 n = llama_cpp.llama_vocab_n_tokens(vocab)
 print(",".join(str(t) for t in range(n) if llama_cpp.llama_vocab_is_eog(vocab, t)))
 PY
-)
+  )
+fi
 
 logs=$(mktemp -d)
 tp_pid=""
@@ -129,7 +136,7 @@ done
 [ -n "$address" ] || { echo "serve: tpserve not ready in 3 minutes; log: $logs" >&2; exit 1; }
 [ -n "$llama_ready" ] || { echo "serve: llama.cpp not ready in 3 minutes; log: $logs" >&2; exit 1; }
 echo "serve: tpserve on $address, llama.cpp on 127.0.0.1:$port, $threads threads each;" \
-  "llama.cpp EOG ids biased away: $eog_ids" >&2
+  "llama.cpp EOG ids biased away: ${eog_ids:-none}" >&2
 
 "$grpc_python" bench/serve_bench.py --tpserve "$address" \
   --llama "http://127.0.0.1:$port" --llama-eog-ids "$eog_ids" --clients "$clients" \

@@ -8,10 +8,12 @@ ratio tpserve / llama.cpp for each.
 
 Each client sends REQUESTS requests one after another, cycling through a
 fixed set of short prompts (client c starts at prompt c), greedy, exactly
-MAX_TOKENS output tokens: tpserve gets ignore_eos; llama.cpp gets
-logit_bias -100 on every end-of-generation token id (--llama-eog-ids) and
-repeat_penalty 1 (its server's default is 1.1), and every reply is checked
-to have finished by length.
+MAX_TOKENS output tokens: tpserve gets ignore_eos; llama.cpp's server has
+none, but greedy decoding of these prompts runs past 64 tokens without an
+end-of-generation token (--llama-eog-ids biases such ids by -100 where it
+would not). llama.cpp gets repeat_penalty 1 (its server's default is 1.1).
+Every reply is checked to have finished by length; a reply that did not
+counts as failed.
 
 TTFT: from sending the request to the first message that carries output.
 ITL: gaps between output messages after the first, each divided by the
@@ -99,16 +101,18 @@ class LlamaClient:
     def __init__(self, base_url, eog_ids):
         u = urllib.parse.urlparse(base_url)
         self.host, self.port = u.hostname, u.port
-        self.bias = {str(t): -100.0 for t in eog_ids}
+        self.bias = {str(t): -100.0 for t in eog_ids} or None
         self.conn = None
 
     def request(self, prompt, max_tokens):
         r = Result()
         # The server's repeat_penalty default is 1.1: 1 (off) for plain
         # greedy, like tpserve's default.
-        body = json.dumps({"prompt": prompt, "max_tokens": max_tokens,
-                           "temperature": 0.0, "repeat_penalty": 1.0,
-                           "stream": True, "logit_bias": self.bias})
+        body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
+                "repeat_penalty": 1.0, "stream": True}
+        if self.bias:
+            body["logit_bias"] = self.bias
+        body = json.dumps(body)
         try:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
@@ -254,7 +258,8 @@ def main():
         for i, p in enumerate(PROMPTS):
             r = send(p, args.max_tokens, f"warmup-{i}")
             if not r.ok:
-                sys.exit(f"{name}: warm-up request failed: {r.error}")
+                sys.exit(f"{name}: warm-up request failed: {r.error} (a reply "
+                         "shorter than --max-tokens: pass --llama-eog-ids)")
             texts[name].append("".join(r.text))
         close()
     same = sum(a == b for a, b in zip(texts["tpserve"], texts["llama.cpp"]))
@@ -308,7 +313,8 @@ def main():
                        "rows": report}, f, indent=1)
     channel.close()
     if failed:
-        sys.exit(f"{failed} requests failed")
+        sys.exit(f"{failed} requests failed (a reply shorter than --max-tokens: "
+                 "pass --llama-eog-ids, TPSERVE_BENCH_EOG_BIAS=1 in bench/serve.sh)")
 
 
 if __name__ == "__main__":

@@ -13,30 +13,28 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "coordinator/cli.h"
 #include "coordinator/server.h"
 #include "coordinator/worker_pool.h"
+#include "worker/channel_security.h"
 
 namespace tpserve::cli {
 namespace {
 
-const std::vector<std::string> kCoordinatorFlags = {"model",
-                                                    "listen",
-                                                    "advertise-host",
-                                                    "chat-template",
-                                                    "threads",
-                                                    "block-size",
-                                                    "kv-cache-mb",
-                                                    "max-step-tokens",
-                                                    "max-step-seqs",
-                                                    "max-queue",
-                                                    "drain-seconds",
-                                                    "step-timeout-ms",
-                                                    "collective-timeout-ms",
-                                                    "max-rebuild-attempts"};
+// clang-format off
+const std::vector<std::string> kCoordinatorFlags = {
+    "model", "listen", "advertise-host", "chat-template", "threads",
+    "block-size", "kv-cache-mb", "max-step-tokens", "max-step-seqs",
+    "max-queue", "drain-seconds", "step-timeout-ms", "collective-timeout-ms",
+    "max-rebuild-attempts", "worker-token-file", "worker-tls-cert",
+    "worker-tls-key", "worker-tls-ca", "worker-tls-server-name", "tls-cert",
+    "tls-key", "api-keys-file", "http-listen", "served-model-name",
+    "metrics-listen"};
+// clang-format on
 
 absl::Status IntFlag(const Flags& flags, const std::string& name, int64_t lo,
                      int64_t hi, int64_t* out) {
@@ -92,6 +90,34 @@ absl::StatusOr<CoordinatorOptions> OptionsFromFlags(const Flags& flags) {
   o.step_timeout_ms = static_cast<int32_t>(step_timeout);
   o.collective_timeout_ms = static_cast<int32_t>(collective_timeout);
   o.max_rebuild_attempts = static_cast<int32_t>(rebuilds);
+  absl::StatusOr<ChannelSecurity> security = LoadChannelSecurity(
+      flags.Get("worker-token-file"), flags.Get("worker-tls-cert"),
+      flags.Get("worker-tls-key"), flags.Get("worker-tls-ca"));
+  if (!security.ok()) return security.status();
+  o.worker_security = *std::move(security);
+  o.worker_security.tls_server_name = flags.Get("worker-tls-server-name");
+  o.metrics_listen = flags.Get("metrics-listen");
+  o.tls_cert_file = flags.Get("tls-cert");
+  o.tls_key_file = flags.Get("tls-key");
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS for the public port needs both --tls-cert and --tls-key");
+  }
+  if (!flags.Get("api-keys-file").empty()) {
+    absl::StatusOr<std::string> keys =
+        ReadSecretFile(flags.Get("api-keys-file"), "API keys");
+    if (!keys.ok()) return keys.status();
+    for (absl::string_view line : absl::StrSplit(*keys, '\n')) {
+      line = absl::StripAsciiWhitespace(line);
+      if (!line.empty() && line[0] != '#') o.api_keys.emplace_back(line);
+    }
+    if (o.api_keys.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the API keys file ", flags.Get("api-keys-file"), " has no keys"));
+    }
+  }
+  o.http_listen = flags.Get("http-listen");
+  o.served_model_name = flags.Get("served-model-name");
   return o;
 }
 
@@ -164,8 +190,23 @@ int Serve(int argc, char** argv) {
                              : std::max(1, cores / static_cast<int>(tp));
   options->threads = per_worker;
 
-  SpawnedWorkerPool pool(*bin, static_cast<int>(tp),
-                         {"--threads", std::to_string(per_worker)});
+  // The spawned workers only talk to this coordinator: a fresh random token
+  // unless one was given, and this coordinator's certificate for mTLS.
+  if (options->worker_security.token.empty()) {
+    options->worker_security.token = RandomHex128();
+  }
+  std::vector<std::string> worker_args = {"--threads",
+                                          std::to_string(per_worker)};
+  if (options->worker_security.tls()) {
+    for (const char* f : {"worker-tls-cert", "worker-tls-key", "worker-tls-ca",
+                          "worker-tls-server-name"}) {
+      if (flags->Get(f).empty()) continue;
+      worker_args.push_back(std::string("--") + (f + 7));  // Drop "worker-".
+      worker_args.push_back(flags->Get(f));
+    }
+  }
+  SpawnedWorkerPool pool(*bin, static_cast<int>(tp), worker_args,
+                         options->worker_security);
   absl::Status s = RunCoordinator(*options, &pool, PrintReady);
   pool.StopAll();
   if (!s.ok()) return Fail(s);
@@ -189,7 +230,7 @@ int Coordinator(int argc, char** argv) {
     return Fail(absl::InvalidArgumentError(
         "no workers: pass --workers HOST:PORT,... (or use `tpserve serve`)"));
   }
-  StaticWorkerPool pool(std::move(workers));
+  StaticWorkerPool pool(std::move(workers), options->worker_security);
   absl::Status s = RunCoordinator(*options, &pool, PrintReady);
   if (!s.ok()) return Fail(s);
   return 0;

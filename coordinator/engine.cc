@@ -10,6 +10,26 @@ namespace tpserve {
 namespace {
 
 namespace wv1 = worker::v1;
+
+// The metrics label of how a request ended.
+std::string Outcome(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "ok";
+    case grpc::StatusCode::CANCELLED:
+      return "cancelled";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "deadline_exceeded";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "invalid_argument";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "resource_exhausted";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "unavailable";
+    default:
+      return "error";
+  }
+}
 using Clock = std::chrono::steady_clock;
 
 void ToProto(const SamplingParams& p, wv1::Sampling* out) {
@@ -38,6 +58,7 @@ Engine::Engine(std::unique_ptr<WorkerGroup> group, GroupFactory rebuild,
                        options_.scheduler.block_size),
       group_(std::move(group)),
       scheduler_(options_.scheduler) {
+  if (options_.metrics != nullptr) options_.metrics->SetGroupState("ready");
   loop_ = std::thread([this] { Loop(); });
   monitor_ = std::thread([this] { Monitor(); });
 }
@@ -119,7 +140,13 @@ absl::Status Engine::Submit(const std::shared_ptr<Generation>& generation) {
   const uint64_t id = next_id_++;
   absl::Status s = scheduler_.Add(
       id, r.prompt, static_cast<int64_t>(r.prompt.size()) + r.max_tokens);
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    if (options_.metrics != nullptr) {
+      options_.metrics->RequestFinished(
+          Outcome(static_cast<grpc::StatusCode>(s.code())));
+    }
+    return s;
+  }
   generation->set_id(id);
   Active a;
   a.generation = generation;
@@ -136,6 +163,13 @@ void Engine::Cancel(uint64_t id) {
     cancels_.push_back(id);
   }
   cv_.notify_all();
+}
+
+void Engine::RecordRejected(const absl::Status& status) {
+  if (options_.metrics != nullptr) {
+    options_.metrics->RequestFinished(
+        Outcome(static_cast<grpc::StatusCode>(status.code())));
+  }
 }
 
 EngineStats Engine::stats() const {
@@ -163,6 +197,9 @@ void Engine::FinishLocked(uint64_t id, grpc::Status status,
   usage.set_time_to_first_token_ms(std::max(a.ttft_ms, 0.0));
   usage.set_preemptions(a.preemptions);
   usage.set_max_step_sequences(a.max_step_sequences);
+  if (options_.metrics != nullptr) {
+    options_.metrics->RequestFinished(Outcome(status.error_code()));
+  }
   a.generation->Finish(std::move(status), reason, std::move(matched_stop),
                        usage);
   active_.erase(it);
@@ -173,6 +210,9 @@ wv1::StepRequest Engine::BuildStep(const Scheduler::Step& plan) {
   req.set_step_id(next_step_++);
   for (uint64_t id : frees_) req.add_free_seq_ids(id);
   frees_.clear();
+  if (options_.metrics != nullptr && !plan.preempted.empty()) {
+    options_.metrics->Preempted(static_cast<int64_t>(plan.preempted.size()));
+  }
   for (uint64_t id : plan.preempted) {
     req.add_free_seq_ids(id);
     auto it = active_.find(id);
@@ -205,11 +245,18 @@ void Engine::HandleToken(const wv1::SampledToken& t) {
   const PreparedRequest& r = a.generation->request();
   ++a.generated;
   ++stats_.tokens_generated;
+  const auto now = Clock::now();
   if (a.ttft_ms < 0) {
     a.ttft_ms =
-        std::chrono::duration<double, std::milli>(Clock::now() - a.admitted)
-            .count();
+        std::chrono::duration<double, std::milli>(now - a.admitted).count();
+    if (options_.metrics != nullptr) {
+      options_.metrics->TimeToFirstToken(a.ttft_ms / 1000);
+    }
+  } else if (options_.metrics != nullptr) {
+    options_.metrics->InterTokenLatency(
+        std::chrono::duration<double>(now - a.last_token).count());
   }
+  a.last_token = now;
   const int32_t token = t.token_id();
   if (std::find(r.stop_ids.begin(), r.stop_ids.end(), token) !=
       r.stop_ids.end()) {
@@ -283,6 +330,7 @@ void Engine::Loop() {
     wv1::StepRequest request = BuildStep(plan);
     lock.unlock();
     wv1::StepResponse response;
+    const auto step_start = Clock::now();
     std::shared_ptr<WorkerGroup> g = group();
     absl::Status s = g != nullptr ? g->Step(request, &response)
                                   : absl::UnavailableError("no worker group");
@@ -293,7 +341,29 @@ void Engine::Loop() {
       continue;
     }
     consecutive_failures_ = 0;
+    if (options_.metrics != nullptr) {
+      int prefill = 0, decode = 0;
+      for (const Scheduler::Chunk& c : plan.chunks) {
+        // A one-token chunk after position 0 is a decode.
+        if (c.tokens.size() == 1 && !c.first_chunk) {
+          ++decode;
+        } else {
+          prefill += static_cast<int>(c.tokens.size());
+        }
+      }
+      options_.metrics->Step(
+          std::chrono::duration<double>(Clock::now() - step_start).count(),
+          static_cast<int>(plan.chunks.size()), prefill, decode);
+      options_.metrics->TokensGenerated(response.tokens_size());
+    }
     for (const wv1::SampledToken& t : response.tokens()) HandleToken(t);
+    if (options_.metrics != nullptr) {
+      options_.metrics->SetQueue(
+          static_cast<int64_t>(scheduler_.num_waiting()),
+          static_cast<int64_t>(scheduler_.num_running()));
+      const int64_t free = scheduler_.num_free_blocks();
+      options_.metrics->SetKvBlocks(options_.scheduler.num_blocks - free, free);
+    }
   }
 }
 
@@ -309,6 +379,10 @@ void Engine::Recover(const absl::Status& failure,
       absl::StrCat("recovering from a worker failure: ", failure.message());
   std::cerr << "tpserve: " << why << "\n";
   SetReadyLocked(false, why);
+  if (options_.metrics != nullptr) {
+    options_.metrics->GroupFailed();
+    options_.metrics->SetGroupState("recovering");
+  }
   lock.unlock();
   {
     std::shared_ptr<WorkerGroup> old;
@@ -348,6 +422,7 @@ void Engine::Recover(const absl::Status& failure,
               .count(),
           static_cast<int>(scheduler_.num_waiting()));
       SetReadyLocked(true, "");
+      if (options_.metrics != nullptr) options_.metrics->SetGroupState("ready");
       return;
     }
     last = g.status();
@@ -365,6 +440,7 @@ void Engine::Recover(const absl::Status& failure,
       "); restart the server"));
   std::cerr << "tpserve: " << broken_.message() << "\n";
   SetReadyLocked(false, std::string(broken_.message()));
+  if (options_.metrics != nullptr) options_.metrics->SetGroupState("failed");
   std::vector<uint64_t> ids;
   for (const auto& [id, a] : active_) ids.push_back(id);
   for (uint64_t id : ids) {

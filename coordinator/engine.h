@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "common/tokenizer.h"
 #include "coordinator/generation.h"
+#include "coordinator/metrics.h"
 #include "coordinator/output_text.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/worker_group.h"
@@ -57,6 +58,8 @@ struct EngineOptions {
   std::function<std::string()> exited_probe;
   // Told when readiness changes (health service, HTTP /health).
   std::function<void(bool ready, const std::string& why)> on_readiness;
+  // Where events are counted (may be null); outlives the engine.
+  Metrics* metrics = nullptr;
 };
 
 class Engine {
@@ -79,6 +82,8 @@ class Engine {
   void Cancel(uint64_t id);
 
   EngineStats stats() const;
+  // Counts a request refused before it reached the engine (validation).
+  void RecordRejected(const absl::Status& status);
   // OK while serving; Unavailable with the reason otherwise.
   absl::Status readiness() const;
   int64_t kv_capacity_tokens() const { return capacity_tokens_; }
@@ -91,6 +96,7 @@ class Engine {
     int32_t max_step_sequences = 0;
     int32_t preemptions = 0;
     std::chrono::steady_clock::time_point admitted;
+    std::chrono::steady_clock::time_point last_token;
     double ttft_ms = -1;
   };
 

@@ -6,6 +6,7 @@
 
 #include "coordinator/worker_group.h"
 #include "tpserve/v1/lenient_parse.h"
+#include "worker/channel_security.h"
 
 namespace tpserve {
 namespace {
@@ -152,6 +153,9 @@ void InferenceService::StopServing() { engine_.store(nullptr); }
 grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
     grpc::CallbackServerContext* context,
     const v1::GetModelInfoRequest* /*request*/, v1::ModelInfo* response) {
+  if (grpc::Status s = CheckApiKey(*context, api_keys_); !s.ok()) {
+    return FinishNow(context, s);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     *response = info_;
@@ -162,6 +166,9 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
 absl::StatusOr<std::shared_ptr<Generation>> InferenceService::Admit(
     grpc::CallbackServerContext* context, const v1::GenerateRequest& request,
     Engine** engine) {
+  if (grpc::Status s = CheckApiKey(*context, api_keys_); !s.ok()) {
+    return absl::UnauthenticatedError(s.error_message());
+  }
   if (std::string e = v1::ParseError(request); !e.empty()) {
     return absl::InvalidArgumentError(e);
   }
@@ -172,7 +179,10 @@ absl::StatusOr<std::shared_ptr<Generation>> InferenceService::Admit(
   }
   absl::StatusOr<PreparedRequest> prepared =
       PrepareRequest(request, *tokenizer_, chat_, limits_);
-  if (!prepared.ok()) return prepared.status();
+  if (!prepared.ok()) {
+    (*engine)->RecordRejected(prepared.status());
+    return prepared.status();
+  }
   auto generation =
       std::make_shared<Generation>(std::move(*prepared), context->deadline());
   absl::Status s = (*engine)->Submit(generation);
@@ -210,6 +220,9 @@ InferenceService::GenerateStream(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* InferenceService::Tokenize(
     grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
     v1::TokenizeResponse* response) {
+  if (grpc::Status s = CheckApiKey(*context, api_keys_); !s.ok()) {
+    return FinishNow(context, s);
+  }
   if (tokenizer_ == nullptr) {
     return FinishNow(context, grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                            "the tokenizer is not loaded yet"));
@@ -228,6 +241,9 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(
 grpc::ServerUnaryReactor* InferenceService::Detokenize(
     grpc::CallbackServerContext* context, const v1::DetokenizeRequest* request,
     v1::DetokenizeResponse* response) {
+  if (grpc::Status s = CheckApiKey(*context, api_keys_); !s.ok()) {
+    return FinishNow(context, s);
+  }
   if (tokenizer_ == nullptr) {
     return FinishNow(context, grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                            "the tokenizer is not loaded yet"));

@@ -38,6 +38,11 @@ class InferenceService final : public v1::Inference::CallbackService {
   void Serve(Engine* engine, int32_t tp);
   // Generation calls answer UNAVAILABLE again (draining, group rebuild).
   void StopServing();
+  // Keys every call must carry as "authorization: Bearer KEY" (none: open).
+  // Set before serving.
+  void SetApiKeys(std::vector<std::string> keys) {
+    api_keys_ = std::move(keys);
+  }
 
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
                                          const v1::GetModelInfoRequest* request,
@@ -67,6 +72,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   const Tokenizer* tokenizer_ = nullptr;  // Set once before serving.
   const ChatTemplate* chat_ = nullptr;    // Set once before serving.
   RequestLimits limits_{};                // Set once before serving.
+  std::vector<std::string> api_keys_;     // Set once before serving.
   std::atomic<Engine*> engine_{nullptr};
 };
 

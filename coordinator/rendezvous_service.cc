@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "worker/channel_security.h"
 
 namespace tpserve {
 
@@ -58,6 +59,14 @@ grpc::Status Invalid(const std::string& message) {
 
 }  // namespace
 
+grpc::Status RendezvousService::CheckToken(
+    const grpc::ServerContextBase& context) const {
+  if (limits_.token.empty()) return grpc::Status::OK;
+  ChannelSecurity security;
+  security.token = limits_.token;
+  return Authenticate(context, security);
+}
+
 RendezvousService::RendezvousService(RendezvousLimits limits)
     : limits_(limits), timer_([this] { TimerLoop(); }) {}
 
@@ -81,6 +90,7 @@ grpc::ServerUnaryReactor* RendezvousService::Set(
     grpc::CallbackServerContext* context,
     const worker::v1::RendezvousSetRequest* request,
     worker::v1::RendezvousSetResponse* /*response*/) {
+  if (grpc::Status s = CheckToken(*context); !s.ok()) return Done(context, s);
   const std::string& key = request->key();
   const std::string& value = request->value();
   if (key.empty()) return Done(context, Invalid("empty key"));
@@ -129,6 +139,7 @@ grpc::ServerUnaryReactor* RendezvousService::Get(
     grpc::CallbackServerContext* context,
     const worker::v1::RendezvousGetRequest* request,
     worker::v1::RendezvousGetResponse* response) {
+  if (grpc::Status s = CheckToken(*context); !s.ok()) return Done(context, s);
   if (request->keys().empty()) return Done(context, Invalid("no keys"));
   if (static_cast<size_t>(request->keys_size()) > limits_.max_keys_per_get) {
     return Done(context, Invalid(absl::StrCat(request->keys_size(),

@@ -41,6 +41,9 @@ struct RendezvousLimits {
   size_t max_keys_per_get = 1024;
   size_t max_waiting_gets = 4096;
   std::chrono::milliseconds max_wait = std::chrono::minutes(5);
+  // Workers must present "authorization: Bearer TOKEN" ("" = open): the
+  // store decides where ranks connect, so only workers may write it.
+  std::string token;
 };
 
 class RendezvousService final : public worker::v1::Rendezvous::CallbackService {
@@ -84,6 +87,7 @@ class RendezvousService final : public worker::v1::Rendezvous::CallbackService {
   // The missing keys of `reactor`, for the timeout message. Requires mu_.
   std::string MissingKeys(const GetReactor& reactor) const;
   void TimerLoop();
+  grpc::Status CheckToken(const grpc::ServerContextBase& context) const;
 
   const RendezvousLimits limits_;
 

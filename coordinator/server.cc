@@ -5,6 +5,7 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <iostream>
 #include <thread>
@@ -16,7 +17,9 @@
 #include "common/model_weights.h"
 #include "common/status_macros.h"
 #include "coordinator/engine.h"
+#include "coordinator/http_server.h"
 #include "coordinator/inference_service.h"
+#include "coordinator/metrics.h"
 #include "coordinator/model_info.h"
 #include "coordinator/rendezvous_service.h"
 #include "coordinator/worker_group.h"
@@ -86,14 +89,28 @@ absl::Status RunCoordinator(
   limits.vocab_size = static_cast<int32_t>(model->config().vocab_size);
   InferenceService inference(info);
   inference.SetTokenizer(tokenizer.get(), chat.get(), limits);
-  RendezvousService rendezvous;
+  RendezvousLimits rendezvous_limits;
+  rendezvous_limits.token = options.worker_security.token;
+  RendezvousService rendezvous(rendezvous_limits);
+  inference.SetApiKeys(options.api_keys);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
-                           &port);
+  std::shared_ptr<grpc::ServerCredentials> credentials =
+      grpc::InsecureServerCredentials();
+  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+    TP_ASSIGN_OR_RETURN(std::string cert, ReadSecretFile(options.tls_cert_file,
+                                                         "TLS certificate"));
+    TP_ASSIGN_OR_RETURN(std::string key,
+                        ReadSecretFile(options.tls_key_file, "TLS key"));
+    grpc::SslServerCredentialsOptions o(
+        GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    o.pem_key_cert_pairs.push_back({key, cert});
+    credentials = grpc::SslServerCredentials(o);
+  }
+  builder.AddListeningPort(options.listen, credentials, &port);
   builder.SetMaxReceiveMessageSize(16 << 20);
   builder.RegisterService(&inference);
   builder.RegisterService(&rendezvous);
@@ -132,14 +149,27 @@ absl::Status RunCoordinator(
       std::chrono::milliseconds(options.step_timeout_ms);
   group_options.collective_timeout =
       std::chrono::milliseconds(options.collective_timeout_ms);
+  group_options.security = options.worker_security;
+  group_options.rendezvous_tls = !options.tls_cert_file.empty();
   // Generation `generation` of the group: live workers (restarted or waited
   // for), a fresh rendezvous prefix, load, warm up. Also how the engine
   // rebuilds after a failure.
+  std::unique_ptr<Metrics> metrics = MakePrometheusMetrics();
+  if (!options.metrics_listen.empty()) {
+    TP_ASSIGN_OR_RETURN(std::string at, metrics->Serve(options.metrics_listen));
+    std::cout << "tpserve metrics on " << at << std::endl;
+  }
+  int64_t restarts_seen = 0;
   GroupFactory make_group =
       [&, group_options](
           int generation) -> absl::StatusOr<std::unique_ptr<WorkerGroup>> {
     WorkerGroupOptions o = group_options;
     TP_ASSIGN_OR_RETURN(o.addresses, pool->Ensure(o.connect_timeout));
+    const int64_t restarts = pool->restarts();
+    if (restarts > restarts_seen) {
+      metrics->WorkerRestarted(restarts - restarts_seen);
+      restarts_seen = restarts;
+    }
     o.group_id = absl::StrCat("group-", generation);
     auto group = WorkerGroup::Start(
         o, [](int rank, const worker::v1::LoadModelProgress& p) {
@@ -167,6 +197,7 @@ absl::Status RunCoordinator(
   config.max_queue = options.max_queue;
   TP_RETURN_IF_ERROR(ValidateSchedulerConfig(config));
   engine_options.max_rebuild_attempts = options.max_rebuild_attempts;
+  engine_options.metrics = metrics.get();
   engine_options.exited_probe = [pool] { return pool->CheckExited(); };
   engine_options.on_readiness = [set_ready](bool ready, const std::string&) {
     set_ready(ready);
@@ -174,6 +205,26 @@ absl::Status RunCoordinator(
   auto engine = std::make_unique<Engine>(std::move(*group), make_group,
                                          tokenizer.get(), engine_options);
   inference.Serve(engine.get(), world);
+  // The OpenAI-compatible HTTP door on the same engine (destroyed before
+  // it); not ready while the engine is not, nor once draining starts.
+  std::atomic<bool> draining{false};
+  HttpServer http;
+  if (!options.http_listen.empty()) {
+    HttpServerOptions o;
+    o.listen = options.http_listen;
+    o.model_name = options.served_model_name.empty()
+                       ? ModelNameFromPath(options.model_path)
+                       : options.served_model_name;
+    o.api_keys = options.api_keys;
+    TP_ASSIGN_OR_RETURN(
+        std::string http_address,
+        http.Start(o, engine.get(), tokenizer.get(), chat.get(), limits,
+                   [&engine, &draining] {
+                     return draining ? absl::UnavailableError("draining")
+                                     : engine->readiness();
+                   }));
+    std::cout << "tpserve http on " << http_address << std::endl;
+  }
   set_ready(true);
   std::cerr << absl::StrFormat(
       "tpserve: ready in %.1f s: TP %d, KV cache %d blocks x %d tokens\n",
@@ -191,6 +242,7 @@ absl::Status RunCoordinator(
   std::cerr << "tpserve: signal " << sig << ": draining (up to "
             << options.drain_seconds << " s)\n";
   set_ready(false);
+  draining = true;
   inference.StopServing();
   const auto drain_end = std::chrono::steady_clock::now() +
                          std::chrono::seconds(options.drain_seconds);
@@ -201,6 +253,7 @@ absl::Status RunCoordinator(
   }
   // Shutdown cancels the calls still open after its deadline; their
   // reactors tell the engine, which must still be running to finish them.
+  http.Stop();  // Cancels what is left; the engine still runs.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   engine.reset();
   std::cerr << "tpserve: stopped\n";

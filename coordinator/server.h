@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "coordinator/worker_pool.h"
+#include "worker/channel_security.h"
 
 namespace tpserve {
 
@@ -33,6 +34,20 @@ struct CoordinatorOptions {
   int32_t step_timeout_ms = 15000;        // A slower step breaks the group.
   int32_t collective_timeout_ms = 10000;  // Per collective, in the ranks.
   int32_t max_rebuild_attempts = 3;       // Consecutive, before giving up.
+  // How the coordinator authenticates to its workers (token, mTLS); the
+  // Rendezvous service takes the same token.
+  ChannelSecurity worker_security;
+  // TLS for the public port ("" = plaintext), and API keys the public API
+  // requires ("authorization: Bearer KEY"; none = open).
+  std::string tls_cert_file, tls_key_file;
+  std::vector<std::string> api_keys;
+  // OpenAI-compatible HTTP door (coordinator/http_server.h): HOST:PORT,
+  // port 0 picks one; "" = off. It takes api_keys too. The model id it
+  // serves is served_model_name, or else the model file's name.
+  std::string http_listen;
+  std::string served_model_name;
+  // Prometheus /metrics on HOST:PORT ("" = not served).
+  std::string metrics_listen;
 };
 
 // Blocks SIGTERM/SIGINT/SIGHUP in the calling thread (and so in every

@@ -111,8 +111,8 @@ absl::Status WorkerGroup::Connect() {
   for (const std::string& address : options_.addresses) {
     Rank r;
     r.address = address;
-    auto channel = grpc::CreateCustomChannel(
-        address, grpc::InsecureChannelCredentials(), args);
+    auto channel = SecureChannel(address, options_.security,
+                                 {{"x-tpserve-group-key", group_key_}}, args);
     r.stub = wv1::Worker::NewStub(channel);
     grpc::ClientContext ctx;
     SetDeadline(&ctx, options_.connect_timeout);
@@ -141,6 +141,7 @@ absl::Status WorkerGroup::InitGroup() {
       req.set_world_size(world);
       req.set_rendezvous_address(options_.rendezvous_address);
       req.set_group_id(options_.group_id);
+      req.set_rendezvous_tls(options_.rendezvous_tls);
       req.set_timeout_ms(
           static_cast<int32_t>(options_.collective_timeout.count()));
       grpc::ClientContext ctx;

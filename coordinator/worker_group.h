@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "tpserve/worker/v1/worker.grpc.pb.h"
+#include "worker/channel_security.h"
 
 namespace tpserve {
 
@@ -48,6 +49,10 @@ struct WorkerGroupOptions {
   std::chrono::milliseconds step_timeout{60000};
   // Bound on each collective inside a rank (a peer that died or hangs).
   std::chrono::milliseconds collective_timeout{10000};
+  // How this coordinator authenticates to its workers (token, mTLS).
+  ChannelSecurity security;
+  // The Rendezvous service (the coordinator's port) is served over TLS.
+  bool rendezvous_tls = false;
 };
 
 // Progress of one rank's load, for the command line.
@@ -100,6 +105,8 @@ class WorkerGroup {
   void Watchdog();
 
   const WorkerGroupOptions options_;
+  // Sent with every call: binds the workers to this group (worker.proto).
+  const std::string group_key_ = RandomHex128();
   std::vector<Rank> ranks_;
   int64_t kv_blocks_ = 0;
 

@@ -27,10 +27,9 @@ std::string DescribeExit(int status) {
 
 }  // namespace
 
-bool WorkerAnswers(const std::string& address,
+bool WorkerAnswers(const std::string& address, const ChannelSecurity& security,
                    std::chrono::milliseconds deadline) {
-  auto stub = worker::v1::Worker::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = worker::v1::Worker::NewStub(SecureChannel(address, security));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + deadline);
   worker::v1::HealthResponse resp;
@@ -41,7 +40,7 @@ absl::StatusOr<std::vector<std::string>> StaticWorkerPool::Ensure(
     std::chrono::milliseconds timeout) {
   const auto end = std::chrono::steady_clock::now() + timeout;
   for (const std::string& a : addresses_) {
-    while (!WorkerAnswers(a, std::chrono::milliseconds(1000))) {
+    while (!WorkerAnswers(a, security_, std::chrono::milliseconds(1000))) {
       if (std::chrono::steady_clock::now() >= end) {
         return absl::UnavailableError(absl::StrCat(
             "worker ", a, " does not answer; start tpserve-worker there"));
@@ -53,9 +52,11 @@ absl::StatusOr<std::vector<std::string>> StaticWorkerPool::Ensure(
 }
 
 SpawnedWorkerPool::SpawnedWorkerPool(std::string binary, int world,
-                                     std::vector<std::string> argv_tail)
+                                     std::vector<std::string> argv_tail,
+                                     ChannelSecurity security)
     : binary_(std::move(binary)),
       argv_tail_(std::move(argv_tail)),
+      security_(std::move(security)),
       children_(static_cast<size_t>(world)) {}
 
 SpawnedWorkerPool::~SpawnedWorkerPool() { StopAll(); }
@@ -73,6 +74,19 @@ absl::Status SpawnedWorkerPool::Spawn(int rank, Child& child) {
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // The environment, built before fork (the child may only exec).
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string(*e).rfind("TPSERVE_WORKER_TOKEN=", 0) != 0) {
+      env_strings.emplace_back(*e);
+    }
+  }
+  if (!security_.token.empty()) {
+    env_strings.push_back("TPSERVE_WORKER_TOKEN=" + security_.token);
+  }
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
@@ -89,7 +103,7 @@ absl::Status SpawnedWorkerPool::Spawn(int rank, Child& child) {
     pthread_sigmask(SIG_UNBLOCK, &all, nullptr);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1);  // The parent died before prctl.
-    execv(binary_.c_str(), argv.data());
+    execve(binary_.c_str(), argv.data(), envp.data());
     _exit(127);
   }
   close(fds[1]);
@@ -150,7 +164,8 @@ absl::StatusOr<std::vector<std::string>> SpawnedWorkerPool::Ensure(
         std::cerr << "tpserve: worker rank " << r << " (pid " << c.pid << ") "
                   << DescribeExit(status) << "; restarting it\n";
         c.pid = -1;
-      } else if (!WorkerAnswers(c.address, std::chrono::milliseconds(1000))) {
+      } else if (!WorkerAnswers(c.address, security_,
+                                std::chrono::milliseconds(1000))) {
         // Alive but not answering (hung, stopped): replace it. Its peers
         // blocked in a collective with it then fail at once.
         std::cerr << "tpserve: worker rank " << r << " (pid " << c.pid

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "worker/channel_security.h"
 
 namespace tpserve {
 
@@ -35,13 +36,13 @@ class WorkerPool {
 };
 
 // Answers Health within `deadline`?
-bool WorkerAnswers(const std::string& address,
+bool WorkerAnswers(const std::string& address, const ChannelSecurity& security,
                    std::chrono::milliseconds deadline);
 
 class StaticWorkerPool final : public WorkerPool {
  public:
-  explicit StaticWorkerPool(std::vector<std::string> addresses)
-      : addresses_(std::move(addresses)) {}
+  StaticWorkerPool(std::vector<std::string> addresses, ChannelSecurity security)
+      : addresses_(std::move(addresses)), security_(std::move(security)) {}
   absl::StatusOr<std::vector<std::string>> Ensure(
       std::chrono::milliseconds timeout) override;
   std::string CheckExited() override { return ""; }
@@ -49,13 +50,17 @@ class StaticWorkerPool final : public WorkerPool {
 
  private:
   const std::vector<std::string> addresses_;
+  const ChannelSecurity security_;
 };
 
 class SpawnedWorkerPool final : public WorkerPool {
  public:
-  // `argv_tail` is appended to "BINARY --listen 127.0.0.1:0".
+  // `argv_tail` is appended to "BINARY --listen 127.0.0.1:0". The workers
+  // get `security.token` in their environment ($TPSERVE_WORKER_TOKEN; not
+  // on the command line, which other users can read).
   SpawnedWorkerPool(std::string binary, int world,
-                    std::vector<std::string> argv_tail);
+                    std::vector<std::string> argv_tail,
+                    ChannelSecurity security);
   // Stops every worker (SIGTERM, then SIGKILL after 5 s).
   ~SpawnedWorkerPool() override;
 
@@ -78,6 +83,7 @@ class SpawnedWorkerPool final : public WorkerPool {
 
   const std::string binary_;
   const std::vector<std::string> argv_tail_;
+  const ChannelSecurity security_;
   mutable std::mutex mu_;
   std::vector<Child> children_;  // Guarded by mu_.
   int64_t restarts_ = 0;         // Guarded by mu_.

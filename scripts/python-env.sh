@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (or updates) the Python virtual environment for the gRPC client
 # test and the serving benchmark: grpcio and its tools, health checking and
-# reflection, at pinned versions from PyPI (by package name). Safe to run
+# reflection, and the openai client for the HTTP test, at pinned versions
+# from PyPI (by package name). Safe to run
 # again: it installs only when the pins changed. Prints the venv's python
 # path as the last stdout line; progress goes to stderr.
 #
@@ -16,6 +17,10 @@ readonly packages=(
   grpcio-health-checking==1.85.1
   grpcio-reflection==1.85.1
   protobuf==7.36.2
+  # The OpenAI-compatible HTTP door's test (tests/http_server_test.py): the
+  # official client, and httpx (its transport) for raw requests.
+  openai==3.51.0
+  httpx==0.28.1
 )
 cache=${TPSERVE_CACHE:-$PWD/.cache}
 venv="$cache/venv-grpc"

@@ -40,6 +40,7 @@
 
 #if TPSERVE_TEST_CUDA
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/ops.h"
 #endif
 
 namespace tpserve {
@@ -498,6 +499,46 @@ TEST(BackendOpsTest, MatMulEveryTypeOddShapes) {
     CheckMatMul({type, 33, 288, 1, 6}, backends, rng);
     CheckMatMul({type, 8, 1536 + 32, 1, 0}, backends, rng);
   }
+}
+
+// The CUDA kernels' decoders (kernels/cuda/dequant.cuh), run on the host:
+// bit-exact with DequantizeRow for every type, also without a GPU.
+TEST(BackendOpsTest, CudaDecodersMatchReferenceOnHost) {
+#if !TPSERVE_TEST_CUDA
+  GTEST_SKIP() << "this build has no CUDA backend";
+#else
+  std::mt19937 rng(77);
+  for (GgmlType type :
+       {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0,
+        GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
+        GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+    SCOPED_TRACE(GgmlTypeName(type));
+    const int64_t bs = GetGgmlType(type).block_size;
+    for (int64_t cols : {bs == 1 ? int64_t{7} : bs, int64_t{512},
+                         bs == 1 ? int64_t{577} : int64_t{1536 + 256}}) {
+      const size_t packed = *GgmlRowBytes(type, cols);
+      const size_t stride = (packed + 15) / 16 * 16;
+      const int64_t rows = 3;
+      std::vector<uint8_t> data = RandomWeights(type, rows, cols, stride, rng);
+      // 16-byte aligned copy, as UploadWeights lays rows out on the device.
+      std::vector<uint8_t> buf(data.size() + 16);
+      uint8_t* base = buf.data() + (16 - reinterpret_cast<uintptr_t>(
+                                             buf.data()) % 16) % 16;
+      std::memcpy(base, data.data(), data.size());
+      const WeightMatrix w{type, rows, cols, base, stride};
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<float> want(cols), got(cols, NAN);
+        ASSERT_TRUE(DequantizeRow(type, base + r * stride, packed, cols,
+                                  want.data())
+                        .ok());
+        ASSERT_TRUE(
+            cuda::DequantizeRowWithDeviceDecoders(w, r, got.data()).ok());
+        ASSERT_EQ(0, std::memcmp(got.data(), want.data(), cols * 4))
+            << "cols " << cols << " row " << r;
+      }
+    }
+  }
+#endif
 }
 
 TEST(BackendOpsTest, MatMulRejectsBadWeights) {

@@ -135,6 +135,22 @@ class ServerProcess {
     return pid;
   }
 
+  // The latest address the server reported for worker `rank` ("" if none).
+  std::string WorkerAddress(int rank) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string address;
+    std::istringstream in(output_);
+    std::string line;
+    const std::string prefix = "tpserve worker rank " + std::to_string(rank);
+    while (std::getline(in, line)) {
+      const size_t on = line.find(" on ");
+      if (line.rfind(prefix + " ", 0) == 0 && on != std::string::npos) {
+        address = line.substr(on + 4);
+      }
+    }
+    return address;
+  }
+
   std::string output() const {
     std::lock_guard<std::mutex> lock(mu_);
     return output_;

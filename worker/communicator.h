@@ -3,6 +3,12 @@
 // host memory), NCCL (GPU ranks). Every rank calls the same collectives in
 // the same order; a failed or timed-out collective breaks the group (the
 // coordinator rebuilds it), so errors are returned, never retried here.
+//
+// Memory: AllReduceSum's data is in the memory of the rank's backend (host
+// for CPU ranks, device for GPU ranks: NcclCommunicator works on it in
+// place, HostStagedCommunicator copies it through host memory for Gloo);
+// AllGatherV's and Broadcast's buffers are host memory (logits and sampled
+// tokens), which every implementation accepts.
 #ifndef TPSERVE_WORKER_COMMUNICATOR_H_
 #define TPSERVE_WORKER_COMMUNICATOR_H_
 

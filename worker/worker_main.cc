@@ -39,7 +39,16 @@ constexpr char kUsage[] =
     "                          for 0 (default 0: one per core)\n"
     "  --collective-host HOST  address advertised to peer ranks for\n"
     "                          collectives (default 127.0.0.1; set a routable\n"
-    "                          one for groups across machines)\n";
+    "                          one for groups across machines)\n"
+    "  --token-file FILE       shared secret the coordinator must present\n"
+    "                          (default: $TPSERVE_WORKER_TOKEN, else none)\n"
+    "  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
+    "                          mutual TLS: serve with this certificate and\n"
+    "                          accept only clients whose certificate the CA\n"
+    "                          signed\n"
+    "  --tls-server-name NAME  name the coordinator's certificate is checked\n"
+    "                          against for the rendezvous (default: its "
+    "host)\n";
 
 // Grace period for in-flight calls on shutdown (a step in progress is
 // bounded by the collective timeout anyway).
@@ -50,6 +59,7 @@ struct Args {
   std::string listen = "127.0.0.1:0";
   int threads = 0;
   std::string collective_host = "127.0.0.1";
+  std::string token_file, tls_cert, tls_key, tls_ca, tls_server_name;
 };
 
 // Returns an exit code >= 0 to stop (0 after --help), or -1 to go on.
@@ -66,7 +76,9 @@ int ParseArgs(int argc, char** argv, Args* args) {
       name = arg.substr(0, eq);
       value = arg.substr(eq + 1);
     } else if (name == "--listen" || name == "--threads" ||
-               name == "--collective-host") {
+               name == "--collective-host" || name == "--token-file" ||
+               name == "--tls-cert" || name == "--tls-key" ||
+               name == "--tls-ca" || name == "--tls-server-name") {
       if (i + 1 >= argc) {
         std::cerr << "tpserve-worker: " << name << " needs a value\n";
         return 2;
@@ -82,6 +94,16 @@ int ParseArgs(int argc, char** argv, Args* args) {
       }
     } else if (name == "--collective-host") {
       args->collective_host = value;
+    } else if (name == "--token-file") {
+      args->token_file = value;
+    } else if (name == "--tls-cert") {
+      args->tls_cert = value;
+    } else if (name == "--tls-key") {
+      args->tls_key = value;
+    } else if (name == "--tls-ca") {
+      args->tls_ca = value;
+    } else if (name == "--tls-server-name") {
+      args->tls_server_name = value;
     } else {
       std::cerr << "tpserve-worker: unknown argument '" << arg << "'\n\n"
                 << kUsage;
@@ -120,11 +142,19 @@ int Main(int argc, char** argv) {
   WorkerServiceOptions options;
   options.threads = args.threads;
   options.collective_host = args.collective_host;
+  absl::StatusOr<ChannelSecurity> security = LoadChannelSecurity(
+      args.token_file, args.tls_cert, args.tls_key, args.tls_ca);
+  if (!security.ok()) {
+    std::cerr << "tpserve-worker: " << security.status().message() << "\n";
+    return 2;
+  }
+  options.security = *std::move(security);
+  options.security.tls_server_name = args.tls_server_name;
   WorkerService service(options);
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(args.listen, grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort(args.listen,
+                           SecureServerCredentials(options.security), &port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

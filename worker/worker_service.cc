@@ -204,9 +204,25 @@ absl::Status WorkerService::Broken(const absl::Status& status) {
                    " (worker is now broken; InitGroup rebuilds it)"));
 }
 
-grpc::Status WorkerService::Info(grpc::ServerContext* /*context*/,
+grpc::Status WorkerService::Admit(const grpc::ServerContext& context,
+                                  bool group_call) {
+  grpc::Status auth = Authenticate(context, options_.security);
+  if (!auth.ok()) return auth;
+  if (!group_call) return grpc::Status::OK;
+  const std::string key = ClientMetadata(context, "x-tpserve-group-key");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!group_key_.empty() && !ConstantTimeEquals(key, group_key_)) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "this worker belongs to a group formed by another "
+                        "coordinator");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerService::Info(grpc::ServerContext* context,
                                  const worker::v1::InfoRequest* /*request*/,
                                  worker::v1::InfoResponse* response) {
+  if (grpc::Status s = Admit(*context, false); !s.ok()) return s;
   response->set_version(kVersion);
   // The worker serves the CPU backend only for now (CUDA ranks need an NCCL
   // rendezvous through the same store; not wired yet).
@@ -217,10 +233,17 @@ grpc::Status WorkerService::Info(grpc::ServerContext* /*context*/,
 }
 
 grpc::Status WorkerService::InitGroup(
-    grpc::ServerContext* /*context*/,
-    const worker::v1::InitGroupRequest* request,
+    grpc::ServerContext* context, const worker::v1::InitGroupRequest* request,
     worker::v1::InitGroupResponse* /*response*/) {
-  return ToGrpc(DoInitGroup(*request));
+  // Any authenticated coordinator may (re)form the group; it then owns it.
+  if (grpc::Status s = Admit(*context, false); !s.ok()) return s;
+  const std::string key = ClientMetadata(*context, "x-tpserve-group-key");
+  grpc::Status s = ToGrpc(DoInitGroup(*request));
+  if (s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    group_key_ = key;
+  }
+  return s;
 }
 
 absl::Status WorkerService::DoInitGroup(
@@ -260,8 +283,15 @@ absl::Status WorkerService::DoInitGroup(
   ResetModel();
   comm_.reset();
   if (world > 1) {
-    GrpcStore store(grpc::CreateChannel(request.rendezvous_address(),
-                                        grpc::InsecureChannelCredentials()),
+    // The coordinator's Rendezvous takes the same token; TLS when it says
+    // its port has it (the worker's CA must have signed its certificate).
+    ChannelSecurity rendezvous = options_.security;
+    if (!request.rendezvous_tls()) {
+      rendezvous.tls_ca.clear();
+      rendezvous.tls_cert.clear();
+      rendezvous.tls_key.clear();
+    }
+    GrpcStore store(SecureChannel(request.rendezvous_address(), rendezvous),
                     timeout);
     GlooOptions gloo;
     gloo.hostname = options_.collective_host;
@@ -283,9 +313,9 @@ absl::Status WorkerService::DoInitGroup(
 }
 
 grpc::Status WorkerService::LoadModel(
-    grpc::ServerContext* /*context*/,
-    const worker::v1::LoadModelRequest* request,
+    grpc::ServerContext* context, const worker::v1::LoadModelRequest* request,
     grpc::ServerWriter<worker::v1::LoadModelProgress>* writer) {
+  if (grpc::Status s = Admit(*context, true); !s.ok()) return s;
   return ToGrpc(DoLoadModel(*request, writer));
 }
 
@@ -352,9 +382,10 @@ absl::Status WorkerService::DoLoadModel(
   return absl::OkStatus();
 }
 
-grpc::Status WorkerService::Warmup(grpc::ServerContext* /*context*/,
+grpc::Status WorkerService::Warmup(grpc::ServerContext* context,
                                    const worker::v1::WarmupRequest* request,
                                    worker::v1::WarmupResponse* response) {
+  if (grpc::Status s = Admit(*context, true); !s.ok()) return s;
   return ToGrpc(DoWarmup(*request, response));
 }
 
@@ -440,9 +471,10 @@ absl::Status WorkerService::DoWarmup(const worker::v1::WarmupRequest& request,
   return absl::OkStatus();
 }
 
-grpc::Status WorkerService::Health(grpc::ServerContext* /*context*/,
+grpc::Status WorkerService::Health(grpc::ServerContext* context,
                                    const worker::v1::HealthRequest* /*request*/,
                                    worker::v1::HealthResponse* response) {
+  if (grpc::Status s = Admit(*context, false); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);
   response->set_state(StateName(state_));
   response->set_rank(rank_);
@@ -452,9 +484,10 @@ grpc::Status WorkerService::Health(grpc::ServerContext* /*context*/,
 }
 
 grpc::Status WorkerService::Step(
-    grpc::ServerContext* /*context*/,
+    grpc::ServerContext* context,
     grpc::ServerReaderWriter<worker::v1::StepResponse, worker::v1::StepRequest>*
         stream) {
+  if (grpc::Status s = Admit(*context, true); !s.ok()) return s;
   uint64_t generation = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -39,6 +39,7 @@
 #include "common/model_weights.h"
 #include "kernels/backend.h"
 #include "tpserve/worker/v1/worker.grpc.pb.h"
+#include "worker/channel_security.h"
 #include "worker/gloo_communicator.h"
 #include "worker/llama_shard.h"
 #include "worker/tp_plan.h"
@@ -52,6 +53,8 @@ struct WorkerServiceOptions {
   // Loopback suits groups on one machine; multi-host groups need a
   // routable one.
   std::string collective_host = "127.0.0.1";
+  // Who may call this worker (token, mTLS); see channel_security.h.
+  ChannelSecurity security;
 };
 
 class WorkerService final : public worker::v1::Worker::Service {
@@ -100,6 +103,10 @@ class WorkerService final : public worker::v1::Worker::Service {
   absl::Status BeginChange(const char* rpc,
                            std::initializer_list<State> allowed);
   void SetState(State state);
+  // UNAUTHENTICATED for callers without the token / certificate;
+  // PERMISSION_DENIED (when `group_call`) for a caller that is not the
+  // coordinator which formed the current group.
+  grpc::Status Admit(const grpc::ServerContext& context, bool group_call);
   // Sets "broken" and returns `status` saying so.
   absl::Status Broken(const absl::Status& status);
 
@@ -141,6 +148,7 @@ class WorkerService final : public worker::v1::Worker::Service {
   int world_ = 0;
   uint64_t steps_ = 0;
   bool step_open_ = false;   // A Step stream is being served.
+  std::string group_key_;    // From the InitGroup that formed the group.
   uint64_t generation_ = 0;  // Bumped whenever the engine is replaced.
 };
 

@@ -294,10 +294,16 @@ absl::StatusOr<WeightMatrix> CudaBackend::UploadWeights(const WeightMatrix& w) {
   // Pitched copy: drops the source's row padding (a column slice's stride)
   // and pads each row to kRowAlign. The padding bytes are never read as
   // weights but are zeroed so the buffer is deterministic.
-  if (d.row_stride != packed) TP_CUDA_RETURN_IF_ERROR(cudaMemset(p, 0, bytes));
-  TP_CUDA_RETURN_IF_ERROR(cudaMemcpy2D(p, d.row_stride, w.data, w.row_stride,
-                                       packed, static_cast<size_t>(w.rows),
-                                       cudaMemcpyHostToDevice));
+  // On this backend's stream: the plain (legacy-stream) calls would not be
+  // ordered before kernels on a non-blocking stream, and a synchronous copy
+  // from pageable memory may return before the data reached the device.
+  // From pageable memory the async call returns once `w.data` is staged.
+  if (d.row_stride != packed) {
+    TP_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(p, 0, bytes, stream_));
+  }
+  TP_CUDA_RETURN_IF_ERROR(cudaMemcpy2DAsync(
+      p, d.row_stride, w.data, w.row_stride, packed,
+      static_cast<size_t>(w.rows), cudaMemcpyHostToDevice, stream_));
   d.data = static_cast<const uint8_t*>(p);
   return d;
 }
@@ -437,9 +443,12 @@ absl::StatusOr<const double*> CudaBackend::RopeFrequencies(
   RopeTable t{p, nullptr};
   TP_CUDA_RETURN_IF_ERROR(cudaMalloc(&t.freq, freq.size() * sizeof(double)));
   rope_tables_.push_back(t);
-  TP_CUDA_RETURN_IF_ERROR(cudaMemcpy(t.freq, freq.data(),
-                                     freq.size() * sizeof(double),
-                                     cudaMemcpyHostToDevice));
+  // Stream-ordered before the kernel that reads it; waited for so that
+  // `freq` may go away whatever memory it is.
+  TP_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(t.freq, freq.data(),
+                                          freq.size() * sizeof(double),
+                                          cudaMemcpyHostToDevice, stream_));
+  TP_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
   return t.freq;
 }
 

@@ -30,21 +30,39 @@
 
 namespace tpserve::cuda {
 
-__device__ __forceinline__ float HalfBits(uint16_t h) {
+// Every decoder is __host__ __device__: the host instantiation
+// (dequant_host.cu) lets tests check them against DequantizeRow on
+// machines without a GPU.
+#define TP_HD __host__ __device__ __forceinline__
+// `#pragma unroll` in device code only (the host compiler warns on it).
+#ifdef __CUDA_ARCH__
+#define TP_UNROLL _Pragma("unroll")
+#else
+#define TP_UNROLL
+#endif
+
+TP_HD float HalfBits(uint16_t h) {
+#ifdef __CUDA_ARCH__
   return __half2float(__ushort_as_half(h));  // Exact.
+#else
+  return Fp16ToFp32(h);
+#endif
 }
 
-__device__ __forceinline__ float Bf16Bits(uint16_t h) {
+TP_HD float Bf16Bits(uint16_t h) {
+#ifdef __CUDA_ARCH__
   return __uint_as_float(static_cast<uint32_t>(h) << 16);  // Exact.
+#else
+  return Bf16ToFp32(h);
+#endif
 }
 
-__device__ __forceinline__ uint16_t Ld16(const uint8_t* p) {
+TP_HD uint16_t Ld16(const uint8_t* p) {
   return *reinterpret_cast<const uint16_t*>(p);  // p is 2-byte aligned.
 }
 
 // ggml's get_scale_min_k4 (GetScaleMinK4 in ggml_blocks.h), on the device.
-__device__ __forceinline__ void ScaleMinK4(int j, const uint8_t* scales,
-                                           int* sc, int* m) {
+TP_HD void ScaleMinK4(int j, const uint8_t* scales, int* sc, int* m) {
   if (j < 4) {
     *sc = scales[j] & 63;
     *m = scales[j + 4] & 63;
@@ -57,11 +75,11 @@ __device__ __forceinline__ void ScaleMinK4(int j, const uint8_t* scales,
 // Weights [32u, 32u + 32) of `row` into y[0..32). For F32/F16/BF16 the unit
 // must be whole (32u + 32 <= cols) and `row` 16-byte aligned.
 template <GgmlType T>
-__device__ __forceinline__ void DequantUnit(const uint8_t* __restrict__ row,
-                                            int64_t u, float y[32]) {
+TP_HD void DequantUnit(const uint8_t* __restrict__ row, int64_t u,
+                       float y[32]) {
   if constexpr (T == GgmlType::kF32) {
     const float4* p = reinterpret_cast<const float4*>(row) + u * 8;
-#pragma unroll
+TP_UNROLL
     for (int k = 0; k < 8; ++k) {
       const float4 v = p[k];
       y[4 * k] = v.x;
@@ -71,11 +89,11 @@ __device__ __forceinline__ void DequantUnit(const uint8_t* __restrict__ row,
     }
   } else if constexpr (T == GgmlType::kF16 || T == GgmlType::kBF16) {
     const uint4* p = reinterpret_cast<const uint4*>(row) + u * 4;
-#pragma unroll
+TP_UNROLL
     for (int k = 0; k < 4; ++k) {
       const uint4 v = p[k];
       const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
+TP_UNROLL
       for (int e = 0; e < 4; ++e) {
         const uint16_t lo = static_cast<uint16_t>(w[e] & 0xFFFF);
         const uint16_t hi = static_cast<uint16_t>(w[e] >> 16);
@@ -91,7 +109,7 @@ __device__ __forceinline__ void DequantUnit(const uint8_t* __restrict__ row,
   } else if constexpr (T == GgmlType::kQ8_0) {
     const uint8_t* b = row + u * sizeof(BlockQ8_0);
     const float d = HalfBits(Ld16(b));
-#pragma unroll
+TP_UNROLL
     for (int j = 0; j < 16; ++j) {
       const uint16_t q = Ld16(b + 2 + 2 * j);
       y[2 * j] = static_cast<int8_t>(q & 0xFF) * d;
@@ -104,10 +122,10 @@ __device__ __forceinline__ void DequantUnit(const uint8_t* __restrict__ row,
     const uint8_t* b = row + u * kBytes;
     const float d = HalfBits(Ld16(b));
     const float m = T == GgmlType::kQ4_1 ? HalfBits(Ld16(b + 2)) : 0.0f;
-#pragma unroll
+TP_UNROLL
     for (int j = 0; j < 8; ++j) {
       const uint16_t q2 = Ld16(b + kQs + 2 * j);
-#pragma unroll
+TP_UNROLL
       for (int e = 0; e < 2; ++e) {
         const int q = (q2 >> (8 * e)) & 0xFF;
         const int jj = 2 * j + e;
@@ -131,7 +149,7 @@ __device__ __forceinline__ void DequantUnit(const uint8_t* __restrict__ row,
     const uint32_t qh = static_cast<uint32_t>(Ld16(b + kQh)) |
                         static_cast<uint32_t>(Ld16(b + kQh + 2)) << 16;
     const uint8_t* qs = b + kQh + 4;
-#pragma unroll
+TP_UNROLL
     for (int j = 0; j < 16; ++j) {
       const uint32_t h0 = ((qh >> j) << 4) & 0x10;
       const uint32_t h1 = (qh >> (j + 12)) & 0x10;
@@ -159,7 +177,7 @@ __device__ __forceinline__ void DequantUnit(const uint8_t* __restrict__ row,
     // Chunk s / 2 of 32 bytes; even sub-blocks take low nibbles.
     const uint8_t* q = b + (T == GgmlType::kQ4_K ? 16 : 48) + 32 * (s / 2);
     const int shift = (s & 1) * 4;
-#pragma unroll
+TP_UNROLL
     for (int l = 0; l < 32; ++l) {
       int v = (q[l] >> shift) & 0xF;
       if constexpr (T == GgmlType::kQ5_K) {
@@ -179,7 +197,7 @@ __device__ __forceinline__ void DequantUnit(const uint8_t* __restrict__ row,
         b + offsetof(BlockQ6_K, scales) + 8 * half);
     const int nib = (k >> 1) * 4;  // k 0, 1: low nibbles; 2, 3: high.
     const int hsh = 2 * k;         // Bits 2k, 2k + 1 of qh.
-#pragma unroll
+TP_UNROLL
     for (int l = 0; l < 32; ++l) {
       const int q = (((ql[l] >> nib) & 0xF) | (((qh[l] >> hsh) & 3) << 4)) - 32;
       // (d * scale) first, then times q: ggml's `d * sc[is] * q`.
@@ -191,8 +209,7 @@ __device__ __forceinline__ void DequantUnit(const uint8_t* __restrict__ row,
 // Element c of an F32/F16/BF16 row (any alignment the type allows): the
 // partial last unit of a float row.
 template <GgmlType T>
-__device__ __forceinline__ float LoadScalar(const uint8_t* __restrict__ row,
-                                            int64_t c) {
+TP_HD float LoadScalar(const uint8_t* __restrict__ row, int64_t c) {
   if constexpr (T == GgmlType::kF32) {
     return reinterpret_cast<const float*>(row)[c];
   } else if constexpr (T == GgmlType::kF16) {
@@ -233,5 +250,8 @@ bool DispatchWeightType(GgmlType type, F&& f) {
 }
 
 }  // namespace tpserve::cuda
+
+#undef TP_HD
+#undef TP_UNROLL
 
 #endif  // TPSERVE_KERNELS_CUDA_DEQUANT_CUH_

@@ -31,7 +31,7 @@ __device__ __forceinline__ float WarpSum(float v) {
 template <GgmlType T, int NR>
 __global__ void __launch_bounds__(kWarps * 32)
     MatVecKernel(const uint8_t* __restrict__ w, size_t stride, int64_t rows,
-                 int64_t cols, const float* __restrict__ x, int nr,
+                 int64_t cols, const float* __restrict__ x, int nr, bool vec,
                  float* __restrict__ y) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
@@ -42,7 +42,6 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int i = 0; i < NR; ++i) acc[i] = 0.0f;
   const int64_t units = cols / 32;
-  const bool vec = cols % 4 == 0;  // Activation rows 16-byte aligned.
   for (int64_t u = lane; u < units; u += 32) {
     float wv[32];
     DequantUnit<T>(row, u, wv);
@@ -84,22 +83,22 @@ __global__ void __launch_bounds__(kWarps * 32)
 }
 
 template <GgmlType T>
-void LaunchMatVec(const WeightMatrix& w, const float* x, int nr, float* y,
-                  cudaStream_t stream) {
+void LaunchMatVec(const WeightMatrix& w, const float* x, int nr, bool vec,
+                  float* y, cudaStream_t stream) {
   const unsigned grid = static_cast<unsigned>((w.rows + kWarps - 1) / kWarps);
   const dim3 block(kWarps * 32);
   if (nr == 1) {
     MatVecKernel<T, 1><<<grid, block, 0, stream>>>(w.data, w.row_stride, w.rows,
-                                                   w.cols, x, nr, y);
+                                                   w.cols, x, nr, vec, y);
   } else if (nr == 2) {
     MatVecKernel<T, 2><<<grid, block, 0, stream>>>(w.data, w.row_stride, w.rows,
-                                                   w.cols, x, nr, y);
+                                                   w.cols, x, nr, vec, y);
   } else if (nr <= 4) {
     MatVecKernel<T, 4><<<grid, block, 0, stream>>>(w.data, w.row_stride, w.rows,
-                                                   w.cols, x, nr, y);
+                                                   w.cols, x, nr, vec, y);
   } else {
     MatVecKernel<T, kMaxRows><<<grid, block, 0, stream>>>(
-        w.data, w.row_stride, w.rows, w.cols, x, nr, y);
+        w.data, w.row_stride, w.rows, w.cols, x, nr, vec, y);
   }
 }
 
@@ -113,12 +112,14 @@ absl::Status MatVec(const WeightMatrix& w, const float* x, int64_t n, float* y,
   if (x == nullptr || y == nullptr) {
     return absl::InvalidArgumentError("cuda::MatVec: null activations");
   }
-  if (reinterpret_cast<uintptr_t>(w.data) % 16 != 0 || w.row_stride % 16 != 0 ||
-      reinterpret_cast<uintptr_t>(x) % 16 != 0) {
+  if (reinterpret_cast<uintptr_t>(w.data) % 16 != 0 || w.row_stride % 16 != 0) {
     return absl::InvalidArgumentError(
-        "cuda::MatVec: weights and activations must be 16-byte aligned (use "
-        "CudaBackend::UploadWeights / AllocFloats)");
+        "cuda::MatVec: weights must be 16-byte aligned (use "
+        "CudaBackend::UploadWeights)");
   }
+  // float4 activation loads when every row starts 16-byte aligned.
+  const bool vec =
+      w.cols % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
   if ((w.rows + kWarps - 1) / kWarps > INT32_MAX) {
     return absl::InvalidArgumentError("cuda::MatVec: too many rows");
   }
@@ -127,7 +128,7 @@ absl::Status MatVec(const WeightMatrix& w, const float* x, int64_t n, float* y,
     const float* xi = x + static_cast<size_t>(i0) * w.cols;
     float* yi = y + static_cast<size_t>(i0) * w.rows;
     bool ok = DispatchWeightType(w.type, [&](auto tag) {
-      LaunchMatVec<decltype(tag)::value>(w, xi, nr, yi, stream);
+      LaunchMatVec<decltype(tag)::value>(w, xi, nr, vec, yi, stream);
     });
     if (!ok) return absl::UnimplementedError("cuda::MatVec: weight type");
     TP_CUDA_RETURN_IF_ERROR(cudaGetLastError());

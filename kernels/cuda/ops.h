@@ -24,6 +24,14 @@ absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
                              const int32_t* ids, int64_t n, float* out,
                              cudaStream_t stream);
 
+// ---- dequant_host.cu
+// Row `row` of `w` decoded on the CPU by the kernels' own decoders
+// (dequant.cuh, host instantiation) into out[0..w.cols): lets tests check
+// the device decoders against DequantizeRow without a GPU. `w.data` is host
+// memory here, its rows 16-byte aligned.
+absl::Status DequantizeRowWithDeviceDecoders(const WeightMatrix& w,
+                                             int64_t row, float* out);
+
 // ---- matvec.cu
 // y[i, r] = sum_c w[r, c] * x[i, c] for i < n (y is [n, w.rows]): weights
 // decoded in registers from their packed blocks, activations in f32, f32

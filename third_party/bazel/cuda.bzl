@@ -80,7 +80,16 @@ def tp_cuda_compatible():
         "//conditions:default": [],
     })
 
-def tp_cuda_library(name, srcs, hdrs = [], cc_srcs = [], deps = [], copts = [], **kwargs):
+def tp_if_cuda(if_true, if_false = []):
+    """`if_true` when CUDA is built (toolkit present, no --define=cuda=0)."""
+    if not CUDA_ENABLED:
+        return if_false
+    return select({
+        str(Label("//third_party/bazel:cuda_disabled")): if_false,
+        "//conditions:default": if_true,
+    })
+
+def tp_cuda_library(name, srcs, hdrs = [], cc_srcs = [], deps = [], copts = [], cu_hdrs = [], **kwargs):
     """A cc_library whose .cu srcs are compiled by nvcc into a static archive.
 
     Args:
@@ -91,13 +100,14 @@ def tp_cuda_library(name, srcs, hdrs = [], cc_srcs = [], deps = [], copts = [], 
       cc_srcs: host C++ sources of the same library (e.g. cuBLAS wrappers).
       deps: cc_library deps, used both for nvcc include paths and linking.
       copts: extra nvcc flags.
+      cu_hdrs: headers only .cu files include (e.g. .cuh device code).
       **kwargs: passed to the cc_library (visibility, tags, ...).
     """
     compat = tp_cuda_compatible()
     _nvcc_archive(
         name = name + "_nvcc",
         srcs = srcs,
-        hdrs = hdrs,
+        hdrs = hdrs + cu_hdrs,
         deps = deps,
         copts = copts,
         target_compatible_with = compat,

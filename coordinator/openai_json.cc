@@ -1,0 +1,689 @@
+#include "coordinator/openai_json.h"
+
+#include <cctype>
+#include <cmath>
+#include <limits>
+#include <set>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "common/json_util.h"
+#include "common/status_macros.h"
+
+namespace tpserve::openai {
+namespace {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+// `name` in `body`, or null when absent or JSON null: OpenAI clients send
+// null for "not set", and OpenAI treats both alike.
+const json* Get(const json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+absl::Status Invalid(absl::string_view message) {
+  return absl::InvalidArgumentError(message);
+}
+
+absl::Status Unsupported(absl::string_view what) {
+  return Invalid(absl::StrCat(what, " is not supported by this server"));
+}
+
+// double -> float without undefined behaviour: out of float's range becomes
+// infinity, which PrepareRequest refuses naming the field.
+float ToFloat(double d) {
+  constexpr double kMax = std::numeric_limits<float>::max();
+  if (d > kMax) return std::numeric_limits<float>::infinity();
+  if (d < -kMax) return -std::numeric_limits<float>::infinity();
+  return static_cast<float>(d);
+}
+
+absl::StatusOr<std::optional<float>> OptFloat(const json& body,
+                                              const char* name) {
+  const json* v = Get(body, name);
+  if (v == nullptr) return std::optional<float>();
+  TP_ASSIGN_OR_RETURN(double d, JsonToDouble(*v, name));
+  return std::optional<float>(ToFloat(d));
+}
+
+absl::StatusOr<int32_t> ToInt32(const json& v, absl::string_view name) {
+  TP_ASSIGN_OR_RETURN(int64_t i, JsonToInt(v, name));
+  if (i < std::numeric_limits<int32_t>::min() ||
+      i > std::numeric_limits<int32_t>::max()) {
+    return Invalid(absl::StrCat(name, " = ", i, " is out of range"));
+  }
+  return static_cast<int32_t>(i);
+}
+
+absl::StatusOr<std::optional<int32_t>> OptInt32(const json& body,
+                                                const char* name) {
+  const json* v = Get(body, name);
+  if (v == nullptr) return std::optional<int32_t>();
+  TP_ASSIGN_OR_RETURN(int32_t i, ToInt32(*v, name));
+  return std::optional<int32_t>(i);
+}
+
+absl::StatusOr<std::optional<bool>> OptBool(const json& body,
+                                            const char* name) {
+  const json* v = Get(body, name);
+  if (v == nullptr) return std::optional<bool>();
+  TP_ASSIGN_OR_RETURN(bool b, JsonToBool(*v, name));
+  return std::optional<bool>(b);
+}
+
+// Sampling fields shared by both endpoints.
+absl::Status ParseSampling(const json& body, v1::SamplingParameters* s) {
+  TP_ASSIGN_OR_RETURN(auto temperature, OptFloat(body, "temperature"));
+  if (temperature) s->set_temperature(*temperature);
+  TP_ASSIGN_OR_RETURN(auto top_p, OptFloat(body, "top_p"));
+  if (top_p) s->set_top_p(*top_p);
+  TP_ASSIGN_OR_RETURN(auto top_k, OptInt32(body, "top_k"));
+  // vLLM spells "off" -1; ours is 0. Other negatives reach PrepareRequest.
+  if (top_k) s->set_top_k(*top_k == -1 ? 0 : *top_k);
+  TP_ASSIGN_OR_RETURN(auto min_p, OptFloat(body, "min_p"));
+  if (min_p) s->set_min_p(*min_p);
+  TP_ASSIGN_OR_RETURN(auto presence, OptFloat(body, "presence_penalty"));
+  if (presence) s->set_presence_penalty(*presence);
+  TP_ASSIGN_OR_RETURN(auto frequency, OptFloat(body, "frequency_penalty"));
+  if (frequency) s->set_frequency_penalty(*frequency);
+  TP_ASSIGN_OR_RETURN(auto repetition, OptFloat(body, "repetition_penalty"));
+  if (repetition) s->set_repetition_penalty(*repetition);
+
+  if (const json* v = Get(body, "seed")) {
+    // Any 64-bit integer: negative seeds are as good as positive ones and
+    // wrap to the same uint64 every time.
+    if (v->is_number_unsigned()) {
+      s->set_seed(v->get<uint64_t>());
+    } else if (v->is_number_integer()) {
+      s->set_seed(static_cast<uint64_t>(v->get<int64_t>()));
+    } else {
+      return Invalid(
+          absl::StrCat("seed is ", JsonTypeName(*v), ", expected an integer"));
+    }
+  }
+
+  if (const json* v = Get(body, "logit_bias")) {
+    if (!v->is_object()) {
+      return Invalid(absl::StrCat("logit_bias is ", JsonTypeName(*v),
+                                  ", expected an object of token id -> bias"));
+    }
+    auto* bias = s->mutable_logit_bias();
+    for (auto it = v->begin(); it != v->end(); ++it) {
+      int32_t id = 0;
+      if (!absl::SimpleAtoi(it.key(), &id)) {
+        return Invalid(absl::StrCat("logit_bias key \"",
+                                    EscapeForMessage(it.key()),
+                                    "\" is not a token id"));
+      }
+      TP_ASSIGN_OR_RETURN(
+          double b, JsonToDouble(it.value(), absl::StrCat("logit_bias[\"", id,
+                                                          "\"]")));
+      // "7" and "07" are one token; saying it twice is a client bug.
+      if (!bias->insert({id, ToFloat(b)}).second) {
+        return Invalid(
+            absl::StrCat("logit_bias names token ", id, " more than once"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseStop(const json& body, v1::GenerateRequest* r) {
+  const json* v = Get(body, "stop");
+  if (v == nullptr) return absl::OkStatus();
+  if (v->is_string()) {
+    r->add_stop(v->get<std::string>());
+    return absl::OkStatus();
+  }
+  if (!v->is_array()) {
+    return Invalid(absl::StrCat("stop is ", JsonTypeName(*v),
+                                ", expected a string or a list of strings"));
+  }
+  for (size_t i = 0; i < v->size(); ++i) {
+    TP_ASSIGN_OR_RETURN(std::string stop,
+                        JsonToString((*v)[i], absl::StrCat("stop[", i, "]")));
+    r->add_stop(std::move(stop));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseTokenIds(const json& list, absl::string_view name,
+                           v1::TokenIds* out) {
+  for (size_t i = 0; i < list.size(); ++i) {
+    TP_ASSIGN_OR_RETURN(int32_t id,
+                        ToInt32(list[i], absl::StrCat(name, "[", i, "]")));
+    out->add_ids(id);
+  }
+  return absl::OkStatus();
+}
+
+// "prompt": a string, a list of strings, a list of token ids, or a list of
+// lists of token ids; one GenerateRequest per prompt.
+absl::Status ParsePrompts(const json& body, const v1::GenerateRequest& base,
+                          std::vector<v1::GenerateRequest>* out) {
+  const json* p = Get(body, "prompt");
+  if (p == nullptr) return Invalid("prompt is required");
+  if (p->is_string()) {
+    out->push_back(base);
+    out->back().set_text(p->get<std::string>());
+    return absl::OkStatus();
+  }
+  constexpr char kShapes[] =
+      "expected a string, a list of strings, a list of token ids or a list of "
+      "token id lists";
+  if (!p->is_array()) {
+    return Invalid(absl::StrCat("prompt is ", JsonTypeName(*p), ", ", kShapes));
+  }
+  if (p->empty()) return Invalid("prompt must not be an empty list");
+  const json& first = p->front();
+  if (first.is_number()) {
+    out->push_back(base);
+    return ParseTokenIds(*p, "prompt", out->back().mutable_token_ids());
+  }
+  for (size_t i = 0; i < p->size(); ++i) {
+    const json& item = (*p)[i];
+    out->push_back(base);
+    if (first.is_string() && item.is_string()) {
+      out->back().set_text(item.get<std::string>());
+    } else if (first.is_array() && item.is_array()) {
+      TP_RETURN_IF_ERROR(ParseTokenIds(item, absl::StrCat("prompt[", i, "]"),
+                                       out->back().mutable_token_ids()));
+    } else {
+      return Invalid(absl::StrCat("prompt[", i, "] is ", JsonTypeName(item),
+                                  " in a list starting with ",
+                                  JsonTypeName(first), "; ", kShapes));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// "content": a string or a list of parts, of which only {"type": "text"}
+// ones are supported; text parts are joined with newlines (as vLLM does).
+absl::StatusOr<std::string> ParseContent(const json& content,
+                                         const std::string& field) {
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array()) {
+    return Invalid(absl::StrCat(field, " is ", JsonTypeName(content),
+                                ", expected a string or a list of parts"));
+  }
+  std::vector<std::string> texts;
+  for (size_t j = 0; j < content.size(); ++j) {
+    const std::string part_field = absl::StrCat(field, "[", j, "]");
+    const json& part = content[j];
+    if (!part.is_object()) {
+      return Invalid(absl::StrCat(part_field, " is ", JsonTypeName(part),
+                                  ", expected an object"));
+    }
+    const json* type = Get(part, "type");
+    if (type == nullptr) return Invalid(part_field + ".type is required");
+    TP_ASSIGN_OR_RETURN(std::string t,
+                        JsonToString(*type, part_field + ".type"));
+    if (t != "text") {
+      return Invalid(absl::StrCat(part_field, ".type \"", EscapeForMessage(t),
+                                  "\" is not supported: only text parts are"));
+    }
+    const json* text = Get(part, "text");
+    if (text == nullptr) return Invalid(part_field + ".text is required");
+    TP_ASSIGN_OR_RETURN(std::string s,
+                        JsonToString(*text, part_field + ".text"));
+    texts.push_back(std::move(s));
+  }
+  return absl::StrJoin(texts, "\n");
+}
+
+absl::Status ParseMessages(const json& body, v1::ChatMessages* out) {
+  const json* m = Get(body, "messages");
+  if (m == nullptr) return Invalid("messages is required");
+  if (!m->is_array()) {
+    return Invalid(absl::StrCat("messages is ", JsonTypeName(*m),
+                                ", expected a list of messages"));
+  }
+  for (size_t i = 0; i < m->size(); ++i) {
+    const std::string field = absl::StrCat("messages[", i, "]");
+    const json& msg = (*m)[i];
+    if (!msg.is_object()) {
+      return Invalid(absl::StrCat(field, " is ", JsonTypeName(msg),
+                                  ", expected an object"));
+    }
+    const json* role = Get(msg, "role");
+    if (role == nullptr) return Invalid(field + ".role is required");
+    TP_ASSIGN_OR_RETURN(std::string r, JsonToString(*role, field + ".role"));
+    // OpenAI's newer name for the system prompt.
+    if (r == "developer") r = "system";
+    v1::ChatMessage* out_msg = out->add_messages();
+    out_msg->set_role(std::move(r));
+    const json* content = Get(msg, "content");
+    if (content == nullptr) {
+      // An assistant turn that only called tools has no content.
+      if (out_msg->role() == "assistant") continue;
+      return Invalid(field + ".content is required");
+    }
+    TP_ASSIGN_OR_RETURN(std::string text,
+                        ParseContent(*content, field + ".content"));
+    out_msg->set_content(std::move(text));
+  }
+  return absl::OkStatus();
+}
+
+// Features a client relies on that we do not have: refusing beats silently
+// answering something else.
+absl::Status RefuseUnsupported(const json& body, Endpoint endpoint) {
+  if (endpoint == Endpoint::kCompletions) {
+    TP_ASSIGN_OR_RETURN(auto echo, OptBool(body, "echo"));
+    if (echo.value_or(false)) return Unsupported("echo");
+    if (const json* v = Get(body, "suffix")) {
+      TP_ASSIGN_OR_RETURN(std::string suffix, JsonToString(*v, "suffix"));
+      if (!suffix.empty()) return Unsupported("suffix");
+    }
+  }
+  for (const char* name : {"tools", "functions"}) {
+    const json* v = Get(body, name);
+    if (v != nullptr && !(v->is_array() && v->empty())) {
+      return Unsupported(name);
+    }
+  }
+  if (const json* v = Get(body, "response_format")) {
+    const json* type = v->is_object() ? Get(*v, "type") : nullptr;
+    if (type == nullptr || !type->is_string() ||
+        type->get<std::string>() != "text") {
+      return Unsupported("response_format other than {\"type\": \"text\"}");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// OpenAI parameters, for ApiErrorFromStatus's `param`.
+bool IsParam(absl::string_view name) {
+  static const auto* const kParams = new std::set<std::string, std::less<>>{
+      "best_of",           "echo",
+      "frequency_penalty", "functions",
+      "ignore_eos",        "logit_bias",
+      "logprobs",          "max_completion_tokens",
+      "max_tokens",        "messages",
+      "min_p",             "model",
+      "n",                 "presence_penalty",
+      "prompt",            "repetition_penalty",
+      "response_format",   "seed",
+      "skip_special_tokens", "stop",
+      "stop_token_ids",    "stream",
+      "stream_options",    "suffix",
+      "temperature",       "tools",
+      "top_k",             "top_logprobs",
+      "top_p"};
+  return kParams->count(name) > 0;
+}
+
+double FiniteLogprob(float lp) {
+  // JSON has no -inf (it would print as null, which clients reject); vLLM
+  // sends this value for impossible tokens.
+  return std::isfinite(lp) ? static_cast<double>(lp) : -9999.0;
+}
+
+ordered_json BytesJson(const std::string& bytes) {
+  ordered_json out = ordered_json::array();
+  for (char c : bytes) out.push_back(static_cast<unsigned char>(c));
+  return out;
+}
+
+// Completions' legacy shape: parallel lists.
+ordered_json CompletionLogprobs(absl::Span<const v1::TokenLogprob> lps,
+                                int text_offset, int top_logprobs,
+                                const TokenBytes& token_bytes) {
+  ordered_json tokens = ordered_json::array();
+  ordered_json token_logprobs = ordered_json::array();
+  ordered_json top = ordered_json::array();
+  ordered_json offsets = ordered_json::array();
+  int offset = text_offset;
+  for (const v1::TokenLogprob& lp : lps) {
+    const std::string text = token_bytes(lp.token_id());
+    tokens.push_back(text);
+    token_logprobs.push_back(FiniteLogprob(lp.logprob()));
+    offsets.push_back(offset);
+    offset += static_cast<int>(text.size());
+    ordered_json alternatives = ordered_json::object();
+    for (const v1::TopLogprob& t : lp.top()) {
+      alternatives[token_bytes(t.token_id())] = FiniteLogprob(t.logprob());
+    }
+    top.push_back(std::move(alternatives));
+  }
+  ordered_json out;
+  out["tokens"] = std::move(tokens);
+  out["token_logprobs"] = std::move(token_logprobs);
+  out["top_logprobs"] = top_logprobs > 0 ? std::move(top) : ordered_json();
+  out["text_offset"] = std::move(offsets);
+  return out;
+}
+
+// Chat's shape: one object per token with its alternatives.
+ordered_json ChatLogprobs(absl::Span<const v1::TokenLogprob> lps,
+                          const TokenBytes& token_bytes) {
+  ordered_json content = ordered_json::array();
+  for (const v1::TokenLogprob& lp : lps) {
+    const std::string text = token_bytes(lp.token_id());
+    ordered_json entry;
+    entry["token"] = text;
+    entry["logprob"] = FiniteLogprob(lp.logprob());
+    entry["bytes"] = BytesJson(text);
+    ordered_json top = ordered_json::array();
+    for (const v1::TopLogprob& t : lp.top()) {
+      const std::string alt = token_bytes(t.token_id());
+      ordered_json a;
+      a["token"] = alt;
+      a["logprob"] = FiniteLogprob(t.logprob());
+      a["bytes"] = BytesJson(alt);
+      top.push_back(std::move(a));
+    }
+    entry["top_logprobs"] = std::move(top);
+    content.push_back(std::move(entry));
+  }
+  ordered_json out;
+  out["content"] = std::move(content);
+  return out;
+}
+
+ordered_json Header(const ResponseMeta& meta, const char* object) {
+  ordered_json out;
+  out["id"] = meta.id;
+  out["object"] = object;
+  out["created"] = meta.created;
+  out["model"] = meta.model;
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<ParsedRequest> ParseRequest(const json& body,
+                                           Endpoint endpoint,
+                                           const ParseLimits& limits) {
+  if (!body.is_object()) {
+    return Invalid(absl::StrCat("the request body is ", JsonTypeName(body),
+                                ", expected a JSON object"));
+  }
+  ParsedRequest out;
+  out.endpoint = endpoint;
+  const bool chat = endpoint == Endpoint::kChatCompletions;
+  if (const json* v = Get(body, "model")) {
+    TP_ASSIGN_OR_RETURN(std::string model, JsonToString(*v, "model"));
+    out.model = std::move(model);
+  }
+  TP_RETURN_IF_ERROR(RefuseUnsupported(body, endpoint));
+
+  v1::GenerateRequest base;
+  TP_RETURN_IF_ERROR(ParseSampling(body, base.mutable_sampling()));
+  TP_RETURN_IF_ERROR(ParseStop(body, &base));
+  if (const json* v = Get(body, "stop_token_ids")) {
+    if (!v->is_array()) {
+      return Invalid(absl::StrCat("stop_token_ids is ", JsonTypeName(*v),
+                                  ", expected a list of token ids"));
+    }
+    for (size_t i = 0; i < v->size(); ++i) {
+      TP_ASSIGN_OR_RETURN(
+          int32_t id, ToInt32((*v)[i], absl::StrCat("stop_token_ids[", i, "]")));
+      base.add_stop_token_ids(id);
+    }
+  }
+  TP_ASSIGN_OR_RETURN(auto ignore_eos, OptBool(body, "ignore_eos"));
+  base.set_ignore_eos(ignore_eos.value_or(false));
+  TP_ASSIGN_OR_RETURN(auto skip_special, OptBool(body, "skip_special_tokens"));
+  base.set_render_special_tokens(!skip_special.value_or(true));
+
+  // OpenAI's defaults: 16 tokens for completions, the rest of the context
+  // for chat. max_completion_tokens is chat's newer name and wins.
+  TP_ASSIGN_OR_RETURN(auto max_tokens, OptInt32(body, "max_tokens"));
+  TP_ASSIGN_OR_RETURN(auto max_completion,
+                      OptInt32(body, "max_completion_tokens"));
+  base.set_max_tokens(max_completion.value_or(max_tokens.value_or(chat ? 0 : 16)));
+
+  TP_ASSIGN_OR_RETURN(auto n, OptInt32(body, "n"));
+  out.n = n.value_or(1);
+  if (out.n < 1 || out.n > limits.max_n) {
+    return Invalid(
+        absl::StrCat("n must be in [1, ", limits.max_n, "], got ", out.n));
+  }
+  if (const json* v = Get(body, "best_of")) {
+    TP_ASSIGN_OR_RETURN(int32_t best_of, ToInt32(*v, "best_of"));
+    if (best_of != out.n) return Unsupported("best_of other than n");
+  }
+
+  TP_ASSIGN_OR_RETURN(auto stream, OptBool(body, "stream"));
+  out.stream = stream.value_or(false);
+  if (const json* v = Get(body, "stream_options")) {
+    if (!v->is_object()) {
+      return Invalid(absl::StrCat("stream_options is ", JsonTypeName(*v),
+                                  ", expected an object"));
+    }
+    TP_ASSIGN_OR_RETURN(auto include_usage, OptBool(*v, "include_usage"));
+    out.include_usage = include_usage.value_or(false);
+  }
+
+  v1::SamplingParameters* s = base.mutable_sampling();
+  if (chat) {
+    TP_ASSIGN_OR_RETURN(auto logprobs, OptBool(body, "logprobs"));
+    TP_ASSIGN_OR_RETURN(auto top, OptInt32(body, "top_logprobs"));
+    out.logprobs = logprobs.value_or(false);
+    if (top && !out.logprobs) {
+      return Invalid("top_logprobs requires logprobs to be true");
+    }
+    out.top_logprobs = top.value_or(0);
+  } else {
+    // Completions: "logprobs": N asks for N alternatives (0: none).
+    TP_ASSIGN_OR_RETURN(auto logprobs, OptInt32(body, "logprobs"));
+    out.logprobs = logprobs.has_value();
+    out.top_logprobs = logprobs.value_or(0);
+  }
+  s->set_logprobs(out.logprobs);
+  s->set_top_logprobs(out.top_logprobs);
+
+  if (chat) {
+    out.prompts.push_back(base);
+    TP_RETURN_IF_ERROR(ParseMessages(body, out.prompts.back().mutable_chat()));
+  } else {
+    TP_RETURN_IF_ERROR(ParsePrompts(body, base, &out.prompts));
+  }
+  const int64_t choices = static_cast<int64_t>(out.prompts.size()) * out.n;
+  if (choices > limits.max_choices) {
+    return Invalid(absl::StrCat("n: ", out.prompts.size(), " prompt(s) x n = ",
+                                out.n, " is ", choices,
+                                " completions, over the limit of ",
+                                limits.max_choices));
+  }
+  return out;
+}
+
+ApiError ApiErrorFromStatus(const absl::Status& status) {
+  std::string message(status.message());
+  // The leading field path, e.g. "sampling.temperature" or
+  // "chat.messages[2].content".
+  size_t end = 0;
+  while (end < message.size() &&
+         (std::isalnum(static_cast<unsigned char>(message[end])) ||
+          message[end] == '_' || message[end] == '.' || message[end] == '[' ||
+          message[end] == ']')) {
+    ++end;
+  }
+  std::string path = message.substr(0, end);
+  std::string renamed = path;
+  if (absl::StartsWith(path, "sampling.")) {
+    renamed = path.substr(9);
+  } else if (absl::StartsWith(path, "token_ids.ids")) {
+    renamed = "prompt" + path.substr(13);
+  } else if (path == "text" || path == "token_ids") {
+    renamed = "prompt";
+  } else if (absl::StartsWith(path, "chat.messages")) {
+    renamed = "messages" + path.substr(13);
+  } else if (path == "chat") {
+    renamed = "messages";
+  }
+  message = renamed + message.substr(end);
+  const std::string param = renamed.substr(0, renamed.find_first_of(".["));
+  int http_status = 500;
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kFailedPrecondition:
+      http_status = 400;
+      break;
+    case absl::StatusCode::kUnauthenticated:
+      http_status = 401;
+      break;
+    case absl::StatusCode::kPermissionDenied:
+      http_status = 403;
+      break;
+    case absl::StatusCode::kNotFound:
+      http_status = 404;
+      break;
+    case absl::StatusCode::kResourceExhausted:
+      http_status = 429;
+      break;
+    case absl::StatusCode::kUnavailable:
+      http_status = 503;
+      break;
+    case absl::StatusCode::kDeadlineExceeded:
+      http_status = 504;
+      break;
+    default:
+      break;
+  }
+  return MakeApiError(http_status, std::move(message),
+                      http_status == 400 && IsParam(param) ? param : "");
+}
+
+ApiError MakeApiError(int http_status, std::string message, std::string param,
+                      std::string code) {
+  ApiError e;
+  e.http_status = http_status;
+  e.message = std::move(message);
+  e.param = std::move(param);
+  e.code = std::move(code);
+  if (http_status == 429) {
+    e.type = "rate_limit_error";
+    if (e.code.empty()) e.code = "rate_limit_exceeded";
+  } else if (http_status >= 500) {
+    e.type = "server_error";
+    if (e.code.empty() && http_status == 503) e.code = "service_unavailable";
+  } else {
+    e.type = "invalid_request_error";
+    if (e.code.empty() && http_status == 401) e.code = "invalid_api_key";
+  }
+  return e;
+}
+
+ordered_json ErrorJson(const ApiError& error) {
+  ordered_json e;
+  e["message"] = error.message;
+  e["type"] = error.type;
+  e["param"] = error.param.empty() ? ordered_json() : ordered_json(error.param);
+  e["code"] = error.code.empty() ? ordered_json() : ordered_json(error.code);
+  ordered_json out;
+  out["error"] = std::move(e);
+  return out;
+}
+
+std::string Dump(const ordered_json& value) {
+  return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
+
+std::string SseData(const ordered_json& value) {
+  return absl::StrCat("data: ", Dump(value), "\n\n");
+}
+
+ordered_json UsageJson(int64_t prompt_tokens, int64_t completion_tokens) {
+  ordered_json out;
+  out["prompt_tokens"] = prompt_tokens;
+  out["completion_tokens"] = completion_tokens;
+  out["total_tokens"] = prompt_tokens + completion_tokens;
+  return out;
+}
+
+ordered_json FinishReasonJson(v1::FinishReason reason) {
+  switch (reason) {
+    case v1::FINISH_REASON_STOP:
+      return "stop";
+    case v1::FINISH_REASON_LENGTH:
+      return "length";
+    default:
+      return nullptr;
+  }
+}
+
+ordered_json ResponseJson(const ResponseMeta& meta,
+                          const std::vector<ChoiceResult>& choices,
+                          const ordered_json& usage,
+                          const TokenBytes& token_bytes) {
+  const bool chat = meta.endpoint == Endpoint::kChatCompletions;
+  ordered_json out = Header(meta, chat ? "chat.completion" : "text_completion");
+  ordered_json list = ordered_json::array();
+  for (const ChoiceResult& c : choices) {
+    ordered_json choice;
+    choice["index"] = c.index;
+    if (chat) {
+      ordered_json message;
+      message["role"] = "assistant";
+      message["content"] = c.text;
+      choice["message"] = std::move(message);
+    } else {
+      choice["text"] = c.text;
+    }
+    if (!meta.logprobs) {
+      choice["logprobs"] = nullptr;
+    } else if (chat) {
+      choice["logprobs"] = ChatLogprobs(c.logprobs, token_bytes);
+    } else {
+      choice["logprobs"] = CompletionLogprobs(c.logprobs, 0, meta.top_logprobs,
+                                              token_bytes);
+    }
+    choice["finish_reason"] = FinishReasonJson(c.finish_reason);
+    list.push_back(std::move(choice));
+  }
+  out["choices"] = std::move(list);
+  out["usage"] = usage;
+  return out;
+}
+
+ordered_json ChunkJson(const ResponseMeta& meta, const ChunkPart& part,
+                       bool with_usage, const TokenBytes& token_bytes) {
+  const bool chat = meta.endpoint == Endpoint::kChatCompletions;
+  ordered_json out =
+      Header(meta, chat ? "chat.completion.chunk" : "text_completion");
+  ordered_json choice;
+  choice["index"] = part.index;
+  if (chat) {
+    ordered_json delta = ordered_json::object();
+    if (part.role) delta["role"] = "assistant";
+    if (part.role || !part.text.empty()) delta["content"] = part.text;
+    choice["delta"] = std::move(delta);
+  } else {
+    choice["text"] = part.text;
+  }
+  if (!meta.logprobs || part.logprobs.empty()) {
+    choice["logprobs"] = nullptr;
+  } else if (chat) {
+    choice["logprobs"] = ChatLogprobs(part.logprobs, token_bytes);
+  } else {
+    choice["logprobs"] = CompletionLogprobs(part.logprobs, part.text_offset,
+                                            meta.top_logprobs, token_bytes);
+  }
+  choice["finish_reason"] = FinishReasonJson(part.finish_reason);
+  out["choices"] = ordered_json::array({std::move(choice)});
+  if (with_usage) out["usage"] = nullptr;
+  return out;
+}
+
+ordered_json UsageChunkJson(const ResponseMeta& meta,
+                            const ordered_json& usage) {
+  const bool chat = meta.endpoint == Endpoint::kChatCompletions;
+  ordered_json out =
+      Header(meta, chat ? "chat.completion.chunk" : "text_completion");
+  out["choices"] = ordered_json::array();
+  out["usage"] = usage;
+  return out;
+}
+
+}  // namespace tpserve::openai
