@@ -49,7 +49,7 @@ struct Shape {
 struct Options {
   int device = 0;
   int64_t layers = 32;
-  int steps = 16;       // Timed decode steps per batch size.
+  int steps = 16;         // Timed decode steps per batch size.
   int64_t context = 512;  // Decode context length.
   std::string json;
 };
@@ -73,7 +73,8 @@ class SyntheticLlama {
   absl::Status Init(int64_t max_tokens, int64_t kv_blocks) {
     uint64_t seed = 1;
     // N(0, 0.02)-like scale; uniform in [-0.035, 0.035).
-    auto matrix = [&](int64_t rows, int64_t cols) -> absl::StatusOr<WeightMatrix> {
+    auto matrix = [&](int64_t rows,
+                      int64_t cols) -> absl::StatusOr<WeightMatrix> {
       const size_t elems = static_cast<size_t>(rows) * cols;
       TP_ASSIGN_OR_RETURN(float* p, Alloc((elems + 1) / 2));
       TP_RETURN_IF_ERROR(FillRandomBf16(reinterpret_cast<uint16_t*>(p), elems,
@@ -90,7 +91,8 @@ class SyntheticLlama {
     };
     const int64_t h = s_.hidden, hd = s_.head_dim;
     TP_ASSIGN_OR_RETURN(embd_, matrix(s_.vocab, h));
-    weight_bytes_ -= static_cast<double>(s_.vocab) * h * 2;  // Gathered, not read.
+    weight_bytes_ -=
+        static_cast<double>(s_.vocab) * h * 2;  // Gathered, not read.
     TP_ASSIGN_OR_RETURN(lm_head_, matrix(s_.vocab, h));
     TP_ASSIGN_OR_RETURN(out_norm_, ones(h));
     layers_.resize(s_.layers);
@@ -110,8 +112,8 @@ class SyntheticLlama {
     kv_.block_size = 16;
     kv_.kv_heads = s_.kv_heads;
     kv_.head_dim = hd;
-    const size_t cache = static_cast<size_t>(kv_.layers) * kv_blocks *
-                         kv_.BlockFloats();
+    const size_t cache =
+        static_cast<size_t>(kv_.layers) * kv_blocks * kv_.BlockFloats();
     TP_ASSIGN_OR_RETURN(k_cache_, Alloc(cache));
     TP_ASSIGN_OR_RETURN(v_cache_, Alloc(cache));
     TP_RETURN_IF_ERROR(FillFloats(k_cache_, cache, 0.0f, stream_));
@@ -227,7 +229,8 @@ class SyntheticLlama {
 absl::StatusOr<double> MeasureBandwidth() {
   const size_t bytes = size_t{1} << 30;
   void *a = nullptr, *b = nullptr;
-  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) {
+  if (cudaMalloc(&a, bytes) != cudaSuccess ||
+      cudaMalloc(&b, bytes) != cudaSuccess) {
     cudaGetLastError();
     if (a) cudaFree(a);
     return absl::ResourceExhaustedError("bandwidth buffers");
@@ -265,8 +268,8 @@ Batch MakeBatch(int64_t seqs, int64_t start, int64_t len, int64_t per_seq,
   Batch b;
   for (int64_t s = 0; s < seqs; ++s) {
     for (int64_t i = 0; i < len; ++i) {
-      b.tokens.push_back(static_cast<int32_t>((s * 7919 + i * 104729 + salt) %
-                                              vocab));
+      b.tokens.push_back(
+          static_cast<int32_t>((s * 7919 + i * 104729 + salt) % vocab));
       b.pos.push_back(static_cast<int32_t>(start + i));
       b.seq.push_back(static_cast<int32_t>(s));
     }
@@ -314,8 +317,8 @@ absl::Status Run(const Options& opt) {
       if (i == warm) start = Clock::now();  // Step() ends in a host wait.
       Batch b = MakeBatch(bs, opt.context + i, 1, per_seq, shape.vocab,
                           static_cast<uint32_t>(i));
-      TP_RETURN_IF_ERROR(
-          model.Step(b.tokens, b.pos, b.seq, b.table, b.offsets, b.logit_tokens));
+      TP_RETURN_IF_ERROR(model.Step(b.tokens, b.pos, b.seq, b.table, b.offsets,
+                                    b.logit_tokens));
       if (i == warm + opt.steps - 1) {
         decode[bs] = bs * opt.steps / Seconds(start, Clock::now());
       }
@@ -346,15 +349,16 @@ absl::Status Run(const Options& opt) {
                           shape.head_dim * sizeof(float);
   const double bytes_per_token = model.weight_bytes() + kv_bytes;
   const double roofline = measured / bytes_per_token;
-  std::string json = absl::StrCat(
-      "{\"engine\": \"tpserve-cuda\", \"device\": \"", prop.name,
-      "\", \"layers\": ", shape.layers, ", \"bandwidth_measured_gbs\": ",
-      measured / 1e9, ", \"bandwidth_theoretical_gbs\": ", theoretical / 1e9,
-      ", \"weight_bytes\": ", model.weight_bytes(),
-      ", \"decode_bytes_per_token\": ", bytes_per_token,
-      ", \"decode_b1_roofline_tok_s\": ", roofline,
-      ", \"decode_b1_roofline_share\": ", decode[1] / roofline,
-      ", \"decode_tok_s\": {");
+  std::string json =
+      absl::StrCat("{\"engine\": \"tpserve-cuda\", \"device\": \"", prop.name,
+                   "\", \"layers\": ", shape.layers,
+                   ", \"bandwidth_measured_gbs\": ", measured / 1e9,
+                   ", \"bandwidth_theoretical_gbs\": ", theoretical / 1e9,
+                   ", \"weight_bytes\": ", model.weight_bytes(),
+                   ", \"decode_bytes_per_token\": ", bytes_per_token,
+                   ", \"decode_b1_roofline_tok_s\": ", roofline,
+                   ", \"decode_b1_roofline_share\": ", decode[1] / roofline,
+                   ", \"decode_tok_s\": {");
   for (size_t i = 0; i < batches.size(); ++i) {
     absl::StrAppend(&json, i ? ", " : "", "\"", batches[i],
                     "\": ", decode[batches[i]]);

@@ -341,6 +341,7 @@ void Engine::Loop() {
       continue;
     }
     consecutive_failures_ = 0;
+    last_success_ = Clock::now();
     if (options_.metrics != nullptr) {
       int prefill = 0, decode = 0;
       for (const Scheduler::Chunk& c : plan.chunks) {
@@ -394,7 +395,14 @@ void Engine::Recover(const absl::Status& failure,
   }
   absl::Status last = failure;
   const auto started = std::chrono::steady_clock::now();
-  while (consecutive_failures_ <= options_.max_rebuild_attempts) {
+  // Give up only when failures keep coming (more than max_rebuild_attempts
+  // in a row) AND nothing has run for give_up_after: workers killed faster
+  // than a rebuild takes are survived; a crash loop is not retried forever.
+  const auto keep_trying = [&] {
+    return consecutive_failures_ <= options_.max_rebuild_attempts ||
+           Clock::now() - last_success_ < options_.give_up_after;
+  };
+  while (keep_trying()) {
     {
       std::lock_guard<std::mutex> l(mu_);
       if (stop_) break;
@@ -436,7 +444,11 @@ void Engine::Recover(const absl::Status& failure,
   if (stop_) return;
   broken_ = absl::UnavailableError(absl::StrCat(
       "the worker group failed ", consecutive_failures_,
-      " times in a row and is no longer rebuilt (last error: ", last.message(),
+      " times in a row with no step completed for ",
+      std::chrono::duration_cast<std::chrono::seconds>(Clock::now() -
+                                                       last_success_)
+          .count(),
+      " s, and is no longer rebuilt (last error: ", last.message(),
       "); restart the server"));
   std::cerr << "tpserve: " << broken_.message() << "\n";
   SetReadyLocked(false, std::string(broken_.message()));

@@ -50,6 +50,8 @@ struct EngineOptions {
   // Consecutive group failures (without a successful step between them)
   // before the engine stops rebuilding.
   int max_rebuild_attempts = 3;
+  // ... and only once no step has completed for this long.
+  std::chrono::seconds give_up_after{60};
   // How often the health monitor probes the workers, and how long a probe
   // may take; two failed probes in a row break the group.
   std::chrono::milliseconds health_interval{500};
@@ -123,6 +125,9 @@ class Engine {
   std::shared_ptr<WorkerGroup> group_;  // Guarded by group_mu_; may be null.
   int generation_ = 1;                  // Engine thread only.
   int consecutive_failures_ = 0;        // Engine thread only.
+  // Engine thread only: when a step last completed.
+  std::chrono::steady_clock::time_point last_success_ =
+      std::chrono::steady_clock::now();
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -77,8 +77,8 @@ class Server final : public httplib::Server {
             if (!WaitForRequest(sock)) break;
             t_close = false;
             bool closed = false;
-            ret = process_request(strm, /*close_connection=*/left == 1,
-                                  closed, nullptr);
+            ret = process_request(strm, /*close_connection=*/left == 1, closed,
+                                  nullptr);
             if (!ret || closed || t_close) break;
           }
           return ret;
@@ -113,7 +113,7 @@ class Call final : public Generation::Listener {
     int prompt = 0;  // Which prompt of the request.
     bool done = false;
     grpc::Status status;
-    std::string text;  // Whole responses: all of it; streams: none.
+    std::string text;       // Whole responses: all of it; streams: none.
     size_t sent_bytes = 0;  // Streams: text sent (logprobs text_offset).
     std::vector<v1::TokenLogprob> logprobs;
     v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
@@ -309,7 +309,11 @@ absl::StatusOr<std::string> HttpServer::Impl::Start(
   tokenizer_ = tokenizer;
   chat_ = chat;
   limits_ = limits;
-  readiness_ = std::move(readiness);
+  readiness_ =
+      readiness ? std::move(readiness) : [] { return absl::OkStatus(); };
+  if (options_.threads < 1) {
+    return absl::InvalidArgumentError("the HTTP server needs threads >= 1");
+  }
   created_ = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
@@ -376,30 +380,29 @@ void HttpServer::Impl::Stop() {
 void HttpServer::Impl::Routes() {
   // Unknown paths and methods are answered before httplib reads a body
   // (which, for an unrouted request, it would read without a size limit).
-  server_.set_pre_routing_handler(
-      [](const httplib::Request& req, httplib::Response& res) {
-        const std::string& p = req.path;
-        const bool post = p == "/v1/completions" || p == "/v1/chat/completions";
-        const bool get = p == "/health" || p == "/v1/models" ||
-                         absl::StartsWith(p, "/v1/models/");
-        if ((post && req.method == "POST") || (get && req.method == "GET")) {
-          return httplib::Server::HandlerResponse::Unhandled;
-        }
-        if (req.has_header("Content-Length") ||
-            req.has_header("Transfer-Encoding")) {
-          CloseAfter(res);
-        }
-        if (post || get) {
-          res.set_header("Allow", post ? "POST" : "GET");
-          SendError(res, MakeApiError(405, absl::StrCat("method ", req.method,
-                                                        " is not allowed on ",
-                                                        p)));
-        } else {
-          SendError(res, MakeApiError(404, absl::StrCat("no such endpoint: ",
-                                                        req.method, " ", p)));
-        }
-        return httplib::Server::HandlerResponse::Handled;
-      });
+  server_.set_pre_routing_handler([](const httplib::Request& req,
+                                     httplib::Response& res) {
+    const std::string& p = req.path;
+    const bool post = p == "/v1/completions" || p == "/v1/chat/completions";
+    const bool get = p == "/health" || p == "/v1/models" ||
+                     absl::StartsWith(p, "/v1/models/");
+    if ((post && req.method == "POST") || (get && req.method == "GET")) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    if (req.has_header("Content-Length") ||
+        req.has_header("Transfer-Encoding")) {
+      CloseAfter(res);
+    }
+    if (post || get) {
+      res.set_header("Allow", post ? "POST" : "GET");
+      SendError(res, MakeApiError(405, absl::StrCat("method ", req.method,
+                                                    " is not allowed on ", p)));
+    } else {
+      SendError(res, MakeApiError(404, absl::StrCat("no such endpoint: ",
+                                                    req.method, " ", p)));
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  });
   // Errors httplib answers itself (a malformed request line, 413 for a
   // Content-Length over the limit...) get an OpenAI error object too.
   server_.set_error_handler(httplib::Server::HandlerWithResponse(
@@ -424,30 +427,30 @@ void HttpServer::Impl::Routes() {
                       const httplib::ContentReader& reader) {
                  HandleGenerate(req, res, reader, Endpoint::kChatCompletions);
                });
-  server_.Get("/v1/models", [this](const httplib::Request& req,
-                                   httplib::Response& res) {
-    if (!Authorized(req, res)) return;
-    ordered_json model;
-    model["id"] = options_.model_name;
-    model["object"] = "model";
-    model["created"] = created_;
-    model["owned_by"] = "tpserve";
-    model["max_model_len"] = limits_.max_context;
-    ordered_json body;
-    body["object"] = "list";
-    body["data"] = ordered_json::array({std::move(model)});
-    SendJson(res, 200, body);
-  });
+  server_.Get("/v1/models",
+              [this](const httplib::Request& req, httplib::Response& res) {
+                if (!Authorized(req, res)) return;
+                ordered_json model;
+                model["id"] = options_.model_name;
+                model["object"] = "model";
+                model["created"] = created_;
+                model["owned_by"] = "tpserve";
+                model["max_model_len"] = limits_.max_context;
+                ordered_json body;
+                body["object"] = "list";
+                body["data"] = ordered_json::array({std::move(model)});
+                SendJson(res, 200, body);
+              });
   server_.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req,
                                            httplib::Response& res) {
     if (!Authorized(req, res)) return;
     const std::string id = req.matches[1];
     if (id != options_.model_name) {
-      SendError(res, MakeApiError(
-                         404,
-                         absl::StrCat("The model `", EscapeForMessage(id),
-                                      "` does not exist"),
-                         "model", "model_not_found"));
+      SendError(res,
+                MakeApiError(404,
+                             absl::StrCat("The model `", EscapeForMessage(id),
+                                          "` does not exist"),
+                             "model", "model_not_found"));
       return;
     }
     ordered_json model;
@@ -460,19 +463,19 @@ void HttpServer::Impl::Routes() {
   });
   // For load balancers and probes: no key needed, 503 until ready and
   // again while draining.
-  server_.Get("/health",
-              [this](const httplib::Request&, httplib::Response& res) {
-                const absl::Status s = readiness_();
-                ordered_json body;
-                if (s.ok() && !stopping_) {
-                  body["status"] = "ok";
-                  SendJson(res, 200, body);
-                } else {
-                  body["status"] = "unavailable";
-                  body["reason"] = s.ok() ? "stopping" : std::string(s.message());
-                  SendJson(res, 503, body);
-                }
-              });
+  server_.Get(
+      "/health", [this](const httplib::Request&, httplib::Response& res) {
+        const absl::Status s = readiness_();
+        ordered_json body;
+        if (s.ok() && !stopping_) {
+          body["status"] = "ok";
+          SendJson(res, 200, body);
+        } else {
+          body["status"] = "unavailable";
+          body["reason"] = s.ok() ? "stopping" : std::string(s.message());
+          SendJson(res, 503, body);
+        }
+      });
 }
 
 bool HttpServer::Impl::Authorized(const httplib::Request& req,
@@ -489,11 +492,10 @@ bool HttpServer::Impl::Authorized(const httplib::Request& req,
     if (match) return true;
   }
   CloseAfter(res);  // The body, if any, stays unread.
-  SendError(res, MakeApiError(
-                     401, header.empty()
-                              ? "missing API key: send the header "
-                                "\"Authorization: Bearer KEY\""
-                              : "incorrect API key"));
+  SendError(res, MakeApiError(401, header.empty()
+                                       ? "missing API key: send the header "
+                                         "\"Authorization: Bearer KEY\""
+                                       : "incorrect API key"));
   return false;
 }
 
@@ -517,13 +519,13 @@ void HttpServer::Impl::HandleGenerate(const httplib::Request& req,
   if (!read || too_big) {
     CloseAfter(res);
     const int code = too_big ? 413 : (res.status >= 400 ? res.status : 400);
-    SendError(res, MakeApiError(code, code == 413
-                                          ? absl::StrCat(
-                                                "the request body is over "
-                                                "the limit of ",
-                                                options_.max_body_bytes,
-                                                " bytes")
-                                          : StatusMessage(code)));
+    SendError(
+        res,
+        MakeApiError(code, code == 413
+                               ? absl::StrCat("the request body is over "
+                                              "the limit of ",
+                                              options_.max_body_bytes, " bytes")
+                               : StatusMessage(code)));
     return;
   }
   JsonLimits json_limits;
@@ -531,7 +533,8 @@ void HttpServer::Impl::HandleGenerate(const httplib::Request& req,
   json_limits.max_values = 1 << 20;  // A token-id prompt past any context.
   absl::StatusOr<nlohmann::json> json =
       ParseUntrustedJson(body, "the request body", json_limits);
-  if (!json.ok()) return SendError(res, openai::ApiErrorFromStatus(json.status()));
+  if (!json.ok())
+    return SendError(res, openai::ApiErrorFromStatus(json.status()));
   absl::StatusOr<openai::ParsedRequest> request =
       openai::ParseRequest(*json, endpoint);
   if (!request.ok()) {
@@ -539,12 +542,12 @@ void HttpServer::Impl::HandleGenerate(const httplib::Request& req,
   }
   if (request->model && *request->model != options_.model_name) {
     return SendError(
-        res, MakeApiError(404,
-                          absl::StrCat("The model `",
-                                       EscapeForMessage(*request->model),
-                                       "` does not exist; this server serves `",
-                                       options_.model_name, "`"),
-                          "model", "model_not_found"));
+        res, MakeApiError(
+                 404,
+                 absl::StrCat("The model `", EscapeForMessage(*request->model),
+                              "` does not exist; this server serves `",
+                              options_.model_name, "`"),
+                 "model", "model_not_found"));
   }
   if (stopping_) {
     return SendError(res, MakeApiError(503, "the server is shutting down"));
@@ -597,7 +600,8 @@ void HttpServer::Impl::HandleGenerate(const httplib::Request& req,
     }
   }
   call->AttachAll();
-  if (!request->stream) return RespondWhole(std::move(call), meta, t_socket, res);
+  if (!request->stream)
+    return RespondWhole(std::move(call), meta, t_socket, res);
 
   auto st = std::make_shared<SseStream>();
   st->call = std::move(call);
@@ -683,8 +687,8 @@ bool HttpServer::Impl::StreamStep(SseStream& st, httplib::DataSink& sink) {
           openai::ChunkPart part;
           part.index = static_cast<int>(i);
           part.text = taken.text();
-          const std::vector<v1::TokenLogprob> logprobs(
-              taken.logprobs().begin(), taken.logprobs().end());
+          const std::vector<v1::TokenLogprob> logprobs(taken.logprobs().begin(),
+                                                       taken.logprobs().end());
           part.logprobs = logprobs;
           part.text_offset = static_cast<int>(c.sent_bytes);
           c.sent_bytes += taken.text().size();
@@ -707,8 +711,10 @@ bool HttpServer::Impl::StreamStep(SseStream& st, httplib::DataSink& sink) {
       // The headers said 200 long ago: the error goes in the stream, as an
       // OpenAI error object, then [DONE]; the other choices are cancelled
       // when the Call goes.
-      if (error.ok()) error = absl::UnavailableError("the server is shutting down");
-      out += openai::SseData(openai::ErrorJson(openai::ApiErrorFromStatus(error)));
+      if (error.ok())
+        error = absl::UnavailableError("the server is shutting down");
+      out +=
+          openai::SseData(openai::ErrorJson(openai::ApiErrorFromStatus(error)));
       out += "data: [DONE]\n\n";
       if (!sink.write(out.data(), out.size())) return false;
       sink.done();
@@ -716,8 +722,8 @@ bool HttpServer::Impl::StreamStep(SseStream& st, httplib::DataSink& sink) {
     }
     if (all_done) {
       if (st.include_usage) {
-        out += openai::SseData(
-            openai::UsageChunkJson(st.meta, st.call->Usage()));
+        out +=
+            openai::SseData(openai::UsageChunkJson(st.meta, st.call->Usage()));
       }
       out += "data: [DONE]\n\n";
       if (!sink.write(out.data(), out.size())) return false;
@@ -736,7 +742,8 @@ std::string ModelNameFromPath(const std::string& path) {
   absl::string_view p = path;
   while (p.size() > 1 && p.back() == '/') p.remove_suffix(1);
   const size_t slash = p.rfind('/');
-  return std::string(slash == absl::string_view::npos ? p : p.substr(slash + 1));
+  return std::string(slash == absl::string_view::npos ? p
+                                                      : p.substr(slash + 1));
 }
 
 HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {}

@@ -123,8 +123,8 @@ absl::Status ParseSampling(const json& body, v1::SamplingParameters* s) {
                                     "\" is not a token id"));
       }
       TP_ASSIGN_OR_RETURN(
-          double b, JsonToDouble(it.value(), absl::StrCat("logit_bias[\"", id,
-                                                          "\"]")));
+          double b,
+          JsonToDouble(it.value(), absl::StrCat("logit_bias[\"", id, "\"]")));
       // "7" and "07" are one token; saying it twice is a client bug.
       if (!bias->insert({id, ToFloat(b)}).second) {
         return Invalid(
@@ -301,22 +301,36 @@ absl::Status RefuseUnsupported(const json& body, Endpoint endpoint) {
 
 // OpenAI parameters, for ApiErrorFromStatus's `param`.
 bool IsParam(absl::string_view name) {
-  static const auto* const kParams = new std::set<std::string, std::less<>>{
-      "best_of",           "echo",
-      "frequency_penalty", "functions",
-      "ignore_eos",        "logit_bias",
-      "logprobs",          "max_completion_tokens",
-      "max_tokens",        "messages",
-      "min_p",             "model",
-      "n",                 "presence_penalty",
-      "prompt",            "repetition_penalty",
-      "response_format",   "seed",
-      "skip_special_tokens", "stop",
-      "stop_token_ids",    "stream",
-      "stream_options",    "suffix",
-      "temperature",       "tools",
-      "top_k",             "top_logprobs",
-      "top_p"};
+  static const auto* const kParams =
+      new std::set<std::string, std::less<>>{"best_of",
+                                             "echo",
+                                             "frequency_penalty",
+                                             "functions",
+                                             "ignore_eos",
+                                             "logit_bias",
+                                             "logprobs",
+                                             "max_completion_tokens",
+                                             "max_tokens",
+                                             "messages",
+                                             "min_p",
+                                             "model",
+                                             "n",
+                                             "presence_penalty",
+                                             "prompt",
+                                             "repetition_penalty",
+                                             "response_format",
+                                             "seed",
+                                             "skip_special_tokens",
+                                             "stop",
+                                             "stop_token_ids",
+                                             "stream",
+                                             "stream_options",
+                                             "suffix",
+                                             "temperature",
+                                             "tools",
+                                             "top_k",
+                                             "top_logprobs",
+                                             "top_p"};
   return kParams->count(name) > 0;
 }
 
@@ -399,8 +413,7 @@ ordered_json Header(const ResponseMeta& meta, const char* object) {
 
 }  // namespace
 
-absl::StatusOr<ParsedRequest> ParseRequest(const json& body,
-                                           Endpoint endpoint,
+absl::StatusOr<ParsedRequest> ParseRequest(const json& body, Endpoint endpoint,
                                            const ParseLimits& limits) {
   if (!body.is_object()) {
     return Invalid(absl::StrCat("the request body is ", JsonTypeName(body),
@@ -425,7 +438,8 @@ absl::StatusOr<ParsedRequest> ParseRequest(const json& body,
     }
     for (size_t i = 0; i < v->size(); ++i) {
       TP_ASSIGN_OR_RETURN(
-          int32_t id, ToInt32((*v)[i], absl::StrCat("stop_token_ids[", i, "]")));
+          int32_t id,
+          ToInt32((*v)[i], absl::StrCat("stop_token_ids[", i, "]")));
       base.add_stop_token_ids(id);
     }
   }
@@ -439,7 +453,8 @@ absl::StatusOr<ParsedRequest> ParseRequest(const json& body,
   TP_ASSIGN_OR_RETURN(auto max_tokens, OptInt32(body, "max_tokens"));
   TP_ASSIGN_OR_RETURN(auto max_completion,
                       OptInt32(body, "max_completion_tokens"));
-  base.set_max_tokens(max_completion.value_or(max_tokens.value_or(chat ? 0 : 16)));
+  base.set_max_tokens(
+      max_completion.value_or(max_tokens.value_or(chat ? 0 : 16)));
 
   TP_ASSIGN_OR_RETURN(auto n, OptInt32(body, "n"));
   out.n = n.value_or(1);
@@ -489,10 +504,9 @@ absl::StatusOr<ParsedRequest> ParseRequest(const json& body,
   }
   const int64_t choices = static_cast<int64_t>(out.prompts.size()) * out.n;
   if (choices > limits.max_choices) {
-    return Invalid(absl::StrCat("n: ", out.prompts.size(), " prompt(s) x n = ",
-                                out.n, " is ", choices,
-                                " completions, over the limit of ",
-                                limits.max_choices));
+    return Invalid(absl::StrCat(
+        "n: ", out.prompts.size(), " prompt(s) x n = ", out.n, " is ", choices,
+        " completions, over the limit of ", limits.max_choices));
   }
   return out;
 }
@@ -636,8 +650,8 @@ ordered_json ResponseJson(const ResponseMeta& meta,
     } else if (chat) {
       choice["logprobs"] = ChatLogprobs(c.logprobs, token_bytes);
     } else {
-      choice["logprobs"] = CompletionLogprobs(c.logprobs, 0, meta.top_logprobs,
-                                              token_bytes);
+      choice["logprobs"] =
+          CompletionLogprobs(c.logprobs, 0, meta.top_logprobs, token_bytes);
     }
     choice["finish_reason"] = FinishReasonJson(c.finish_reason);
     list.push_back(std::move(choice));

@@ -89,8 +89,8 @@ std::string SseData(const nlohmann::ordered_json& value);
 // What every response object carries.
 struct ResponseMeta {
   Endpoint endpoint = Endpoint::kCompletions;
-  std::string id;        // "cmpl-..." / "chatcmpl-...".
-  int64_t created = 0;   // Unix seconds.
+  std::string id;       // "cmpl-..." / "chatcmpl-...".
+  int64_t created = 0;  // Unix seconds.
   std::string model;
   bool logprobs = false;  // Whether log-probabilities were asked for.
   int top_logprobs = 0;
@@ -108,13 +108,14 @@ struct ChoiceResult {
 };
 
 // {"prompt_tokens", "completion_tokens", "total_tokens"}.
-nlohmann::ordered_json UsageJson(int64_t prompt_tokens, int64_t completion_tokens);
+nlohmann::ordered_json UsageJson(int64_t prompt_tokens,
+                                 int64_t completion_tokens);
 
 // A whole response: object "text_completion" or "chat.completion".
 nlohmann::ordered_json ResponseJson(const ResponseMeta& meta,
-                            const std::vector<ChoiceResult>& choices,
-                            const nlohmann::ordered_json& usage,
-                            const TokenBytes& token_bytes);
+                                    const std::vector<ChoiceResult>& choices,
+                                    const nlohmann::ordered_json& usage,
+                                    const TokenBytes& token_bytes);
 
 // One streamed chunk for choice `index` ("text_completion" /
 // "chat.completion.chunk"): `text` and its logprobs, the assistant role
@@ -129,11 +130,12 @@ struct ChunkPart {
   bool role = false;
   v1::FinishReason finish_reason = v1::FINISH_REASON_UNSPECIFIED;
 };
-nlohmann::ordered_json ChunkJson(const ResponseMeta& meta, const ChunkPart& part,
-                         bool with_usage, const TokenBytes& token_bytes);
+nlohmann::ordered_json ChunkJson(const ResponseMeta& meta,
+                                 const ChunkPart& part, bool with_usage,
+                                 const TokenBytes& token_bytes);
 // The last chunk when the client asked for usage: no choices, only usage.
 nlohmann::ordered_json UsageChunkJson(const ResponseMeta& meta,
-                              const nlohmann::ordered_json& usage);
+                                      const nlohmann::ordered_json& usage);
 
 // "finish_reason": "stop" / "length" / null.
 nlohmann::ordered_json FinishReasonJson(v1::FinishReason reason);

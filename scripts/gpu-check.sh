@@ -17,8 +17,9 @@
 # line printed is the summary. Exit status 0 when every stage that ran
 # passed; 3 when there is no GPU (the stages up to the build still ran).
 #
-# Inputs the device run carries (all ignored paths; 64 MiB in all):
-#   .cache/gpu-deps/debs   scripts/gpu-deps.sh (about 3 MB)
+# Inputs copied along to the GPU machine (ignored paths; 64 MiB in all):
+#   .cache/gpu-deps/debs   scripts/gpu-deps.sh (about 3 MB; not the
+#                          unpacked .cache/gpu-deps/root)
 #   .cache/gpu-model       a model for the engine checks, e.g. the default
 #                          model trimmed to fit: python3 scripts/trim_gguf.py
 #                          .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf

@@ -7,13 +7,11 @@
 #   scripts/gpu-deps.sh [DIR]    (default .cache/gpu-deps)
 #
 # Writes DIR/debs/*.deb (apt-get download: compressed, a few MB, what a
-# device run carries) and unpacks them into DIR/root (dpkg -x) so the build
+# GPU machine needs) and unpacks them into DIR/root (dpkg -x) so the build
 # can be tried here too. On the GPU machine, scripts/gpu-check.sh unpacks
 # the debs itself and points CMake (CMAKE_PREFIX_PATH) and the loader
 # (LD_LIBRARY_PATH) at the result; see `gpu_deps_prefix` below, which it
 # sources.
-set -euo pipefail
-cd "$(dirname "$0")/.."
 
 # Headers + CMake configs (-dev) and the shared libraries they link to.
 GPU_DEPS_PACKAGES=(
@@ -40,8 +38,11 @@ gpu_deps_prefix() {
   echo "$root/usr"
 }
 
-# Sourced by gpu-check.sh for gpu_deps_prefix only.
+# Sourced by gpu-check.sh for gpu_deps_prefix only (and without changing
+# its shell options).
 if [ "${BASH_SOURCE[0]}" != "$0" ]; then return 0; fi
+set -euo pipefail
+cd "$(dirname "$0")/.."
 
 dir=${1:-.cache/gpu-deps}
 mkdir -p "$dir/debs"

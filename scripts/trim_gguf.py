@@ -3,13 +3,13 @@
 
     trim_gguf.py IN.gguf OUT.gguf N
 
-The device runs of scripts/gpu-check.sh carry at most 64 MiB, and the
-default model (98 MB) does not fit; its first layers with the real
-embedding, quantized weights and tokenizer do, and are as good a subject
-for comparing backends (CUDA vs CPU greedy tokens). The metadata is copied
-byte for byte except `<arch>.block_count`; tensors of blocks >= N are
-dropped and the rest re-laid out at the file's alignment. Standard library
-only.
+Files copied to the GPU machine for scripts/gpu-check.sh are capped at
+64 MiB, and the default model (98 MB) does not fit; its first layers with
+the real embedding, quantized weights and tokenizer do, and are as good a
+subject for comparing backends (CUDA vs CPU greedy tokens). The metadata
+is copied byte for byte except `<arch>.block_count`; tensors of blocks >= N
+are dropped and the rest re-laid out at the file's alignment. Standard
+library only.
 """
 import re
 import struct

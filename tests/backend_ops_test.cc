@@ -13,6 +13,7 @@
 // same tests through HostStagingBackend, which copies each op's host
 // arguments to the device and its results back; without a GPU they are
 // left out and BackendOpsTest.CudaBackendPresent is skipped.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <hwy/highway.h>
 #include <hwy/targets.h>
@@ -37,6 +38,7 @@
 #include "kernels/reference_ops.h"
 #include "kernels/rmsnorm.h"
 #include "tests/test_paths.h"
+#include "worker/backend_factory.h"
 
 #if TPSERVE_TEST_CUDA
 #include "kernels/cuda/cuda_backend.h"
@@ -167,10 +169,10 @@ class HostStagingBackend final : public Backend {
     Staging st(this);
     const size_t cache = static_cast<size_t>(layout.layers) *
                          layout.num_blocks * layout.BlockFloats();
-    const size_t nq = static_cast<size_t>(batch.n_tokens) * q_heads *
-                      layout.head_dim;
-    const size_t nkv = static_cast<size_t>(batch.n_tokens) * layout.kv_heads *
-                       layout.head_dim;
+    const size_t nq =
+        static_cast<size_t>(batch.n_tokens) * q_heads * layout.head_dim;
+    const size_t nkv =
+        static_cast<size_t>(batch.n_tokens) * layout.kv_heads * layout.head_dim;
     float* dkc = st.Out(k_cache, cache);
     float* dvc = st.Out(v_cache, cache);
     const float* dq = st.In(q, nq);
@@ -178,8 +180,8 @@ class HostStagingBackend final : public Backend {
     const float* dv = st.In(v, nkv);
     float* dout = st.Out(out, nq);
     if (!dkc || !dvc || !dq || !dk || !dv || !dout) return st.status;
-    return st.Finish(dev_->Attention(batch, layout, dkc, dvc, layer, dq, dk,
-                                     dv, q_heads, scale, dout));
+    return st.Finish(dev_->Attention(batch, layout, dkc, dvc, layer, dq, dk, dv,
+                                     q_heads, scale, dout));
   }
 
  private:
@@ -232,7 +234,7 @@ class HostStagingBackend final : public Backend {
   std::unique_ptr<Backend> dev_;
 };
 
-bool CudaUsable() {
+[[maybe_unused]] bool CudaUsable() {
 #if TPSERVE_TEST_CUDA
   return CudaDeviceCount() > 0;
 #else
@@ -444,8 +446,8 @@ void CheckMatMul(const MatMulCase& mc, std::vector<NamedBackend>& backends,
         ExpectClose(y, exact, abs_sum, &q_bound, kFloatTol,
                     label + " vs exact ref");
       } else {
-        ExpectClose(y, exact, abs_sum, nullptr,
-                    kFloatTol + nb.matmul_rel_err, label + " vs exact ref");
+        ExpectClose(y, exact, abs_sum, nullptr, kFloatTol + nb.matmul_rel_err,
+                    label + " vs exact ref");
       }
     };
     if (!nb.quantizes_acts) {
@@ -501,6 +503,29 @@ TEST(BackendOpsTest, MatMulEveryTypeOddShapes) {
   }
 }
 
+// Backend selection by name (the worker's --backend): a CUDA request in a
+// build or on a machine without CUDA is a clear FailedPrecondition.
+TEST(BackendFactoryTest, NamesAndAvailability) {
+  auto cpu = MakeBackend("cpu", 2, 0);
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  EXPECT_EQ((*cpu)->name(), "cpu");
+  EXPECT_EQ(MakeBackend("tpu", 1, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto cuda = MakeBackend("cuda", 1, 0);
+  if (!CudaBackendCompiled()) {
+    EXPECT_EQ(cuda.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(std::string(cuda.status().message()),
+                ::testing::HasSubstr("this build has no CUDA"));
+  } else if (CudaDevices() == 0) {
+    EXPECT_EQ(cuda.status().code(), absl::StatusCode::kFailedPrecondition);
+  } else {
+    ASSERT_TRUE(cuda.ok()) << cuda.status();
+    EXPECT_EQ((*cuda)->name(), "cuda");
+    EXPECT_EQ(MakeBackend("cuda", 1, CudaDevices()).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+  }
+}
+
 // The CUDA kernels' decoders (kernels/cuda/dequant.cuh), run on the host:
 // bit-exact with DequantizeRow for every type, also without a GPU.
 TEST(BackendOpsTest, CudaDecodersMatchReferenceOnHost) {
@@ -522,15 +547,15 @@ TEST(BackendOpsTest, CudaDecodersMatchReferenceOnHost) {
       std::vector<uint8_t> data = RandomWeights(type, rows, cols, stride, rng);
       // 16-byte aligned copy, as UploadWeights lays rows out on the device.
       std::vector<uint8_t> buf(data.size() + 16);
-      uint8_t* base = buf.data() + (16 - reinterpret_cast<uintptr_t>(
-                                             buf.data()) % 16) % 16;
+      uint8_t* base =
+          buf.data() + (16 - reinterpret_cast<uintptr_t>(buf.data()) % 16) % 16;
       std::memcpy(base, data.data(), data.size());
       const WeightMatrix w{type, rows, cols, base, stride};
       for (int64_t r = 0; r < rows; ++r) {
         std::vector<float> want(cols), got(cols, NAN);
-        ASSERT_TRUE(DequantizeRow(type, base + r * stride, packed, cols,
-                                  want.data())
-                        .ok());
+        ASSERT_TRUE(
+            DequantizeRow(type, base + r * stride, packed, cols, want.data())
+                .ok());
         ASSERT_TRUE(
             cuda::DequantizeRowWithDeviceDecoders(w, r, got.data()).ok());
         ASSERT_EQ(0, std::memcmp(got.data(), want.data(), cols * 4))

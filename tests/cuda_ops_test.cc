@@ -44,8 +44,8 @@
 namespace tpserve {
 namespace {
 
-#define SKIP_WITHOUT_GPU()                                  \
-  do {                                                      \
+#define SKIP_WITHOUT_GPU()                                        \
+  do {                                                            \
     if (CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device"; \
   } while (0)
 
@@ -204,9 +204,8 @@ TEST(CudaGraphTest, CaptureAndReplayBackendOps) {
     ASSERT_TRUE(b.CopyToHost(*x, got.data(), n).ok());
     ASSERT_TRUE(AddReference(want.data(), hy.data(), n).ok());
     ASSERT_TRUE(SiluMulReference(want.data(), hy.data(), n).ok());
-    ASSERT_TRUE(RmsNormReference(want, ones, 1, n, 1e-5f,
-                                 absl::MakeSpan(want))
-                    .ok());
+    ASSERT_TRUE(
+        RmsNormReference(want, ones, 1, n, 1e-5f, absl::MakeSpan(want)).ok());
     for (int64_t i = 0; i < n; ++i) {
       ASSERT_NEAR(got[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << i;
     }
@@ -253,13 +252,12 @@ absl::StatusOr<GreedyRun> RunGreedy(const ModelWeights& model,
     if (backend_name == "cpu") {
       backend = MakeCpuBackend(2);
     } else {
-      TP_ASSIGN_OR_RETURN(backend,
-                          MakeCudaBackend(rank % CudaDeviceCount()));
+      TP_ASSIGN_OR_RETURN(backend, MakeCudaBackend(rank % CudaDeviceCount()));
     }
     std::unique_ptr<Communicator> inner, comm;
     if (comm_kind == Comm::kGloo) {
-      TP_ASSIGN_OR_RETURN(inner, GlooCommunicator::Create(store, "cuda_test",
-                                                          rank, tp, {}));
+      TP_ASSIGN_OR_RETURN(
+          inner, GlooCommunicator::Create(store, "cuda_test", rank, tp, {}));
       if (backend_name == "cuda") {
         comm = std::make_unique<HostStagedCommunicator>(inner.get(),
                                                         backend.get());
@@ -270,14 +268,14 @@ absl::StatusOr<GreedyRun> RunGreedy(const ModelWeights& model,
       NcclOptions options;
       options.device = CudaBackendDevice(*backend);
       options.stream = CudaBackendStream(*backend);
-      TP_ASSIGN_OR_RETURN(comm, CreateNcclCommunicator(store, "nccl", rank, tp,
-                                                       options));
+      TP_ASSIGN_OR_RETURN(
+          comm, CreateNcclCommunicator(store, "nccl", rank, tp, options));
     }
     const int64_t max_len = static_cast<int64_t>(prompt.size()) + steps;
     const int64_t blocks = (max_len + 15) / 16;
-    TP_ASSIGN_OR_RETURN(auto shard,
-                        LlamaShard::Create(model, plan, backend.get(),
-                                           comm.get(), blocks, 16));
+    TP_ASSIGN_OR_RETURN(
+        auto shard,
+        LlamaShard::Create(model, plan, backend.get(), comm.get(), blocks, 16));
     StepInput step;
     step.block_offsets = {0, static_cast<int32_t>(blocks)};
     for (int32_t b = 0; b < blocks; ++b) step.block_table.push_back(b);
@@ -385,9 +383,9 @@ TEST_F(CudaEngineTest, GreedyContinuationsMatchLlamaCpp) {
     GreedyRun want;
     want.tokens = c["greedy"].get<std::vector<int32_t>>();
     want.margins = c["margins"].get<std::vector<float>>();
-    auto r = RunGreedy(*model_, c["prompt"].get<std::vector<int32_t>>(),
-                       static_cast<int>(want.tokens.size()), 1, "cuda",
-                       Comm::kNone);
+    auto r =
+        RunGreedy(*model_, c["prompt"].get<std::vector<int32_t>>(),
+                  static_cast<int>(want.tokens.size()), 1, "cuda", Comm::kNone);
     ASSERT_TRUE(r.ok()) << r.status();
     compared += ExpectSameGreedy(*r, want, 1.5f, "cuda vs llama.cpp");
     const nlohmann::json& first = c["first_step"];

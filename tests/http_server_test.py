@@ -468,7 +468,30 @@ class DisconnectTest(unittest.TestCase):
         r = self.post_until_not_429({"prompt": "Hello", "max_tokens": 4})
         self.assertEqual(r.status_code, 200, r.text)
         client.close()
-        self.assertEqual(self.server.stop(), 0)
+
+        # SIGTERM with a stream in flight: /health and new requests get 503
+        # at once; the stream runs on for --drain-seconds (2), then ends with
+        # an error event and [DONE], and the process exits 0.
+        a_client, a = self.open_stream(LONG)
+        a_lines = a.iter_lines()
+        self.assertTrue(next(a_lines).startswith("data: "))
+        self.server.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while True:
+            health = httpx.get(self.server.url + "/health")
+            if health.status_code == 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(health.status_code, 503)
+        self.assertEqual(health.json()["status"], "unavailable")
+        r = httpx.post(self.server.url + "/v1/completions",
+                       json={"prompt": "Hi", "max_tokens": 2})
+        assert_error_object(self, r, 503)
+        rest = [line for line in a_lines if line]
+        self.assertEqual(rest[-1], "data: [DONE]")
+        self.assertIn("error", json.loads(rest[-2][len("data: "):]))
+        a_client.close()
+        self.assertEqual(self.server.proc.wait(30), 0)
 
 
 class ApiKeyTest(unittest.TestCase):

@@ -94,8 +94,9 @@ TEST(ParseRequestTest, DefaultsAndNulls) {
   EXPECT_FALSE(c.model.has_value());
   EXPECT_FALSE(c.prompts[0].render_special_tokens());
 
-  ParsedRequest chat = Parse(R"({"messages": [{"role": "user", "content": "hi"}]})",
-                             Endpoint::kChatCompletions);
+  ParsedRequest chat =
+      Parse(R"({"messages": [{"role": "user", "content": "hi"}]})",
+            Endpoint::kChatCompletions);
   ASSERT_EQ(chat.prompts.size(), 1u);
   EXPECT_EQ(chat.prompts[0].max_tokens(), 0);  // The rest of the context.
 }
@@ -109,17 +110,18 @@ TEST(ParseRequestTest, MaxCompletionTokensWins) {
 }
 
 TEST(ParseRequestTest, PromptShapes) {
-  ParsedRequest strings = Parse(R"({"prompt": ["a", "b", "c"]})",
-                                Endpoint::kCompletions);
+  ParsedRequest strings =
+      Parse(R"({"prompt": ["a", "b", "c"]})", Endpoint::kCompletions);
   ASSERT_EQ(strings.prompts.size(), 3u);
   EXPECT_EQ(strings.prompts[2].text(), "c");
 
   ParsedRequest ids = Parse(R"({"prompt": [1, 2, 3]})", Endpoint::kCompletions);
   ASSERT_EQ(ids.prompts.size(), 1u);
-  EXPECT_THAT(ids.prompts[0].token_ids().ids(), ::testing::ElementsAre(1, 2, 3));
+  EXPECT_THAT(ids.prompts[0].token_ids().ids(),
+              ::testing::ElementsAre(1, 2, 3));
 
-  ParsedRequest lists = Parse(R"({"prompt": [[1, 2], [3]]})",
-                              Endpoint::kCompletions);
+  ParsedRequest lists =
+      Parse(R"({"prompt": [[1, 2], [3]]})", Endpoint::kCompletions);
   ASSERT_EQ(lists.prompts.size(), 2u);
   EXPECT_THAT(lists.prompts[1].token_ids().ids(), ::testing::ElementsAre(3));
 
@@ -128,20 +130,20 @@ TEST(ParseRequestTest, PromptShapes) {
                                Endpoint::kCompletions);
   EXPECT_EQ(shared.prompts[1].max_tokens(), 3);
 
-  EXPECT_THAT(ParseError(R"({"prompt": ["a", 1]})", Endpoint::kCompletions)
-                  .message(),
-              StartsWith("prompt[1] is an integer"));
+  EXPECT_THAT(
+      ParseError(R"({"prompt": ["a", 1]})", Endpoint::kCompletions).message(),
+      StartsWith("prompt[1] is an integer"));
   EXPECT_THAT(ParseError(R"({"prompt": []})", Endpoint::kCompletions).message(),
               HasSubstr("empty"));
   EXPECT_THAT(ParseError(R"({"prompt": 5})", Endpoint::kCompletions).message(),
               StartsWith("prompt is an integer"));
-  EXPECT_THAT(ParseError(R"({"max_tokens": 5})", Endpoint::kCompletions)
-                  .message(),
-              StartsWith("prompt is required"));
-  EXPECT_THAT(ParseError(R"({"prompt": [1, 5000000000]})",
-                         Endpoint::kCompletions)
-                  .message(),
-              StartsWith("prompt[1] = 5000000000 is out of range"));
+  EXPECT_THAT(
+      ParseError(R"({"max_tokens": 5})", Endpoint::kCompletions).message(),
+      StartsWith("prompt is required"));
+  EXPECT_THAT(
+      ParseError(R"({"prompt": [1, 5000000000]})", Endpoint::kCompletions)
+          .message(),
+      StartsWith("prompt[1] = 5000000000 is out of range"));
 }
 
 TEST(ParseRequestTest, ChatMessages) {
@@ -176,12 +178,12 @@ TEST(ParseRequestTest, ChatMessages) {
                          Endpoint::kChatCompletions)
                   .message(),
               StartsWith("messages[0].role is required"));
-  EXPECT_THAT(ParseError(R"({"messages": "hi"})", Endpoint::kChatCompletions)
-                  .message(),
-              StartsWith("messages is a string"));
-  EXPECT_THAT(ParseError(R"({"prompt": "hi"})", Endpoint::kChatCompletions)
-                  .message(),
-              StartsWith("messages is required"));
+  EXPECT_THAT(
+      ParseError(R"({"messages": "hi"})", Endpoint::kChatCompletions).message(),
+      StartsWith("messages is a string"));
+  EXPECT_THAT(
+      ParseError(R"({"prompt": "hi"})", Endpoint::kChatCompletions).message(),
+      StartsWith("messages is required"));
 }
 
 TEST(ParseRequestTest, TypeErrorsNameTheParameter) {
@@ -190,9 +192,12 @@ TEST(ParseRequestTest, TypeErrorsNameTheParameter) {
     const char* prefix;
   };
   for (const Case& c : std::vector<Case>{
-           {R"({"prompt": "x", "temperature": "0.5"})", "temperature is a string"},
-           {R"({"prompt": "x", "temperature": "NaN"})", "temperature is a string"},
-           {R"({"prompt": "x", "max_tokens": 1.5})", "max_tokens is a floating"},
+           {R"({"prompt": "x", "temperature": "0.5"})",
+            "temperature is a string"},
+           {R"({"prompt": "x", "temperature": "NaN"})",
+            "temperature is a string"},
+           {R"({"prompt": "x", "max_tokens": 1.5})",
+            "max_tokens is a floating"},
            {R"({"prompt": "x", "max_tokens": "5"})", "max_tokens is a string"},
            {R"({"prompt": "x", "stream": "yes"})", "stream is a string"},
            {R"({"prompt": "x", "stop": 5})", "stop is an integer"},
@@ -219,9 +224,8 @@ TEST(ParseRequestTest, TypeErrorsNameTheParameter) {
     EXPECT_EQ(e.type, "invalid_request_error");
     EXPECT_FALSE(e.param.empty()) << c.body;
   }
-  EXPECT_THAT(
-      ParseError("[1, 2]", Endpoint::kCompletions).message(),
-      HasSubstr("expected a JSON object"));
+  EXPECT_THAT(ParseError("[1, 2]", Endpoint::kCompletions).message(),
+              HasSubstr("expected a JSON object"));
 }
 
 TEST(ParseRequestTest, ValuesAreLeftToPrepareRequest) {
@@ -244,18 +248,18 @@ TEST(ParseRequestTest, ValuesAreLeftToPrepareRequest) {
 TEST(ParseRequestTest, ChoiceLimits) {
   EXPECT_EQ(Parse(R"({"prompt": "x", "n": 128})", Endpoint::kCompletions).n,
             128);
-  EXPECT_THAT(ParseError(R"({"prompt": ["a", "b"], "n": 100})",
-                         Endpoint::kCompletions)
-                  .message(),
-              HasSubstr("over the limit of 128"));
-  EXPECT_THAT(ParseError(R"({"prompt": "x", "best_of": 3})",
-                         Endpoint::kCompletions)
-                  .message(),
-              HasSubstr("best_of other than n is not supported"));
-  EXPECT_EQ(Parse(R"({"prompt": "x", "best_of": 2, "n": 2})",
-                  Endpoint::kCompletions)
-                .n,
-            2);
+  EXPECT_THAT(
+      ParseError(R"({"prompt": ["a", "b"], "n": 100})", Endpoint::kCompletions)
+          .message(),
+      HasSubstr("over the limit of 128"));
+  EXPECT_THAT(
+      ParseError(R"({"prompt": "x", "best_of": 3})", Endpoint::kCompletions)
+          .message(),
+      HasSubstr("best_of other than n is not supported"));
+  EXPECT_EQ(
+      Parse(R"({"prompt": "x", "best_of": 2, "n": 2})", Endpoint::kCompletions)
+          .n,
+      2);
 }
 
 TEST(ParseRequestTest, ChatLogprobs) {
@@ -295,7 +299,8 @@ TEST(ApiErrorTest, RenamesProtoFieldsAndMapsCodes) {
   ApiError e = ApiErrorFromStatus(absl::InvalidArgumentError(
       "sampling.temperature must be a finite number in [0, 100], got nan"));
   EXPECT_EQ(e.http_status, 400);
-  EXPECT_EQ(e.message, "temperature must be a finite number in [0, 100], got nan");
+  EXPECT_EQ(e.message,
+            "temperature must be a finite number in [0, 100], got nan");
   EXPECT_EQ(e.param, "temperature");
 
   e = ApiErrorFromStatus(absl::InvalidArgumentError(
@@ -315,8 +320,7 @@ TEST(ApiErrorTest, RenamesProtoFieldsAndMapsCodes) {
       absl::InvalidArgumentError("max_tokens must be in [0, 8191], got -1"));
   EXPECT_EQ(e.param, "max_tokens");
 
-  e = ApiErrorFromStatus(
-      absl::InvalidArgumentError("request_id is too long"));
+  e = ApiErrorFromStatus(absl::InvalidArgumentError("request_id is too long"));
   EXPECT_EQ(e.param, "");
 
   struct Case {
@@ -345,10 +349,9 @@ TEST(ApiErrorTest, RenamesProtoFieldsAndMapsCodes) {
 TEST(ApiErrorTest, ErrorJsonShape) {
   ordered_json j = ErrorJson(MakeApiError(404, "The model `x` does not exist",
                                           "model", "model_not_found"));
-  EXPECT_EQ(Dump(j),
-            R"({"error":{"message":"The model `x` does not exist",)"
-            R"("type":"invalid_request_error","param":"model",)"
-            R"("code":"model_not_found"}})");
+  EXPECT_EQ(Dump(j), R"({"error":{"message":"The model `x` does not exist",)"
+                     R"("type":"invalid_request_error","param":"model",)"
+                     R"("code":"model_not_found"}})");
   j = ErrorJson(MakeApiError(500, "bug"));
   EXPECT_TRUE(j["error"]["param"].is_null());
   EXPECT_TRUE(j["error"]["code"].is_null());
@@ -364,7 +367,8 @@ TEST(DumpTest, NeverThrowsOnInvalidUtf8) {
 
 std::string FakeToken(int32_t id) { return "t" + std::to_string(id); }
 
-v1::TokenLogprob Lp(int32_t id, float lp, std::vector<std::pair<int32_t, float>> top) {
+v1::TokenLogprob Lp(int32_t id, float lp,
+                    std::vector<std::pair<int32_t, float>> top) {
   v1::TokenLogprob out;
   out.set_token_id(id);
   out.set_logprob(lp);
@@ -439,8 +443,8 @@ TEST(ResponseJsonTest, CompletionLogprobs) {
   EXPECT_DOUBLE_EQ(lp["top_logprobs"][1]["t5"].get<double>(), -4.0);
   // logprobs: 0 asks for no alternatives.
   meta.top_logprobs = 0;
-  lp = ResponseJson(meta, {c}, UsageJson(1, 2), FakeToken)["choices"][0]
-                   ["logprobs"];
+  lp = ResponseJson(meta, {c}, UsageJson(1, 2),
+                    FakeToken)["choices"][0]["logprobs"];
   EXPECT_TRUE(lp["top_logprobs"].is_null());
 }
 

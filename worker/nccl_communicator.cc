@@ -17,8 +17,8 @@ absl::Status NcclStatus(ncclResult_t r, const char* what) {
 
 absl::Status CudaCall(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat("CUDA error in ", what, ": ",
-                                          cudaGetErrorString(err)));
+  return absl::InternalError(
+      absl::StrCat("CUDA error in ", what, ": ", cudaGetErrorString(err)));
 }
 
 // Whether `p` is device (or managed) memory; host memory, registered or
@@ -137,7 +137,8 @@ absl::StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::Create(
     std::chrono::milliseconds timeout) {
   NcclOptions options;
   options.timeout = timeout;
-  if (absl::Status s = CudaCall(cudaGetDevice(&options.device), "cudaGetDevice");
+  if (absl::Status s =
+          CudaCall(cudaGetDevice(&options.device), "cudaGetDevice");
       !s.ok()) {
     return s;
   }
@@ -185,10 +186,10 @@ absl::Status NcclCommunicator::AllReduceSum(float* data, size_t count,
   if (host) {
     if (absl::Status s = Staging(count * sizeof(float)); !s.ok()) return s;
     buf = static_cast<float*>(staging_);
-    if (absl::Status s = CudaCall(
-            cudaMemcpyAsync(buf, data, count * sizeof(float),
-                            cudaMemcpyHostToDevice, stream),
-            "cudaMemcpyAsync");
+    if (absl::Status s =
+            CudaCall(cudaMemcpyAsync(buf, data, count * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream),
+                     "cudaMemcpyAsync");
         !s.ok()) {
       return s;
     }
@@ -238,10 +239,10 @@ absl::Status NcclCommunicator::AllGatherV(const float* in,
   const float* din = in;
   if (in_host) {
     float* d = static_cast<float*>(staging_) + (out_host ? total : 0);
-    if (absl::Status s = CudaCall(
-            cudaMemcpyAsync(d, in, mine * sizeof(float),
-                            cudaMemcpyHostToDevice, stream),
-            "cudaMemcpyAsync");
+    if (absl::Status s =
+            CudaCall(cudaMemcpyAsync(d, in, mine * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream),
+                     "cudaMemcpyAsync");
         !s.ok()) {
       return s;
     }
@@ -252,10 +253,10 @@ absl::Status NcclCommunicator::AllGatherV(const float* in,
   size_t offset = 0;
   for (int r = 0; r < world_ && s.ok(); ++r) {
     if (counts[r] > 0) {
-      s = NcclStatus(ncclBroadcast(r == rank_ ? din : dout + offset,
-                                   dout + offset, counts[r], ncclFloat32, r,
-                                   comm_, stream),
-                     "ncclBroadcast");
+      s = NcclStatus(
+          ncclBroadcast(r == rank_ ? din : dout + offset, dout + offset,
+                        counts[r], ncclFloat32, r, comm_, stream),
+          "ncclBroadcast");
     }
     offset += counts[r];
   }
@@ -290,18 +291,17 @@ absl::Status NcclCommunicator::Broadcast(void* data, size_t count, int root) {
     if (absl::Status s = Staging(count); !s.ok()) return s;
     buf = staging_;
     if (rank_ == root) {
-      if (absl::Status s = CudaCall(cudaMemcpyAsync(buf, data, count,
-                                                    cudaMemcpyHostToDevice,
-                                                    stream),
-                                    "cudaMemcpyAsync");
+      if (absl::Status s = CudaCall(
+              cudaMemcpyAsync(buf, data, count, cudaMemcpyHostToDevice, stream),
+              "cudaMemcpyAsync");
           !s.ok()) {
         return s;
       }
     }
   }
-  absl::Status s = NcclStatus(
-      ncclBroadcast(buf, buf, count, ncclUint8, root, comm_, stream),
-      "ncclBroadcast");
+  absl::Status s =
+      NcclStatus(ncclBroadcast(buf, buf, count, ncclUint8, root, comm_, stream),
+                 "ncclBroadcast");
   if (!s.ok()) {
     Abort();
     return s;

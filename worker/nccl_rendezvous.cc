@@ -8,8 +8,8 @@
 namespace tpserve {
 
 absl::StatusOr<std::unique_ptr<NcclCommunicator>> CreateNcclCommunicator(
-    gloo::rendezvous::Store& store, const std::string& key, int rank,
-    int world, const NcclOptions& options) {
+    gloo::rendezvous::Store& store, const std::string& key, int rank, int world,
+    const NcclOptions& options) {
   if (world < 1 || rank < 0 || rank >= world) {
     return absl::InvalidArgumentError(
         absl::StrCat("NCCL: rank ", rank, " of world ", world, " is invalid"));

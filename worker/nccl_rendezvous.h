@@ -21,8 +21,8 @@ namespace tpserve {
 // or DeadlineExceeded (the store did not deliver the id in time), and
 // NcclCommunicator::Create's.
 absl::StatusOr<std::unique_ptr<NcclCommunicator>> CreateNcclCommunicator(
-    gloo::rendezvous::Store& store, const std::string& key, int rank,
-    int world, const NcclOptions& options);
+    gloo::rendezvous::Store& store, const std::string& key, int rank, int world,
+    const NcclOptions& options);
 
 }  // namespace tpserve
 

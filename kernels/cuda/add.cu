@@ -24,7 +24,8 @@ absl::Status Add(float* x, const float* y, int64_t n, cudaStream_t stream) {
   }
   if (n == 0) return absl::OkStatus();
   constexpr int kThreads = 256;
-  const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 65535);
+  const int64_t blocks =
+      std::min<int64_t>((n + kThreads - 1) / kThreads, 65535);
   AddKernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(x, y, n);
   return CudaStatus(cudaGetLastError(), "AddKernel launch");
 }

@@ -34,7 +34,8 @@ static_assert(kChunk == 32, "the softmax step maps one lane per position");
 
 __device__ __forceinline__ float WarpMax(float v) {
 #pragma unroll
-  for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  for (int o = 16; o > 0; o /= 2)
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
 
@@ -54,14 +55,14 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t kvh = blockIdx.y, split = blockIdx.z;
   const int64_t hd = b.head_dim;
   const int rows = tile.nt * tile.nh;
-  float* qs = smem;                      // [rows][hd], pre-scaled.
-  float* ks = qs + rows * hd;            // [kChunk][hd + 1]
-  float* vs = ks + kChunk * (hd + 1);    // [kChunk][hd]
-  float* sc = vs + kChunk * hd;          // [rows][kChunk]
-  float* o = sc + rows * kChunk;         // [rows][hd]
-  float* row_max = o + rows * hd;        // [rows]
-  float* row_sum = row_max + rows;       // [rows]
-  float* row_alpha = row_sum + rows;     // [rows]
+  float* qs = smem;                    // [rows][hd], pre-scaled.
+  float* ks = qs + rows * hd;          // [kChunk][hd + 1]
+  float* vs = ks + kChunk * (hd + 1);  // [kChunk][hd]
+  float* sc = vs + kChunk * hd;        // [rows][kChunk]
+  float* o = sc + rows * kChunk;       // [rows][hd]
+  float* row_max = o + rows * hd;      // [rows]
+  float* row_sum = row_max + rows;     // [rows]
+  float* row_alpha = row_sum + rows;   // [rows]
 
   // Row r: token t0 + r / nh, query head kvh * group + h0 + r % nh.
   auto q_row = [&](int r) -> size_t {
@@ -164,8 +165,8 @@ __global__ void __launch_bounds__(kThreads)
 
 size_t AttentionSmemBytes(int64_t head_dim, int rows) {
   const size_t hd = static_cast<size_t>(head_dim);
-  const size_t floats = static_cast<size_t>(rows) * (2 * hd + kChunk + 3) +
-                        kChunk * (2 * hd + 1);
+  const size_t floats =
+      static_cast<size_t>(rows) * (2 * hd + kChunk + 3) + kChunk * (2 * hd + 1);
   return floats * sizeof(float);
 }
 
@@ -209,8 +210,8 @@ absl::Status AttentionPartial(const PagedBatch& b, const AttentionTile* tiles,
                   static_cast<unsigned>(b.kv_heads),
                   static_cast<unsigned>(splits));
   AttentionKernel<<<grid, kThreads, smem, stream>>>(
-      b, tiles, q, q_heads, q_heads / b.kv_heads, scale, split_len, splits,
-      out, part_o, part_ml);
+      b, tiles, q, q_heads, q_heads / b.kv_heads, scale, split_len, splits, out,
+      part_o, part_ml);
   return CudaStatus(cudaGetLastError(), "AttentionKernel launch");
 }
 

@@ -28,7 +28,8 @@ absl::Status ConvertF32ToBf16(const float* x, int64_t n, uint16_t* out,
   }
   if (n == 0) return absl::OkStatus();
   constexpr int kThreads = 256;
-  const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 65535);
+  const int64_t blocks =
+      std::min<int64_t>((n + kThreads - 1) / kThreads, 65535);
   ConvertF32ToBf16Kernel<<<static_cast<unsigned>(blocks), kThreads, 0,
                            stream>>>(x, n, out);
   return CudaStatus(cudaGetLastError(), "ConvertF32ToBf16Kernel launch");

@@ -225,7 +225,8 @@ CudaBackend::~CudaBackend() {
 absl::Status CudaBackend::Activate() {
   int current = -1;
   TP_CUDA_RETURN_IF_ERROR(cudaGetDevice(&current));
-  if (current != opt_.device) TP_CUDA_RETURN_IF_ERROR(cudaSetDevice(opt_.device));
+  if (current != opt_.device)
+    TP_CUDA_RETURN_IF_ERROR(cudaSetDevice(opt_.device));
   return absl::OkStatus();
 }
 
@@ -239,10 +240,10 @@ absl::Status CudaBackend::CheckDevice(const void* p, size_t bytes,
       return absl::OkStatus();
     }
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "CUDA backend: ", what,
-      " is not device memory of this backend (upload weights with "
-      "UploadWeights and allocate with AllocFloats)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("CUDA backend: ", what,
+                   " is not device memory of this backend (upload weights with "
+                   "UploadWeights and allocate with AllocFloats)"));
 }
 
 absl::StatusOr<float*> CudaBackend::AllocFloats(size_t count) {
@@ -287,8 +288,10 @@ absl::StatusOr<WeightMatrix> CudaBackend::UploadWeights(const WeightMatrix& w) {
   if (err != cudaSuccess) {
     cudaGetLastError();
     return absl::ResourceExhaustedError(
-        absl::StrCat("cannot allocate ", bytes, " bytes of weights on CUDA "
-                     "device ", opt_.device, ": ", cudaGetErrorString(err)));
+        absl::StrCat("cannot allocate ", bytes,
+                     " bytes of weights on CUDA "
+                     "device ",
+                     opt_.device, ": ", cudaGetErrorString(err)));
   }
   allocs_[reinterpret_cast<uintptr_t>(p)] = bytes;
   // Pitched copy: drops the source's row padding (a column slice's stride)
@@ -357,9 +360,8 @@ absl::Status CudaBackend::EmbeddingGather(const WeightMatrix& table,
                                static_cast<int64_t>(ids.size()), out, stream_);
 }
 
-absl::Status CudaBackend::RmsNorm(const float* x, const float* weight,
-                                  float* y, int64_t rows, int64_t cols,
-                                  float eps) {
+absl::Status CudaBackend::RmsNorm(const float* x, const float* weight, float* y,
+                                  int64_t rows, int64_t cols, float eps) {
   if (rows < 0 || cols <= 0 ||
       (rows > 0 && (x == nullptr || y == nullptr || weight == nullptr))) {
     return absl::InvalidArgumentError("RmsNorm: bad arguments");
@@ -412,8 +414,8 @@ absl::Status CudaBackend::MatMul(const WeightMatrix& w, const float* x,
       weight_bf16_.Get(static_cast<size_t>(tile) * w.cols * 2, stream_));
   for (int64_t r0 = 0; r0 < w.rows; r0 += tile) {
     const int64_t rc = std::min(tile, w.rows - r0);
-    TP_RETURN_IF_ERROR(cuda::DequantizeToBf16(
-        w, r0, rc, static_cast<uint16_t*>(wb), stream_));
+    TP_RETURN_IF_ERROR(
+        cuda::DequantizeToBf16(w, r0, rc, static_cast<uint16_t*>(wb), stream_));
     TP_RETURN_IF_ERROR(cuda::MatmulEx(cublas_, stream_, cuda::GemmInput::kBf16,
                                       xb, wb, w.cols, y + r0, w.rows, n, rc,
                                       w.cols));
@@ -488,11 +490,11 @@ absl::Status CudaBackend::Add(float* x, const float* y, int64_t n) {
 }
 
 absl::Status CudaBackend::Attention(const AttentionBatch& batch,
-                                    const KvCacheLayout& layout,
-                                    float* k_cache, float* v_cache,
-                                    int64_t layer, const float* q,
-                                    const float* k, const float* v,
-                                    int64_t q_heads, float scale, float* out) {
+                                    const KvCacheLayout& layout, float* k_cache,
+                                    float* v_cache, int64_t layer,
+                                    const float* q, const float* k,
+                                    const float* v, int64_t q_heads,
+                                    float scale, float* out) {
   if (absl::Status s = ValidateAttention(batch, layout, k_cache, v_cache, layer,
                                          q, k, v, q_heads, out);
       !s.ok()) {
@@ -537,11 +539,10 @@ absl::Status CudaBackend::Attention(const AttentionBatch& batch,
         len = std::max<int64_t>(len, int64_t{batch.pos[t + nt]} + 1);
         ++nt;
       }
-      const cuda::AttentionTile tile{static_cast<int32_t>(t),
-                                     static_cast<int32_t>(nt),
-                                     static_cast<int32_t>(h0),
-                                     static_cast<int32_t>(nh),
-                                     static_cast<int32_t>(len)};
+      const cuda::AttentionTile tile{
+          static_cast<int32_t>(t), static_cast<int32_t>(nt),
+          static_cast<int32_t>(h0), static_cast<int32_t>(nh),
+          static_cast<int32_t>(len)};
       const int32_t* f = &tile.t0;
       tiles_.insert(tiles_.end(), f, f + 5);
       max_len = std::max(max_len, len);

@@ -79,7 +79,7 @@ TP_HD void DequantUnit(const uint8_t* __restrict__ row, int64_t u,
                        float y[32]) {
   if constexpr (T == GgmlType::kF32) {
     const float4* p = reinterpret_cast<const float4*>(row) + u * 8;
-TP_UNROLL
+    TP_UNROLL
     for (int k = 0; k < 8; ++k) {
       const float4 v = p[k];
       y[4 * k] = v.x;
@@ -89,11 +89,11 @@ TP_UNROLL
     }
   } else if constexpr (T == GgmlType::kF16 || T == GgmlType::kBF16) {
     const uint4* p = reinterpret_cast<const uint4*>(row) + u * 4;
-TP_UNROLL
+    TP_UNROLL
     for (int k = 0; k < 4; ++k) {
       const uint4 v = p[k];
       const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-TP_UNROLL
+      TP_UNROLL
       for (int e = 0; e < 4; ++e) {
         const uint16_t lo = static_cast<uint16_t>(w[e] & 0xFFFF);
         const uint16_t hi = static_cast<uint16_t>(w[e] >> 16);
@@ -109,7 +109,7 @@ TP_UNROLL
   } else if constexpr (T == GgmlType::kQ8_0) {
     const uint8_t* b = row + u * sizeof(BlockQ8_0);
     const float d = HalfBits(Ld16(b));
-TP_UNROLL
+    TP_UNROLL
     for (int j = 0; j < 16; ++j) {
       const uint16_t q = Ld16(b + 2 + 2 * j);
       y[2 * j] = static_cast<int8_t>(q & 0xFF) * d;
@@ -122,10 +122,10 @@ TP_UNROLL
     const uint8_t* b = row + u * kBytes;
     const float d = HalfBits(Ld16(b));
     const float m = T == GgmlType::kQ4_1 ? HalfBits(Ld16(b + 2)) : 0.0f;
-TP_UNROLL
+    TP_UNROLL
     for (int j = 0; j < 8; ++j) {
       const uint16_t q2 = Ld16(b + kQs + 2 * j);
-TP_UNROLL
+      TP_UNROLL
       for (int e = 0; e < 2; ++e) {
         const int q = (q2 >> (8 * e)) & 0xFF;
         const int jj = 2 * j + e;
@@ -149,7 +149,7 @@ TP_UNROLL
     const uint32_t qh = static_cast<uint32_t>(Ld16(b + kQh)) |
                         static_cast<uint32_t>(Ld16(b + kQh + 2)) << 16;
     const uint8_t* qs = b + kQh + 4;
-TP_UNROLL
+    TP_UNROLL
     for (int j = 0; j < 16; ++j) {
       const uint32_t h0 = ((qh >> j) << 4) & 0x10;
       const uint32_t h1 = (qh >> (j + 12)) & 0x10;
@@ -177,7 +177,7 @@ TP_UNROLL
     // Chunk s / 2 of 32 bytes; even sub-blocks take low nibbles.
     const uint8_t* q = b + (T == GgmlType::kQ4_K ? 16 : 48) + 32 * (s / 2);
     const int shift = (s & 1) * 4;
-TP_UNROLL
+    TP_UNROLL
     for (int l = 0; l < 32; ++l) {
       int v = (q[l] >> shift) & 0xF;
       if constexpr (T == GgmlType::kQ5_K) {
@@ -197,7 +197,7 @@ TP_UNROLL
         b + offsetof(BlockQ6_K, scales) + 8 * half);
     const int nib = (k >> 1) * 4;  // k 0, 1: low nibbles; 2, 3: high.
     const int hsh = 2 * k;         // Bits 2k, 2k + 1 of qh.
-TP_UNROLL
+    TP_UNROLL
     for (int l = 0; l < 32; ++l) {
       const int q = (((ql[l] >> nib) & 0xF) | (((qh[l] >> hsh) & 3) << 4)) - 32;
       // (d * scale) first, then times q: ggml's `d * sc[is] * q`.
@@ -220,7 +220,7 @@ TP_HD float LoadScalar(const uint8_t* __restrict__ row, int64_t c) {
   }
 }
 
-constexpr bool IsFloatType(GgmlType t) {
+__host__ __device__ constexpr bool IsFloatType(GgmlType t) {
   return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16;
 }
 
@@ -234,18 +234,41 @@ using TypeTag = std::integral_constant<GgmlType, T>;
 template <typename F>
 bool DispatchWeightType(GgmlType type, F&& f) {
   switch (type) {
-    case GgmlType::kF32: f(TypeTag<GgmlType::kF32>{}); return true;
-    case GgmlType::kF16: f(TypeTag<GgmlType::kF16>{}); return true;
-    case GgmlType::kBF16: f(TypeTag<GgmlType::kBF16>{}); return true;
-    case GgmlType::kQ8_0: f(TypeTag<GgmlType::kQ8_0>{}); return true;
-    case GgmlType::kQ4_0: f(TypeTag<GgmlType::kQ4_0>{}); return true;
-    case GgmlType::kQ4_1: f(TypeTag<GgmlType::kQ4_1>{}); return true;
-    case GgmlType::kQ5_0: f(TypeTag<GgmlType::kQ5_0>{}); return true;
-    case GgmlType::kQ5_1: f(TypeTag<GgmlType::kQ5_1>{}); return true;
-    case GgmlType::kQ4_K: f(TypeTag<GgmlType::kQ4_K>{}); return true;
-    case GgmlType::kQ5_K: f(TypeTag<GgmlType::kQ5_K>{}); return true;
-    case GgmlType::kQ6_K: f(TypeTag<GgmlType::kQ6_K>{}); return true;
-    default: return false;
+    case GgmlType::kF32:
+      f(TypeTag<GgmlType::kF32>{});
+      return true;
+    case GgmlType::kF16:
+      f(TypeTag<GgmlType::kF16>{});
+      return true;
+    case GgmlType::kBF16:
+      f(TypeTag<GgmlType::kBF16>{});
+      return true;
+    case GgmlType::kQ8_0:
+      f(TypeTag<GgmlType::kQ8_0>{});
+      return true;
+    case GgmlType::kQ4_0:
+      f(TypeTag<GgmlType::kQ4_0>{});
+      return true;
+    case GgmlType::kQ4_1:
+      f(TypeTag<GgmlType::kQ4_1>{});
+      return true;
+    case GgmlType::kQ5_0:
+      f(TypeTag<GgmlType::kQ5_0>{});
+      return true;
+    case GgmlType::kQ5_1:
+      f(TypeTag<GgmlType::kQ5_1>{});
+      return true;
+    case GgmlType::kQ4_K:
+      f(TypeTag<GgmlType::kQ4_K>{});
+      return true;
+    case GgmlType::kQ5_K:
+      f(TypeTag<GgmlType::kQ5_K>{});
+      return true;
+    case GgmlType::kQ6_K:
+      f(TypeTag<GgmlType::kQ6_K>{});
+      return true;
+    default:
+      return false;
   }
 }
 

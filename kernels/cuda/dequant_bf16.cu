@@ -47,9 +47,8 @@ __global__ void DequantizeToBf16Kernel(const uint8_t* __restrict__ w,
 
 }  // namespace
 
-absl::Status DequantizeToBf16(const WeightMatrix& w, int64_t row0,
-                              int64_t rows, uint16_t* out,
-                              cudaStream_t stream) {
+absl::Status DequantizeToBf16(const WeightMatrix& w, int64_t row0, int64_t rows,
+                              uint16_t* out, cudaStream_t stream) {
   if (absl::Status s = ValidateWeightMatrix(w); !s.ok()) return s;
   if (row0 < 0 || rows < 0 || row0 + rows > w.rows || out == nullptr) {
     return absl::InvalidArgumentError("cuda::DequantizeToBf16: bad rows");

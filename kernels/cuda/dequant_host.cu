@@ -10,8 +10,8 @@
 
 namespace tpserve::cuda {
 
-absl::Status DequantizeRowWithDeviceDecoders(const WeightMatrix& w,
-                                             int64_t row, float* out) {
+absl::Status DequantizeRowWithDeviceDecoders(const WeightMatrix& w, int64_t row,
+                                             float* out) {
   if (absl::Status s = ValidateWeightMatrix(w); !s.ok()) return s;
   if (row < 0 || row >= w.rows || out == nullptr) {
     return absl::InvalidArgumentError("DequantizeRowWithDeviceDecoders: row");
@@ -26,7 +26,8 @@ absl::Status DequantizeRowWithDeviceDecoders(const WeightMatrix& w,
     constexpr GgmlType T = decltype(tag)::value;
     for (int64_t u = 0; u < units; ++u) DequantUnit<T>(r, u, out + 32 * u);
     if constexpr (IsFloatType(T)) {
-      for (int64_t c = units * 32; c < w.cols; ++c) out[c] = LoadScalar<T>(r, c);
+      for (int64_t c = units * 32; c < w.cols; ++c)
+        out[c] = LoadScalar<T>(r, c);
     }
   });
   if (!ok) return absl::UnimplementedError("no device decoder for this type");

@@ -13,8 +13,8 @@ constexpr int kThreads = 128;
 
 template <GgmlType T>
 __global__ void EmbeddingGatherKernel(const uint8_t* __restrict__ table,
-                                      size_t stride, int64_t rows,
-                                      int64_t cols, int64_t row_begin,
+                                      size_t stride, int64_t rows, int64_t cols,
+                                      int64_t row_begin,
                                       const int32_t* __restrict__ ids,
                                       float* __restrict__ out) {
   // size_t: n * cols exceeds 2^31 for long prompts with a large hidden size.

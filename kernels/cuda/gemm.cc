@@ -17,9 +17,8 @@ absl::Status MatmulF32(cublasHandle_t handle, cudaStream_t stream,
 }
 
 absl::Status MatmulEx(cublasHandle_t handle, cudaStream_t stream,
-                      GemmInput type, const void* a, const void* w,
-                      int64_t ldw, float* c, int64_t ldc, int64_t m, int64_t n,
-                      int64_t k) {
+                      GemmInput type, const void* a, const void* w, int64_t ldw,
+                      float* c, int64_t ldc, int64_t m, int64_t n, int64_t k) {
   if (m < 0 || n <= 0 || k <= 0 || ldw < k || ldc < n || m > INT_MAX ||
       n > INT_MAX || k > INT_MAX || ldw > INT_MAX || ldc > INT_MAX) {
     return absl::InvalidArgumentError(

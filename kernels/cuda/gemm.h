@@ -26,9 +26,8 @@ enum class GemmInput { kF32, kBf16 };
 // (CUBLAS_COMPUTE_32F; tensor cores for bf16, none for f32). ldw >= k and
 // ldc >= n; ldc > n writes a column slice of a wider C (a row tile of W).
 absl::Status MatmulEx(cublasHandle_t handle, cudaStream_t stream,
-                      GemmInput type, const void* a, const void* w,
-                      int64_t ldw, float* c, int64_t ldc, int64_t m, int64_t n,
-                      int64_t k);
+                      GemmInput type, const void* a, const void* w, int64_t ldw,
+                      float* c, int64_t ldc, int64_t m, int64_t n, int64_t k);
 
 }  // namespace tpserve::cuda
 

@@ -18,7 +18,7 @@
 namespace tpserve::cuda {
 namespace {
 
-constexpr int kWarps = 8;  // Weight rows per CTA.
+constexpr int kWarps = 8;    // Weight rows per CTA.
 constexpr int kMaxRows = 8;  // Activation rows per pass over the weights.
 
 __device__ __forceinline__ float WarpSum(float v) {
@@ -118,8 +118,7 @@ absl::Status MatVec(const WeightMatrix& w, const float* x, int64_t n, float* y,
         "CudaBackend::UploadWeights)");
   }
   // float4 activation loads when every row starts 16-byte aligned.
-  const bool vec =
-      w.cols % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  const bool vec = w.cols % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
   if ((w.rows + kWarps - 1) / kWarps > INT32_MAX) {
     return absl::InvalidArgumentError("cuda::MatVec: too many rows");
   }

@@ -29,8 +29,8 @@ absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
 // (dequant.cuh, host instantiation) into out[0..w.cols): lets tests check
 // the device decoders against DequantizeRow without a GPU. `w.data` is host
 // memory here, its rows 16-byte aligned.
-absl::Status DequantizeRowWithDeviceDecoders(const WeightMatrix& w,
-                                             int64_t row, float* out);
+absl::Status DequantizeRowWithDeviceDecoders(const WeightMatrix& w, int64_t row,
+                                             float* out);
 
 // ---- matvec.cu
 // y[i, r] = sum_c w[r, c] * x[i, c] for i < n (y is [n, w.rows]): weights
@@ -44,9 +44,8 @@ absl::Status MatVec(const WeightMatrix& w, const float* x, int64_t n, float* y,
 // out[r - row0, c] = bf16(w[r, c]) for r in [row0, row0 + rows): the
 // weights of a GEMM tile, decoded once for cuBLAS. `out` is rows x cols
 // bf16 values (uint16 bits), row-major and packed.
-absl::Status DequantizeToBf16(const WeightMatrix& w, int64_t row0,
-                              int64_t rows, uint16_t* out,
-                              cudaStream_t stream);
+absl::Status DequantizeToBf16(const WeightMatrix& w, int64_t row0, int64_t rows,
+                              uint16_t* out, cudaStream_t stream);
 
 // ---- convert.cu
 // out[i] = bf16(x[i]) (round to nearest even) for i < n.

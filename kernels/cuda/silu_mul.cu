@@ -29,7 +29,8 @@ absl::Status SiluMul(float* gate, const float* up, int64_t n,
   }
   if (n == 0) return absl::OkStatus();
   constexpr int kThreads = 256;
-  const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 65535);
+  const int64_t blocks =
+      std::min<int64_t>((n + kThreads - 1) / kThreads, 65535);
   SiluMulKernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(gate,
                                                                         up, n);
   return CudaStatus(cudaGetLastError(), "SiluMulKernel launch");
