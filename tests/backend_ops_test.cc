@@ -925,5 +925,58 @@ TEST(BackendOpsTest, AttentionMixedPrefillDecode) {
   }
 }
 
+// Long contexts: decode tokens at positions 700 and 300 (the CUDA kernel
+// splits their positions across CTAs and merges the partial softmaxes) and
+// a 40-token prefill (more rows than one CUDA tile), against the reference.
+TEST(BackendOpsTest, AttentionLongContextSplits) {
+  std::mt19937 rng(21);
+  KvCacheLayout layout;
+  layout.layers = 1;
+  layout.num_blocks = 96;
+  layout.block_size = 16;
+  layout.kv_heads = 2;
+  layout.head_dim = 64;
+  const int64_t q_heads = 8, hd = layout.head_dim;
+  // seq0: blocks 0..44 (decode at 700), seq1: 45..63 (decode at 300),
+  // seq2: 64..66 (prefill 0..39).
+  std::vector<int32_t> table;
+  for (int32_t b = 0; b < 67; ++b) table.push_back(b);
+  const std::vector<int32_t> offsets = {0, 45, 64, 67};
+  std::vector<int32_t> seq = {0, 1}, pos = {700, 300};
+  for (int32_t p = 0; p < 40; ++p) {
+    seq.push_back(2);
+    pos.push_back(p);
+  }
+  const int64_t n = static_cast<int64_t>(seq.size());
+  const size_t cache_floats = layout.num_blocks * layout.BlockFloats();
+  const std::vector<float> kc0 = RandomFloats(cache_floats, rng, -2, 2);
+  const std::vector<float> vc0 = RandomFloats(cache_floats, rng);
+  const std::vector<float> q = RandomFloats(n * q_heads * hd, rng, -1, 1);
+  const std::vector<float> k =
+      RandomFloats(n * layout.kv_heads * hd, rng, -2, 2);
+  const std::vector<float> v = RandomFloats(n * layout.kv_heads * hd, rng);
+  const float scale = 1.0f / 8;
+  const AttentionBatch batch{n, seq, pos, table, offsets};
+  std::vector<float> kw = kc0, vw = vc0, want(q.size());
+  ASSERT_TRUE(AttentionReference(batch, layout, kw.data(), vw.data(), 0,
+                                 q.data(), k.data(), v.data(), q_heads, scale,
+                                 want.data())
+                  .ok());
+  for (NamedBackend& nb : AllBackends()) {
+    SCOPED_TRACE(nb.name);
+    std::vector<float> kc = kc0, vc = vc0, out(q.size(), NAN);
+    ASSERT_TRUE(nb.backend
+                    ->Attention(batch, layout, kc.data(), vc.data(), 0,
+                                q.data(), k.data(), v.data(), q_heads, scale,
+                                out.data())
+                    .ok());
+    for (size_t i = 0; i < out.size(); ++i) {
+      ASSERT_NEAR(out[i], want[i], 1e-5) << "element " << i;
+    }
+    EXPECT_EQ(kc, kw);
+    EXPECT_EQ(vc, vw);
+  }
+}
+
 }  // namespace
 }  // namespace tpserve
