@@ -15,6 +15,7 @@ targets=(
   "gguf_fuzzer tests/fuzz/corpus/gguf tests/golden"
   "tokenizer_fuzzer tests/fuzz/corpus/tokenizer"
   "safetensors_fuzzer tests/fuzz/corpus/safetensors tests/golden/hf_tiny"
+  "request_fuzzer tests/fuzz/corpus/request"
 )
 names=()
 for entry in "${targets[@]}"; do names+=("${entry%% *}"); done
