@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 
 #include "absl/strings/numbers.h"
@@ -11,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "coordinator/cli.h"
 #include "tpserve/v1/inference.grpc.pb.h"
+#include "worker/channel_security.h"
 
 namespace tpserve::cli {
 namespace {
@@ -83,8 +85,17 @@ int GenerateRemote(const Flags& flags, const std::string& prompt) {
   request.set_ignore_eos(flags.Bool("ignore-eos"));
   request.set_render_special_tokens(flags.Bool("special"));
 
-  auto channel = grpc::CreateChannel(flags.Get("server"),
-                                     grpc::InsecureChannelCredentials());
+  std::shared_ptr<grpc::ChannelCredentials> creds =
+      grpc::InsecureChannelCredentials();
+  if (!flags.Get("tls-ca").empty()) {
+    absl::StatusOr<std::string> ca =
+        ReadSecretFile(flags.Get("tls-ca"), "TLS CA");
+    if (!ca.ok()) return Fail(ca.status());
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = *ca;
+    creds = grpc::SslCredentials(o);
+  }
+  auto channel = grpc::CreateChannel(flags.Get("server"), creds);
   auto stub = v1::Inference::NewStub(channel);
   grpc::ClientContext context;
   double timeout = 600;
@@ -96,6 +107,12 @@ int GenerateRemote(const Flags& flags, const std::string& prompt) {
   context.set_deadline(
       std::chrono::system_clock::now() +
       std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000)));
+  std::string api_key = flags.Get("api-key");
+  if (api_key.empty()) {
+    if (const char* env = std::getenv("TPSERVE_API_KEY")) api_key = env;
+  }
+  if (!api_key.empty())
+    context.AddMetadata("authorization", "Bearer " + api_key);
   const auto start = std::chrono::steady_clock::now();
   auto reader = stub->GenerateStream(&context, request);
   if (!flags.Bool("chat")) std::cout << prompt << std::flush;

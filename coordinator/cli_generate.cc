@@ -46,7 +46,8 @@ int Generate(int argc, char** argv) {
       argc, argv,
       {"model", "tp", "threads", "max-tokens", "temperature", "top-k", "top-p",
        "min-p", "repetition-penalty", "presence-penalty", "frequency-penalty",
-       "seed", "system", "chat-template", "server", "stop", "timeout"},
+       "seed", "system", "chat-template", "server", "stop", "timeout",
+       "api-key", "tls-ca"},
       {"chat", "ignore-eos", "special"});
   if (!flags.ok()) return Fail(flags.status());
   const std::string path = flags->Get("model");
