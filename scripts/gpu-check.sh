@@ -123,9 +123,12 @@ fi
 } >>"$OUT/build.log" 2>&1
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
+# CMAKE_POLICY_VERSION_MINIMUM: a CMake 4 (pip's) still reads the Debian
+# packages' config files.
 stage configure build.log 120 cmake -S . -B "$build" "${generator[@]}" \
   -DCMAKE_BUILD_TYPE=Release -DTPSERVE_WITH_GRPC=OFF -DTPSERVE_CUDA=ON \
-  -DCMAKE_DISABLE_FIND_PACKAGE_Protobuf=ON "${prefix_args[@]}"
+  -DCMAKE_DISABLE_FIND_PACKAGE_Protobuf=ON "${prefix_args[@]}" \
+  -DCMAKE_POLICY_VERSION_MINIMUM=3.5
 grep -E "^(absl|GTest|benchmark|hwy|Gloo|nlohmann_json)_DIR" "$build/CMakeCache.txt" >>"$OUT/build.log" 2>/dev/null
 stage build build.log 330 cmake --build "$build" -j "$jobs" \
   --target backend_ops_test cuda_ops_test gpu_bench

@@ -113,12 +113,23 @@ def tp_cuda_library(name, srcs, hdrs = [], cc_srcs = [], deps = [], copts = [], 
         target_compatible_with = compat,
         visibility = ["//visibility:private"],
     )
+    # The device objects in a library of their own that the host sources
+    # depend on: a static link line lists dependents first, so the host
+    # objects' references to the kernels' launchers resolve.
     cc_library(
-        name = name,
-        srcs = [":" + name + "_nvcc"] + cc_srcs,
-        hdrs = hdrs,
+        name = name + "_device",
+        srcs = [":" + name + "_nvcc"],
         deps = deps + ["@system//:cudart"],
         linkstatic = True,  # Only a prebuilt archive, no .so to make.
+        target_compatible_with = compat,
+        visibility = ["//visibility:private"],
+    )
+    cc_library(
+        name = name,
+        srcs = cc_srcs,
+        hdrs = hdrs,
+        deps = [":" + name + "_device"] + deps + ["@system//:cudart"],
+        linkstatic = True,
         target_compatible_with = compat,
         **kwargs
     )
