@@ -33,7 +33,7 @@ const std::vector<std::string> kCoordinatorFlags = {
     "max-rebuild-attempts", "worker-token-file", "worker-tls-cert",
     "worker-tls-key", "worker-tls-ca", "worker-tls-server-name", "tls-cert",
     "tls-key", "api-keys-file", "http-listen", "served-model-name",
-    "metrics-listen"};
+    "metrics-listen", "backend"};
 // clang-format on
 
 absl::Status IntFlag(const Flags& flags, const std::string& name, int64_t lo,
@@ -97,6 +97,11 @@ absl::StatusOr<CoordinatorOptions> OptionsFromFlags(const Flags& flags) {
   o.worker_security = *std::move(security);
   o.worker_security.tls_server_name = flags.Get("worker-tls-server-name");
   o.metrics_listen = flags.Get("metrics-listen");
+  if (!flags.Get("backend").empty()) o.backend = flags.Get("backend");
+  if (o.backend != "cpu" && o.backend != "cuda") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--backend takes cpu or cuda, got '", o.backend, "'"));
+  }
   o.tls_cert_file = flags.Get("tls-cert");
   o.tls_key_file = flags.Get("tls-key");
   if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {

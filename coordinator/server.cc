@@ -140,6 +140,7 @@ absl::Status RunCoordinator(
   WorkerGroupOptions group_options;
   group_options.rendezvous_address = absl::StrCat(advertise, ":", port);
   group_options.model_path = options.model_path;
+  group_options.backend = options.backend;
   group_options.threads = options.threads;
   group_options.block_size = options.block_size;
   group_options.kv_cache_bytes = options.kv_cache_bytes;

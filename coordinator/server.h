@@ -48,6 +48,8 @@ struct CoordinatorOptions {
   std::string served_model_name;
   // Prometheus /metrics on HOST:PORT ("" = not served).
   std::string metrics_listen;
+  // Workers' compute backend: "cpu" or "cuda".
+  std::string backend = "cpu";
 };
 
 // Blocks SIGTERM/SIGINT/SIGHUP in the calling thread (and so in every

@@ -46,6 +46,7 @@ constexpr char kUsage[] =
     "                          mutual TLS: serve with this certificate and\n"
     "                          accept only clients whose certificate the CA\n"
     "                          signed\n"
+    "  --cuda-device N         GPU for a cuda LoadModel (default 0)\n"
     "  --tls-server-name NAME  name the coordinator's certificate is checked\n"
     "                          against for the rendezvous (default: its "
     "host)\n";
@@ -60,6 +61,7 @@ struct Args {
   int threads = 0;
   std::string collective_host = "127.0.0.1";
   std::string token_file, tls_cert, tls_key, tls_ca, tls_server_name;
+  int cuda_device = 0;
 };
 
 // Returns an exit code >= 0 to stop (0 after --help), or -1 to go on.
@@ -78,7 +80,8 @@ int ParseArgs(int argc, char** argv, Args* args) {
     } else if (name == "--listen" || name == "--threads" ||
                name == "--collective-host" || name == "--token-file" ||
                name == "--tls-cert" || name == "--tls-key" ||
-               name == "--tls-ca" || name == "--tls-server-name") {
+               name == "--tls-ca" || name == "--tls-server-name" ||
+               name == "--cuda-device") {
       if (i + 1 >= argc) {
         std::cerr << "tpserve-worker: " << name << " needs a value\n";
         return 2;
@@ -104,6 +107,12 @@ int ParseArgs(int argc, char** argv, Args* args) {
       args->tls_ca = value;
     } else if (name == "--tls-server-name") {
       args->tls_server_name = value;
+    } else if (name == "--cuda-device") {
+      if (!absl::SimpleAtoi(value, &args->cuda_device) ||
+          args->cuda_device < 0) {
+        std::cerr << "tpserve-worker: --cuda-device takes a number >= 0\n";
+        return 2;
+      }
     } else {
       std::cerr << "tpserve-worker: unknown argument '" << arg << "'\n\n"
                 << kUsage;
@@ -142,6 +151,7 @@ int Main(int argc, char** argv) {
   WorkerServiceOptions options;
   options.threads = args.threads;
   options.collective_host = args.collective_host;
+  options.cuda_device = args.cuda_device;
   absl::StatusOr<ChannelSecurity> security = LoadChannelSecurity(
       args.token_file, args.tls_cert, args.tls_key, args.tls_ca);
   if (!security.ok()) {

@@ -17,7 +17,9 @@
 #include "common/status_macros.h"
 #include "common/version.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "worker/backend_factory.h"
 #include "worker/grpc_store.h"
+#include "worker/host_staged_communicator.h"
 
 namespace tpserve {
 
@@ -164,6 +166,7 @@ const char* WorkerService::StateName(State state) {
 
 void WorkerService::ResetModel() {
   shard_.reset();
+  staged_comm_.reset();  // Uses the backend.
   backend_.reset();
   model_.reset();
   plan_ = TpPlan();
@@ -224,9 +227,11 @@ grpc::Status WorkerService::Info(grpc::ServerContext* context,
                                  worker::v1::InfoResponse* response) {
   if (grpc::Status s = Admit(*context, false); !s.ok()) return s;
   response->set_version(kVersion);
-  // The worker serves the CPU backend only for now (CUDA ranks need an NCCL
-  // rendezvous through the same store; not wired yet).
   response->add_backends("cpu");
+  if (CudaBackendCompiled()) response->add_backends("cuda");
+  for (int d = 0; d < CudaDevices(); ++d) {
+    response->add_devices(absl::StrCat("cuda:", d));
+  }
   response->set_cpu_cores(
       static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency())));
   return grpc::Status::OK;
@@ -322,12 +327,9 @@ grpc::Status WorkerService::LoadModel(
 absl::Status WorkerService::DoLoadModel(
     const worker::v1::LoadModelRequest& request,
     grpc::ServerWriter<worker::v1::LoadModelProgress>* writer) {
-  const std::string& backend = request.backend();
-  if (!backend.empty() && backend != "cpu") {
-    if (backend == "cuda") {
-      return absl::UnimplementedError(
-          "LoadModel: this worker serves the cpu backend only");
-    }
+  const std::string backend =
+      request.backend().empty() ? "cpu" : request.backend();
+  if (backend != "cpu" && backend != "cuda") {
     return absl::InvalidArgumentError(absl::StrCat(
         "LoadModel: unknown backend '", backend, "' (cpu or cuda)"));
   }
@@ -371,9 +373,24 @@ absl::Status WorkerService::DoLoadModel(
       static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int threads = request.threads() > 0 ? request.threads() : options_.threads;
   if (threads <= 0) threads = cores;
+  absl::StatusOr<std::unique_ptr<Backend>> made =
+      MakeBackend(backend, std::min(threads, 4 * cores), options_.cuda_device);
+  if (!made.ok()) {
+    return absl::Status(
+        made.status().code(),
+        absl::StrCat("LoadModel: rank ", rank, ": ", made.status().message()));
+  }
   model_ = std::move(*model);
   plan_ = *plan;
-  backend_ = MakeCpuBackend(std::min(threads, 4 * cores));
+  backend_ = *std::move(made);
+  // GPU ranks exchange activations through host memory over Gloo (works for
+  // any number of ranks per GPU); NCCL is the faster path for one rank per
+  // GPU (worker/nccl_rendezvous.h; docs/cuda.md).
+  staged_comm_.reset();
+  if (backend == "cuda" && comm_ != nullptr) {
+    staged_comm_ =
+        std::make_unique<HostStagedCommunicator>(comm_.get(), backend_.get());
+  }
   SetState(State::kLoaded);
   // Weights are viewed in place (or uploaded) when Warmup creates the shard
   // together with its KV cache.
@@ -425,7 +442,10 @@ absl::Status WorkerService::DoWarmup(const worker::v1::WarmupRequest& request,
                      "; raise the coordinator's --kv-cache-mb"));
   }
   absl::StatusOr<std::unique_ptr<LlamaShard>> shard = LlamaShard::Create(
-      *model_, plan_, backend_.get(), comm_.get(), blocks, block_size);
+      *model_, plan_, backend_.get(),
+      staged_comm_ != nullptr ? staged_comm_.get()
+                              : static_cast<Communicator*>(comm_.get()),
+      blocks, block_size);
   if (!shard.ok()) {
     return absl::Status(shard.status().code(),
                         absl::StrCat("Warmup: rank ", plan_.rank, ": ",

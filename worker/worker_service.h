@@ -55,6 +55,8 @@ struct WorkerServiceOptions {
   std::string collective_host = "127.0.0.1";
   // Who may call this worker (token, mTLS); see channel_security.h.
   ChannelSecurity security;
+  // The GPU a "cuda" LoadModel uses.
+  int cuda_device = 0;
 };
 
 class WorkerService final : public worker::v1::Worker::Service {
@@ -135,6 +137,8 @@ class WorkerService final : public worker::v1::Worker::Service {
   std::unique_ptr<ModelWeights> model_;
   TpPlan plan_;
   std::unique_ptr<Backend> backend_;
+  // Gloo through host memory for device activations (CUDA ranks).
+  std::unique_ptr<Communicator> staged_comm_;
   std::unique_ptr<LlamaShard> shard_;
   int64_t kv_blocks_ = 0;
   int64_t block_size_ = 0;
