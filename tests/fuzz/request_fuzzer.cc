@@ -69,7 +69,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     default: {
-      absl::StatusOr<nlohmann::json> body = tpserve::ParseUntrustedJson(rest, "request body", tpserve::JsonLimits());
+      absl::StatusOr<nlohmann::json> body = tpserve::ParseUntrustedJson(
+          rest, "request body", tpserve::JsonLimits());
       if (!body.ok()) break;
       const auto endpoint = data[0] % 3 == 1
                                 ? tpserve::openai::Endpoint::kCompletions
