@@ -54,6 +54,7 @@ constexpr char kUsage[] =
     "      Prometheus metrics. A worker that dies or hangs is replaced and\n"
     "      its requests resume (docs/reliability.md).\n"
     "  coordinator --model MODEL --workers HOST:PORT,... [serve's flags]\n"
+    "              [--advertise-host HOST] [--backend cpu|cuda]\n"
     "      The coordinator alone, for workers started elsewhere\n"
     "      (tpserve-worker --listen HOST:PORT); also tpserve-coordinator.\n"
     "  version\n"

