@@ -55,7 +55,7 @@ struct EngineOptions {
   // How often the health monitor probes the workers, and how long a probe
   // may take; two failed probes in a row break the group.
   std::chrono::milliseconds health_interval{500};
-  std::chrono::milliseconds health_deadline{1000};
+  std::chrono::milliseconds health_deadline{2000};
   // Polled by the health monitor: a known dead worker ("" if none).
   std::function<std::string()> exited_probe;
   // Told when readiness changes (health service, HTTP /health).

@@ -31,7 +31,7 @@ struct CoordinatorOptions {
   int32_t max_step_sequences = 64;
   int32_t max_queue = 256;
   int32_t drain_seconds = 30;  // Grace period for in-flight work on SIGTERM.
-  int32_t step_timeout_ms = 15000;        // A slower step breaks the group.
+  int32_t step_timeout_ms = 60000;        // A slower step breaks the group.
   int32_t collective_timeout_ms = 10000;  // Per collective, in the ranks.
   int32_t max_rebuild_attempts = 3;       // Consecutive, before giving up.
   // How the coordinator authenticates to its workers (token, mTLS); the

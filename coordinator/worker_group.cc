@@ -279,6 +279,12 @@ absl::Status WorkerGroup::Break(int rank, const std::string& what) {
   for (Rank& other : ranks_) {
     if (other.step_context != nullptr) other.step_context->TryCancel();
   }
+  // A known cause (watchdog, health monitor) says more than the CANCELLED
+  // the stream ended with.
+  if (!reason.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("worker group broken: ", reason));
+  }
   return absl::UnavailableError(
       absl::StrCat("worker group broken: rank ", rank, " (", r.address, ") ",
                    what, s.ok() ? "" : absl::StrCat(": ", s.error_message())));

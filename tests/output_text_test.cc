@@ -34,7 +34,9 @@ class FakeTokenizer : public Tokenizer {
     return pieces_[id];
   }
   absl::string_view TokenText(int32_t id) const override {
-    return id >= 0 && id < vocab_size() ? pieces_[id] : "";
+    // Not a ?: with "": that would build a temporary std::string.
+    if (id < 0 || id >= vocab_size()) return "";
+    return pieces_[id];
   }
   int32_t vocab_size() const override {
     return static_cast<int32_t>(pieces_.size());

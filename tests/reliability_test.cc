@@ -130,8 +130,7 @@ class WorkerFailureTest : public ::testing::Test {
   void SetUp() override {
     server_ = std::make_unique<testing::ServerProcess>(std::vector<std::string>{
         "--model", testing::DefaultModelPath(), "--tp", "3", "--listen",
-        "127.0.0.1:0", "--threads", "1", "--step-timeout-ms", "4000",
-        "--collective-timeout-ms", "4000"});
+        "127.0.0.1:0", "--threads", "1", "--step-timeout-ms", "30000"});
     ASSERT_FALSE(server_->address().empty()) << testing::kModelHint;
     // The outputs of an undisturbed run.
     want_ = RunStreams(server_->address(), EightRequests(kTokens), nullptr);
