@@ -67,7 +67,7 @@ import json, os, sys
 out, gpu, seconds, stages = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
 s = {"gpu": gpu, "seconds": seconds, "stages": stages}
 def load(name):
-    p = os.path.join("/tmp/tpserve-gpu-check", name)
+    p = os.path.join(os.environ["GPU_CHECK_WORK"], name)
     try:
         with open(p) as f:
             return json.load(f)
@@ -96,15 +96,17 @@ print(json.dumps(s))
 EOF
 }
 
-mkdir -p /tmp/tpserve-gpu-check
-rm -f /tmp/tpserve-gpu-check/*.json "$OUT"/*.log
+# Scratch files (JSON results before the summary), inside the build tree.
+export GPU_CHECK_WORK="$root/build/gpu-check-work"
+mkdir -p "$GPU_CHECK_WORK"
+rm -f "$GPU_CHECK_WORK"/*.json "$OUT"/*.log
 
 # ---- 1. Dependencies carried as .debs ------------------------------------
 prefix_args=()
 if ls .cache/gpu-deps/debs/*.deb >/dev/null 2>&1; then
   # shellcheck source=gpu-deps.sh
   source scripts/gpu-deps.sh
-  prefix=$(gpu_deps_prefix "$root/.cache/gpu-deps/debs" /tmp/tpserve-gpu-deps/root)
+  prefix=$(gpu_deps_prefix "$root/.cache/gpu-deps/debs" "$root/build/gpu-deps-root")
   export CMAKE_PREFIX_PATH="$prefix${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
   export LD_LIBRARY_PATH="$prefix/lib/x86_64-linux-gnu:$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   prefix_args=(-DCMAKE_PREFIX_PATH="$prefix")
@@ -150,17 +152,17 @@ fi
 echo "== model: $TPSERVE_MODEL"
 failed=0
 stage ops backend_ops_test.log 120 "$build/tests/backend_ops_test" \
-  --gtest_output=json:/tmp/tpserve-gpu-check/backend_ops_test.json || failed=1
+  --gtest_output=json:$GPU_CHECK_WORK/backend_ops_test.json || failed=1
 stage engine cuda_ops_test.log 180 "$build/tests/cuda_ops_test" \
-  --gtest_output=json:/tmp/tpserve-gpu-check/cuda_ops_test.json || failed=1
+  --gtest_output=json:$GPU_CHECK_WORK/cuda_ops_test.json || failed=1
 
 # ---- 5. Benchmarks ---------------------------------------------------------
 stage bench bench.log 150 "$build/bench/gpu_bench" \
-  --json /tmp/tpserve-gpu-check/gpu_bench.json || failed=1
-if [ -f /tmp/tpserve-gpu-check/gpu_bench.json ]; then
+  --json $GPU_CHECK_WORK/gpu_bench.json || failed=1
+if [ -f $GPU_CHECK_WORK/gpu_bench.json ]; then
   stage torch bench.log 150 env PYTHONUNBUFFERED=1 python3 bench/gpu_torch_bench.py \
-    --json /tmp/tpserve-gpu-check/torch_bench.json \
-    --compare /tmp/tpserve-gpu-check/gpu_bench.json || failed=1
+    --json $GPU_CHECK_WORK/torch_bench.json \
+    --compare $GPU_CHECK_WORK/gpu_bench.json || failed=1
 fi
 summary "$gpu"
 exit $failed
