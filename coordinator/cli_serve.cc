@@ -1,10 +1,6 @@
 // `tpserve serve` (coordinator + N spawned workers on this machine) and
 // `tpserve coordinator` / `tpserve-coordinator` (workers given by address).
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
