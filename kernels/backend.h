@@ -123,6 +123,10 @@ class Backend {
   // slots, then out[t] = softmax(q[t] K^T * scale) V over the sequence's
   // positions 0..pos[t]; q and out are [n_tokens, q_heads, head_dim] with
   // q_heads a multiple of kv_heads (grouped-query attention).
+  // Precision, as llama.cpp's f16 KV cache: the cache holds k and v rounded
+  // to fp16 (in float slots), q meets K as fp16, and the softmax weights
+  // are rounded to fp16 before they weight V (a backend that normalizes at
+  // the end, as an online softmax does, differs by <= 2^-12 |v| there).
   virtual absl::Status Attention(const AttentionBatch& batch,
                                  const KvCacheLayout& layout, float* k_cache,
                                  float* v_cache, int64_t layer, const float* q,

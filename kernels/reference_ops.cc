@@ -140,16 +140,25 @@ double RopeFrequency(const RopeParams& p, int64_t i) {
   return (1 - smooth) * freq / p.scaling_factor + smooth * freq;
 }
 
-void QuantizeActivationBlock(const float* x, int8_t* q, float* d) {
+void QuantizeActivationBlock(const float* x, int8_t* q, float* d,
+                             float* q8_1_sum) {
   float amax = 0;
   for (int i = 0; i < kActBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
-  *d = amax / 127.0f;
+  const float d_exact = amax / 127.0f;
   const float id = amax > 0 ? 127.0f / amax : 0.0f;
+  int sum = 0;
   for (int i = 0; i < kActBlock; ++i) {
     // Clamp before converting: x * id may round to just above 127, and a
     // NaN must not reach the conversion (UB); NaN clamps to -127 here.
     const float v = std::min(127.0f, std::max(-127.0f, x[i] * id));
     q[i] = static_cast<int8_t>(std::nearbyint(v));
+    sum += q[i];
+  }
+  // The scales are stored at fp16 precision, as ggml's q8_0/q8_1 blocks
+  // store them, while the quants use the exact 127 / amax (as ggml does).
+  *d = RoundToFp16(d_exact);
+  if (q8_1_sum != nullptr) {
+    *q8_1_sum = RoundToFp16(d_exact * static_cast<float>(sum));
   }
 }
 
@@ -237,7 +246,34 @@ absl::Status MatMulReferenceQ8Activations(const WeightMatrix& w, const float* x,
     QuantizeActivationBlock(x + b, q, &d);
     for (int j = 0; j < kActBlock; ++j) xd[b + j] = double{d} * q[j];
   }
-  return MatMulDouble(w, xd, n, y);
+  if (absl::Status s = MatMulDouble(w, xd, n, y); !s.ok()) return s;
+  if (w.type != GgmlType::kQ4_1 && w.type != GgmlType::kQ5_1) {
+    return absl::OkStatus();
+  }
+  // Q4_1 and Q5_1 (x = d q + m) meet ggml's q8_1 activations, whose min
+  // term uses s, (unrounded d) * sum(q) rounded to fp16, instead of
+  // d * sum(q): add m * (s - d sum(q)) per block. Both block layouts start
+  // with fp16 d then fp16 m.
+  const size_t block_bytes = *GgmlRowBytes(w.type, kActBlock);
+  const int64_t nb = w.cols / kActBlock;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t r = 0; r < w.rows; ++r) {
+      double fix = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        int8_t q[kActBlock];
+        float d, s8;
+        QuantizeActivationBlock(x + (i * nb + b) * kActBlock, q, &d, &s8);
+        int sum = 0;
+        for (int j = 0; j < kActBlock; ++j) sum += q[j];
+        GgmlHalf m;
+        std::memcpy(&m, w.data + r * w.row_stride + b * block_bytes + 2, 2);
+        fix += double{Fp16ToFp32(m)} * (double{s8} - double{d} * sum);
+      }
+      float& out = y[i * w.rows + r];
+      out = static_cast<float>(out + fix);
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RopeReference(float* x, int64_t n, int64_t heads,
@@ -308,10 +344,13 @@ absl::Status AttentionReference(const AttentionBatch& batch,
             p % layout.block_size) *
            slot_floats;
   };
+  // The cache holds fp16 values (Backend::Attention).
   for (int64_t t = 0; t < batch.n_tokens; ++t) {
     const int64_t o = slot(batch.seq[t], batch.pos[t]);
-    std::memcpy(k_cache + o, k + t * slot_floats, slot_floats * sizeof(float));
-    std::memcpy(v_cache + o, v + t * slot_floats, slot_floats * sizeof(float));
+    for (int64_t i = 0; i < slot_floats; ++i) {
+      k_cache[o + i] = RoundToFp16(k[t * slot_floats + i]);
+      v_cache[o + i] = RoundToFp16(v[t * slot_floats + i]);
+    }
   }
   const int64_t group = q_heads / kvh;
   std::vector<double> scores, acc(static_cast<size_t>(hd));
@@ -326,7 +365,9 @@ absl::Status AttentionReference(const AttentionBatch& batch,
       for (int64_t p = 0; p < len; ++p) {
         const float* kp = k_cache + slot(s, p) + kv_off;
         double dot = 0;
-        for (int64_t i = 0; i < hd; ++i) dot += double{qh[i]} * kp[i];
+        for (int64_t i = 0; i < hd; ++i) {
+          dot += double{RoundToFp16(qh[i])} * kp[i];
+        }
         scores[p] = dot * scale;
         mx = std::max(mx, scores[p]);
       }
@@ -338,11 +379,12 @@ absl::Status AttentionReference(const AttentionBatch& batch,
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t p = 0; p < len; ++p) {
         const float* vp = v_cache + slot(s, p) + kv_off;
-        for (int64_t i = 0; i < hd; ++i) acc[i] += scores[p] * vp[i];
+        const double wgt = RoundToFp16(static_cast<float>(scores[p] / sum));
+        for (int64_t i = 0; i < hd; ++i) acc[i] += wgt * vp[i];
       }
       // Written only now: out may alias q, and qh is no longer needed.
       float* oh = out + (t * q_heads + h) * hd;
-      for (int64_t i = 0; i < hd; ++i) oh[i] = static_cast<float>(acc[i] / sum);
+      for (int64_t i = 0; i < hd; ++i) oh[i] = static_cast<float>(acc[i]);
     }
   }
   return absl::OkStatus();

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "common/ggml_blocks.h"
 #include "kernels/backend.h"
 
 namespace tpserve {
@@ -63,13 +64,19 @@ double RopeFrequency(const RopeParams& p, int64_t i);
 // sub-blocks of 32 (or 16, two per activation block) aligned to 32.
 inline constexpr int kActBlock = 32;
 
-// Quantizes x[0..32) to 8 bits like ggml's quantize_row_q8_0 but rounding
-// half to even (what SIMD rounding does, so scalar and vector quantizers
-// agree bit for bit): amax = max |x|, *d = amax / 127, and
-// q[i] = round(x[i] * (127 / amax)) clamped to [-127, 127] (0 when amax is
-// 0). |q| <= 127 is an invariant the integer kernels rely on: a u8 x i8
+// Quantizes x[0..32) to 8 bits exactly as ggml's x86 quantize_row_q8_0 and
+// q8_1 do, so the integer path sees llama.cpp's activations bit for bit:
+// amax = max |x|, q[i] = round-half-even(x[i] * (127 / amax)) clamped to
+// [-127, 127] (0 when amax is 0), *d = amax / 127 rounded to fp16, and
+// (when q8_1_sum is not null) *q8_1_sum = (amax / 127) * sum(q) rounded to
+// fp16, the `s` of a q8_1 block (the factor of Q4_1's and Q5_1's m).
+// |q| <= 127 is an invariant the integer kernels rely on: a u8 x i8
 // pairwise sum then fits int16 without saturating.
-void QuantizeActivationBlock(const float* x, int8_t* q, float* d);
+void QuantizeActivationBlock(const float* x, int8_t* q, float* d,
+                             float* q8_1_sum = nullptr);
+
+// f rounded to the nearest fp16 value (ties to even), as a float.
+inline float RoundToFp16(float f) { return Fp16ToFp32(Fp32ToFp16(f)); }
 
 // ---- Reference ops
 // -----------------------------------------------------------
@@ -87,7 +94,8 @@ absl::Status MatMulReference(const WeightMatrix& w, const float* x, int64_t n,
 
 // MatMulReference with each activation row first quantized in 32-element
 // blocks by QuantizeActivationBlock (then decoded back as d * q in double)
-// when w is a block-quantized type; plain MatMulReference for F32/F16/BF16.
+// when w is a block-quantized type, and for Q4_1/Q5_1 the min term taken
+// with the q8_1 sum s as ggml does; plain MatMulReference for F32/F16/BF16.
 // This is what an exact integer-dot kernel computes up to float rounding of
 // its per-block partial sums, so it checks the integer path tightly.
 absl::Status MatMulReferenceQ8Activations(const WeightMatrix& w, const float* x,
@@ -105,8 +113,10 @@ absl::Status SiluMulReference(float* gate, const float* up, int64_t n);
 absl::Status AddReference(float* x, const float* y, int64_t n);
 
 // Backend::Attention: writes every new k/v of the batch into the cache
-// first, then attends (so tokens of one step see each other causally).
-// Scores, softmax (max subtracted) and the weighted sum are in double.
+// (rounded to fp16) first, then attends (so tokens of one step see each
+// other causally). Scores (of q rounded to fp16), softmax (max subtracted)
+// and the weighted sum are in double, the normalized weights rounded to
+// fp16 as Backend::Attention specifies.
 // `out` may alias `q`.
 absl::Status AttentionReference(const AttentionBatch& batch,
                                 const KvCacheLayout& layout, float* k_cache,

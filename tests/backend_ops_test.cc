@@ -380,12 +380,34 @@ void Scales(const WeightMatrix& w, const std::vector<float>& x, int64_t n,
           amax = std::max(amax, std::fabs(double{xi[c]}));
           wsum += std::fabs(double{wr[c]});
         }
-        qb += amax / 254 * wsum;
+        // Half a quantization step per element, plus the fp16 rounding of
+        // the block scale (<= 2^-11 d) over up to 127 steps.
+        qb += (amax / 254 + amax / 2048) * wsum;
+        if (w.type == GgmlType::kQ4_1 || w.type == GgmlType::kQ5_1) {
+          // The q8_1 sum s = d * sum(q) (|.| <= 32 amax) rounded to fp16,
+          // times the block's min m (|m| <= the block's largest |w|).
+          double wmax = 0;
+          for (int64_t c = c0; c < c1; ++c) {
+            wmax = std::max(wmax, std::fabs(double{wr[c]}));
+          }
+          qb += 32 * amax / 2048 * wmax;
+        }
       }
       (*abs_sum)[i * w.rows + r] = s;
       (*q_bound)[i * w.rows + r] = qb;
     }
   }
+}
+
+// Attention against the reference (values of magnitude <= 1): float
+// sums differ from the double ones by ~1e-6, and a last-bit difference in
+// a softmax weight before its fp16 rounding can move that weight by one
+// fp16 step (2^-11 relative): up to 2^-11 * weight * |v| per position.
+constexpr float kAttentionTol = 1e-4f;
+
+std::vector<float> Fp16Rounded(std::vector<float> v) {
+  for (float& x : v) x = RoundToFp16(x);
+  return v;
 }
 
 // Float accumulation over at most a few hundred partial sums of exact (or
@@ -435,9 +457,17 @@ void CheckMatMul(const MatMulCase& mc, std::vector<NamedBackend>& backends,
   std::vector<double> abs_sum, q_bound;
   Scales(w, x, mc.n, &abs_sum, &q_bound);
   for (NamedBackend& nb : backends) {
+    // Q8_0 and Q4_1 outputs of the x86 integer targets (AVX2, and AVX-512
+    // with or without VNNI), which all follow ggml's order of operations.
+    std::vector<std::pair<std::string, std::vector<float>>> ggml_order;
     auto run = [&](const std::string& label) {
       std::vector<float> y(mc.n * mc.rows, NAN);
       ASSERT_TRUE(nb.backend->MatMul(w, x.data(), mc.n, y.data()).ok());
+      const std::string target = label.substr(label.rfind('/') + 1);
+      if ((mc.type == GgmlType::kQ8_0 || mc.type == GgmlType::kQ4_1) &&
+          (target == "AVX2" || target.rfind("AVX3", 0) == 0)) {
+        ggml_order.emplace_back(label, y);
+      }
       if (nb.quantizes_acts) {
         // Tight: the integer path computes exactly what the Q8 reference
         // does, up to float rounding.
@@ -459,6 +489,11 @@ void CheckMatMul(const MatMulCase& mc, std::vector<NamedBackend>& backends,
       run(absl::StrCat(nb.name, "/", hwy::TargetName(target)));
     }
     hwy::SetSupportedTargetsForTest(0);
+    for (size_t i = 1; i < ggml_order.size(); ++i) {
+      EXPECT_EQ(ggml_order[i].second, ggml_order[0].second)
+          << ggml_order[i].first << " and " << ggml_order[0].first
+          << " differ: both should sum in ggml's order";
+    }
   }
 }
 
@@ -627,12 +662,24 @@ TEST(BackendOpsTest, QuantizeActivationBlock) {
   for (int i = 0; i < 32; ++i) x[i] = (i - 15.5f) / 7.0f;
   int8_t q[32];
   float d;
-  QuantizeActivationBlock(x, q, &d);
-  EXPECT_FLOAT_EQ(d, (15.5f / 7.0f) / 127);
+  float s8;
+  QuantizeActivationBlock(x, q, &d, &s8);
+  // The scale is stored at fp16 precision; the quants use the exact one.
+  const float exact_d = (15.5f / 7.0f) / 127;
+  EXPECT_EQ(d, RoundToFp16(exact_d));
+  EXPECT_NE(d, exact_d);
   EXPECT_EQ(q[31], 127);
+  int sum = 0;
   for (int i = 0; i < 32; ++i) {
-    EXPECT_LE(std::fabs(x[i] - d * q[i]), d / 2 * 1.0001f) << i;
+    EXPECT_EQ(q[i],
+              static_cast<int>(std::nearbyint(x[i] * (127 / (15.5f / 7.0f)))))
+        << i;
+    // Half a step, plus up to 127 times the scale's fp16 rounding.
+    EXPECT_LE(std::fabs(x[i] - d * q[i]), d * (0.5f + 127.0f / 2048) * 1.0001f)
+        << i;
+    sum += q[i];
   }
+  EXPECT_EQ(s8, RoundToFp16(exact_d * static_cast<float>(sum)));
   std::fill(x, x + 32, 0.0f);
   QuantizeActivationBlock(x, q, &d);
   EXPECT_EQ(d, 0.0f);
@@ -741,11 +788,23 @@ TEST(BackendOpsTest, RopeNormalNeoxLlama3) {
         }
       }
     }
+    // Angles are float, as ggml's (theta_i = pos * theta_scale^i by i
+    // float multiplications, then the llama3 division): relative error
+    // below (2i + 4) 2^-24, which at position 1e5 is ~1e-3 radians.
+    auto tolerance = [&](size_t e) {
+      const int64_t t = static_cast<int64_t>(e) / (heads * p.head_dim);
+      const int64_t dim = static_cast<int64_t>(e) % p.head_dim;
+      if (dim >= p.rope_dim) return 4e-6;
+      const int64_t i = p.neox ? dim % half : dim / 2;
+      const double angle = pos[t] * TestFreq(p, i);
+      return 4e-6 + 2 * angle * (2 * i + 4) * std::ldexp(1.0, -24);
+    };
     for (NamedBackend& nb : AllBackends()) {
       std::vector<float> got = x;
       ASSERT_TRUE(nb.backend->Rope(got.data(), n, heads, pos, p).ok());
       for (size_t i = 0; i < got.size(); ++i) {
-        ASSERT_NEAR(got[i], want[i], 4e-6) << nb.name << " element " << i;
+        ASSERT_NEAR(got[i], want[i], tolerance(i))
+            << nb.name << " element " << i;
       }
     }
   }
@@ -819,9 +878,13 @@ TEST(BackendOpsTest, AttentionMixedPrefillDecode) {
   const std::vector<float> q = RandomFloats(n * q_heads * hd, rng, -2, 2);
   const std::vector<float> k = RandomFloats(n * slot_floats, rng, -2, 2);
   const std::vector<float> v = RandomFloats(n * slot_floats, rng);
-  // Sequence 1's positions 0..8, written by earlier steps.
-  const std::vector<float> old_k = RandomFloats(9 * slot_floats, rng, -2, 2);
-  const std::vector<float> old_v = RandomFloats(9 * slot_floats, rng);
+  // Sequence 1's positions 0..8, written by earlier steps (so fp16 values).
+  const std::vector<float> old_k =
+      Fp16Rounded(RandomFloats(9 * slot_floats, rng, -2, 2));
+  const std::vector<float> old_v =
+      Fp16Rounded(RandomFloats(9 * slot_floats, rng));
+  // What the cache holds of this step's k and v.
+  const std::vector<float> k16 = Fp16Rounded(k), v16 = Fp16Rounded(v);
   const size_t cache_floats =
       layout.layers * layout.num_blocks * layout.BlockFloats();
   const std::vector<float> noise = RandomFloats(cache_floats, rng, -9, 9);
@@ -841,29 +904,30 @@ TEST(BackendOpsTest, AttentionMixedPrefillDecode) {
         if (seq[t] == 1 && p < 9)
           return old_k.data() + p * slot_floats + kvh * hd;
         const int64_t tok = seq[t] == 1 ? 5 : p;
-        return k.data() + tok * slot_floats + kvh * hd;
+        return k16.data() + tok * slot_floats + kvh * hd;
       };
       auto val = [&](int64_t p) -> const float* {
         if (seq[t] == 1 && p < 9)
           return old_v.data() + p * slot_floats + kvh * hd;
         const int64_t tok = seq[t] == 1 ? 5 : p;
-        return v.data() + tok * slot_floats + kvh * hd;
+        return v16.data() + tok * slot_floats + kvh * hd;
       };
       std::vector<double> sc(pos[t] + 1);
       double mx = -1e300, sum = 0;
       for (int64_t p = 0; p <= pos[t]; ++p) {
         double d = 0;
         for (int64_t i = 0; i < hd; ++i) {
-          d += double{q[(t * q_heads + h) * hd + i]} * key(p)[i];
+          d += double{RoundToFp16(q[(t * q_heads + h) * hd + i])} * key(p)[i];
         }
         sc[p] = d * scale;
         mx = std::max(mx, sc[p]);
       }
       for (double& s : sc) sum += (s = std::exp(s - mx));
+      for (double& s : sc) s = RoundToFp16(static_cast<float>(s / sum));
       for (int64_t i = 0; i < hd; ++i) {
         double o = 0;
         for (int64_t p = 0; p <= pos[t]; ++p) o += sc[p] * val(p)[i];
-        want[(t * q_heads + h) * hd + i] = static_cast<float>(o / sum);
+        want[(t * q_heads + h) * hd + i] = static_cast<float>(o);
       }
     }
   }
@@ -888,15 +952,16 @@ TEST(BackendOpsTest, AttentionMixedPrefillDecode) {
                                   scale, o)
                       .ok());
       for (size_t i = 0; i < want.size(); ++i) {
-        ASSERT_NEAR(o[i], want[i], 1e-5) << "element " << i;
+        ASSERT_NEAR(o[i], want[i], kAttentionTol) << "element " << i;
       }
-      // The new keys/values sit in their slots; layer 0 is untouched.
+      // The new keys/values sit in their slots as fp16 values; layer 0 is
+      // untouched.
       for (int64_t t = 0; t < n; ++t) {
-        EXPECT_TRUE(std::equal(k.data() + t * slot_floats,
-                               k.data() + (t + 1) * slot_floats,
+        EXPECT_TRUE(std::equal(k16.data() + t * slot_floats,
+                               k16.data() + (t + 1) * slot_floats,
                                kc.data() + slot(seq[t], pos[t])));
-        EXPECT_TRUE(std::equal(v.data() + t * slot_floats,
-                               v.data() + (t + 1) * slot_floats,
+        EXPECT_TRUE(std::equal(v16.data() + t * slot_floats,
+                               v16.data() + (t + 1) * slot_floats,
                                vc.data() + slot(seq[t], pos[t])));
       }
       const size_t layer_floats = layout.num_blocks * layout.BlockFloats();
@@ -971,7 +1036,7 @@ TEST(BackendOpsTest, AttentionLongContextSplits) {
                                 out.data())
                     .ok());
     for (size_t i = 0; i < out.size(); ++i) {
-      ASSERT_NEAR(out[i], want[i], 1e-5) << "element " << i;
+      ASSERT_NEAR(out[i], want[i], kAttentionTol) << "element " << i;
     }
     EXPECT_EQ(kc, kw);
     EXPECT_EQ(vc, vw);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu/float_ops.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/host_backend.h"
@@ -25,24 +26,12 @@ T* Grow(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
-float DotF(const float* a, const float* b, int64_t n) {
-  // Four partial sums: independent chains, and GCC vectorizes this shape.
-  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += a[i] * b[i];
-    s1 += a[i + 1] * b[i + 1];
-    s2 += a[i + 2] * b[i + 2];
-    s3 += a[i + 3] * b[i + 3];
-  }
-  for (; i < n; ++i) s0 += a[i] * b[i];
-  return (s0 + s1) + (s2 + s3);
-}
-
 class CpuBackend final : public HostBackend {
  public:
   explicit CpuBackend(int threads)
-      : pool_(threads), attn_scratch_(pool_.size()) {}
+      : pool_(threads),
+        attn_scratch_(pool_.size()),
+        attn_slots_(pool_.size()) {}
 
   std::string name() const override { return "cpu"; }
 
@@ -56,10 +45,14 @@ class CpuBackend final : public HostBackend {
     for (int64_t r = 0; r < rows; ++r) {
       const float* xr = x + r * cols;
       float* yr = y + r * cols;
-      // Double sum: cheap at these sizes, and matches the reference closely.
+      // ggml's rms_norm operation for operation (float squares summed in
+      // double, mean and scale in float), so the result is bit for bit
+      // llama.cpp's and its activation quantization sees the same input.
       double ss = 0;
-      for (int64_t i = 0; i < cols; ++i) ss += double{xr[i]} * xr[i];
-      const float scale = static_cast<float>(1.0 / std::sqrt(ss / cols + eps));
+      for (int64_t i = 0; i < cols; ++i)
+        ss += static_cast<double>(xr[i] * xr[i]);
+      const float mean = static_cast<float>(ss / static_cast<double>(cols));
+      const float scale = 1.0f / std::sqrt(mean + eps);
       for (int64_t i = 0; i < cols; ++i) yr[i] = xr[i] * scale * weight[i];
     }
     return absl::OkStatus();
@@ -76,10 +69,7 @@ class CpuBackend final : public HostBackend {
     if (n < 0 || (n > 0 && (gate == nullptr || up == nullptr))) {
       return absl::InvalidArgumentError("SiluMul: bad arguments");
     }
-    for (int64_t i = 0; i < n; ++i) {
-      const float g = gate[i];
-      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-    }
+    cpu::SwiGlu(gate, up, n);
     return absl::OkStatus();
   }
 
@@ -101,9 +91,12 @@ class CpuBackend final : public HostBackend {
   std::vector<float> act_d_;
   std::vector<int16_t> act_sums_;
   std::vector<float> act_dsum_;
-  std::vector<double> rope_freq_;
+  std::vector<float> rope_factor_;
   // Per-thread attention scratch: scores then the output accumulator.
   std::vector<std::vector<float>> attn_scratch_;
+  // Per-thread K and V slot pointers of the head being attended.
+  std::vector<std::vector<const float*>> attn_slots_;
+  std::vector<int32_t> attn_seq_tokens_;
 };
 
 absl::Status CpuBackend::MatMul(const WeightMatrix& w, const float* x,
@@ -125,12 +118,12 @@ absl::Status CpuBackend::MatMul(const WeightMatrix& w, const float* x,
     const int64_t cols = w.cols;
     // Quantizing is O(n cols), the matmul O(n cols rows): a few rows a task.
     constexpr int64_t kRowsPerTask = 4;
-    pool_.ParallelFor(
-        (n + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task, int) {
-          const int64_t i0 = task * kRowsPerTask;
-          cpu::QuantizeActRows(x, cols, i0, std::min(n, i0 + kRowsPerTask), q,
-                               d, sums, dsum);
-        });
+    pool_.ParallelFor((n + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task,
+                                                                 int) {
+      const int64_t i0 = task * kRowsPerTask;
+      cpu::QuantizeActRows(w.type, x, cols, i0, std::min(n, i0 + kRowsPerTask),
+                           q, d, sums, dsum);
+    });
     args.acts = {q, d, sums, dsum, cols};
   }
   // Row chunks: about 8 per thread for balance (threads are shared with the
@@ -160,22 +153,37 @@ absl::Status CpuBackend::Rope(float* x, int64_t n, int64_t heads,
   }
   if (n > 0 && x == nullptr) return absl::InvalidArgumentError("Rope: null x");
   const int64_t half = params.rope_dim / 2;
-  double* freq = Grow(rope_freq_, static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) freq[i] = RopeFrequency(params, i);
+  // ggml's rope, operation for operation, so Q and K are bit for bit
+  // llama.cpp's: angles in float, theta_i = pos * theta_scale^i built by
+  // repeated multiplication from theta_scale = powf(base, -2 / rope_dim),
+  // divided by the llama3 frequency factor where scaled, then cosf/sinf.
+  // (Float angles drift by ~1e-6 relative at large positions, as in ggml
+  // and in Hugging Face's float32 rotary embedding.)
+  float* factor = Grow(rope_factor_, static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    RopeParams unscaled = params;
+    unscaled.scaling_factor = 1.0;
+    factor[i] = static_cast<float>(RopeFrequency(unscaled, i) /
+                                   RopeFrequency(params, i));
+  }
+  const bool scaled = params.scaling_factor != 1.0;
+  const float theta_scale =
+      std::pow(static_cast<float>(params.theta),
+               -2.0f / static_cast<float>(params.rope_dim));
   for (int64_t t = 0; t < n; ++t) {
-    for (int64_t i = 0; i < half; ++i) {
-      // Angle and its sine/cosine in double like the reference: positions
-      // reach 1e5 and a float angle would be off by ~1e-2 radians there.
-      const double angle = pos[t] * freq[i];
-      const float c = static_cast<float>(std::cos(angle));
-      const float s = static_cast<float>(std::sin(angle));
+    float theta = static_cast<float>(pos[t]);
+    for (int64_t i = 0; i < half; ++i, theta *= theta_scale) {
+      const float angle = scaled ? theta / factor[i] : theta;
+      const float c = std::cos(angle);
+      const float s = std::sin(angle);
       const int64_t i0 = params.neox ? i : 2 * i;
       const int64_t i1 = params.neox ? i + half : 2 * i + 1;
       for (int64_t h = 0; h < heads; ++h) {
         float* xh = x + (t * heads + h) * params.head_dim;
         const float x0 = xh[i0], x1 = xh[i1];
-        xh[i0] = x0 * c - x1 * s;
-        xh[i1] = x0 * s + x1 * c;
+        // The contraction GCC gives ggml's x0*c - x1*s and x0*s + x1*c.
+        xh[i0] = std::fma(x0, c, -(x1 * s));
+        xh[i1] = std::fma(x0, s, x1 * c);
       }
     }
   }
@@ -207,15 +215,29 @@ absl::Status CpuBackend::Attention(const AttentionBatch& batch,
            slot_floats;
   };
   // All new keys and values first: tokens of this step attend to each other.
+  // They are kept at fp16 precision, as llama.cpp's (and GPU servers') f16
+  // KV cache keeps them.
   int64_t max_len = 0;
   for (int64_t t = 0; t < n; ++t) {
     const int64_t o = slot(batch.seq[t], batch.pos[t]);
-    std::memcpy(k_cache + o, k + t * slot_floats, slot_floats * sizeof(float));
-    std::memcpy(v_cache + o, v + t * slot_floats, slot_floats * sizeof(float));
+    for (int64_t i = 0; i < slot_floats; ++i) {
+      k_cache[o + i] = RoundToFp16(k[t * slot_floats + i]);
+      v_cache[o + i] = RoundToFp16(v[t * slot_floats + i]);
+    }
     max_len = std::max<int64_t>(max_len, int64_t{batch.pos[t]} + 1);
   }
-  for (std::vector<float>& s : attn_scratch_) {
-    Grow(s, static_cast<size_t>(max_len + hd));
+  // llama.cpp computes a step with one query token and a step with several
+  // through different f16 matmul paths (float_ops.h); a sequence here
+  // follows the path its own tokens in this step would take there, so its
+  // numerics do not depend on the other sequences in the batch.
+  std::vector<int32_t>& seq_tokens = attn_seq_tokens_;
+  seq_tokens.assign(batch.block_offsets.size() - 1, 0);
+  for (int64_t t = 0; t < n; ++t) ++seq_tokens[batch.seq[t]];
+  const size_t scratch_floats =
+      static_cast<size_t>(hd + cpu::AttentionScratchFloats(max_len, hd));
+  for (std::vector<float>& s : attn_scratch_) Grow(s, scratch_floats);
+  for (std::vector<const float*>& s : attn_slots_) {
+    Grow(s, 2 * static_cast<size_t>(max_len));
   }
   const int64_t group = q_heads / layout.kv_heads;
   pool_.ParallelFor(n * q_heads, [&](int64_t task, int thread) {
@@ -224,29 +246,22 @@ absl::Status CpuBackend::Attention(const AttentionBatch& batch,
     const int64_t s = batch.seq[t];
     const int64_t len = int64_t{batch.pos[t]} + 1;
     const int64_t kv_off = (h / group) * hd;
-    const float* qh = q + task * hd;
-    float* scores = attn_scratch_[thread].data();
-    float* acc = scores + len;
-    float mx = -INFINITY;
+    float* qh = attn_scratch_[thread].data();
+    float* scratch = qh + hd;
+    const float** keys = attn_slots_[thread].data();
+    const float** values = keys + len;
+    // q meets the f16 keys as f16, as in llama.cpp's KQ matmul.
+    for (int64_t i = 0; i < hd; ++i) qh[i] = RoundToFp16(q[task * hd + i]);
     for (int64_t p = 0; p < len; ++p) {
-      scores[p] = DotF(qh, k_cache + slot(s, p) + kv_off, hd) * scale;
-      mx = std::max(mx, scores[p]);
-    }
-    float sum = 0;
-    for (int64_t p = 0; p < len; ++p) {
-      scores[p] = std::exp(scores[p] - mx);
-      sum += scores[p];
-    }
-    std::fill(acc, acc + hd, 0.0f);
-    for (int64_t p = 0; p < len; ++p) {
-      const float* vp = v_cache + slot(s, p) + kv_off;
-      const float wgt = scores[p];
-      for (int64_t i = 0; i < hd; ++i) acc[i] += wgt * vp[i];
+      const int64_t o = slot(s, p) + kv_off;
+      keys[p] = k_cache + o;
+      values[p] = v_cache + o;
     }
     // Written last: out may alias q.
-    const float inv = 1.0f / sum;
-    float* oh = out + task * hd;
-    for (int64_t i = 0; i < hd; ++i) oh[i] = acc[i] * inv;
+    cpu::AttendHead(qh, keys, values, len, hd, scale,
+                    seq_tokens[s] > 1 ? cpu::AttentionOrder::kTiled
+                                      : cpu::AttentionOrder::kVecDot,
+                    scratch, out + task * hd);
   });
   return absl::OkStatus();
 }

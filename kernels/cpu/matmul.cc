@@ -143,7 +143,7 @@ float ScalarDotLegacy(const MatMulArgs& a, const uint8_t* wrow, int64_t i) {
     UnpackLegacy<kType>(wrow + b * kBytes, q, &d, &m);
     const float da = a.acts.d[base + b];
     acc += d * da * static_cast<float>(DotInt(q, aq + b * 32, 32));
-    if (m != 0) acc += m * da * static_cast<float>(Sum32(a.acts, base + b));
+    if (m != 0) acc += m * a.acts.dsum[base + b];
   }
   return acc;
 }
@@ -347,6 +347,15 @@ HWY_INLINE VI32 DotU8I8Weighted(VU8 u, VI8 s, __m256i w16) {
 
 HWY_INLINE float SumLanes(VF v) { return hn::GetLane(hn::SumOfLanes(DF(), v)); }
 
+// ggml's hsum_float_8: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
+HWY_INLINE float HsumGgml(VF v) {
+  __m128 r = _mm_add_ps(_mm256_extractf128_ps(v.raw, 1),
+                        _mm256_castps256_ps128(v.raw));
+  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+  r = _mm_add_ss(r, _mm_movehdup_ps(r));
+  return _mm_cvtss_f32(r);
+}
+
 // The two nibble halves of 16 bytes as one 32-byte vector in the legacy
 // order: bytes [0, 16) the low nibbles (x[0..16)), [16, 32) the high ones.
 HWY_INLINE VU8 UnpackNibbles16(const uint8_t* qs) {
@@ -405,46 +414,44 @@ struct SimdLegacyKernel {
         const VI32 p = DotU8I8(w, av);
         acc[j] = hn::MulAdd(hn::ConvertTo(df, p), hn::Set(df, dw * ad[j][b]),
                             acc[j]);
-        corr[j] += mw * ads[j][b];
+        corr[j] = std::fma(mw, ads[j][b], corr[j]);
       }
     }
   }
 
+  // In ggml's order for Q8_0 and Q4_1 (as VnniKernel, which this machine
+  // may lack): one 8-lane FMA chain per activation row over the blocks in
+  // order, the min/offset terms in a scalar FMA chain, then ggml's
+  // hsum_float_8 plus those. (One chain makes decode, NR = 1, wait on FMA
+  // latency; exactness is worth it on this fallback path.)
   template <int NR>
   static void Dot(const MatMulArgs& a, const uint8_t* wrow, int64_t i0,
                   float* out) {
     const DF df;
     const int64_t nb = a.w.cols / 32;
-    // Two sets of accumulators, even and odd blocks: one FMA chain per row
-    // would make decode (NR = 1) latency-bound at 4 cycles a block.
-    VF acc0[NR], acc1[NR];
-    float corr0[NR], corr1[NR];
+    VF acc[NR];
+    float corr[NR];
     const int8_t* aq[NR];
     const float* ad[NR];
     const float* ads[NR];
     TPSERVE_UNROLL
     for (int j = 0; j < NR; ++j) {
-      acc0[j] = acc1[j] = hn::Zero(df);
-      corr0[j] = corr1[j] = 0;
+      acc[j] = hn::Zero(df);
+      corr[j] = 0;
       const size_t base = static_cast<size_t>(i0 + j) * nb;
       aq[j] = a.acts.q + base * 32;
       ad[j] = a.acts.d + base;
       ads[j] = a.acts.dsum + base;
     }
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
+    for (int64_t b = 0; b < nb; ++b) {
       // Software prefetch along the weights (into the next rows): without
       // it decode waits on memory (as VnniKernel::kPrefetchBytes).
       _mm_prefetch(reinterpret_cast<const char*>(wrow + b * kBytes) + 3072,
                    _MM_HINT_T0);
-      Block<NR>(wrow, b, aq, ad, ads, acc0, corr0);
-      Block<NR>(wrow, b + 1, aq, ad, ads, acc1, corr1);
+      Block<NR>(wrow, b, aq, ad, ads, acc, corr);
     }
-    if (b < nb) Block<NR>(wrow, b, aq, ad, ads, acc0, corr0);
     TPSERVE_UNROLL
-    for (int j = 0; j < NR; ++j) {
-      out[j] = SumLanes(hn::Add(acc0[j], acc1[j])) + (corr0[j] + corr1[j]);
-    }
+    for (int j = 0; j < NR; ++j) out[j] = HsumGgml(acc[j]) + corr[j];
   }
 };
 
@@ -557,14 +564,24 @@ struct SimdQ6KKernel {
 };
 
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-// ---- AVX512-VNNI decode kernels (n = 1, Q4_1 and Q8_0) ----------------------
+// ---- AVX512-VNNI kernels (Q4_1 and Q8_0) -----------------------------------
 //
 // Highway 1.0.3's AVX3 target does not include VNNI, so these functions carry
 // their own target attribute and are only called when the CPU reports
-// avx512vnni. Two 32-weight blocks per 512-bit vector, vpdpbusd for the exact
-// u8 x i8 block dots, R weight rows per pass sharing the activation loads,
-// and per-lane float accumulation reduced once per row. Each row's sums are
-// formed in the same order whatever R, the row range or the thread count.
+// avx512vnni.
+//
+// Order of operations: exactly ggml's x86 ggml_vec_dot_q4_1_q8_1 and
+// ggml_vec_dot_q8_0_q8_0 (the AVX2 code llama.cpp runs on these CPUs, for
+// prompt and decode alike), so every output is bit for bit llama.cpp's:
+// eight float lanes per (weight row, activation row), lane j holding the
+// exact int32 sum of elements 4j..4j+3 of a block; per block
+// lane_j = fma(dw * da, lane_sum_j, lane_j) in block order; Q4_1's min term
+// summed separately as summs = fma(mw, s_a, summs) in block order; then
+// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)) (+ summs). A 512-bit
+// vector carries block b of two weight rows (lanes 0-7 and 8-15) against
+// the same activation block; P such pairs run side by side so the
+// one-FMA-per-block chains do not make decode latency-bound. The result
+// does not depend on P, NA, the row range or the thread count.
 #define TPSERVE_VNNI_DECODE 1
 #define TPSERVE_VNNI_FN                                       \
   __attribute__((                                             \
@@ -585,51 +602,48 @@ struct VnniKernel {
   // Software prefetch distance along the weights (rows are contiguous, so
   // this runs into the next rows): the hardware prefetcher alone leaves
   // decode waiting on memory. Tuned on Sapphire Rapids with the SmolLM2
-  // shapes (1-6 KiB tried; 3 KiB best, 1.4x decode over none). A prefetch
-  // past the end of the matrix does not fault.
+  // shapes. A prefetch past the end of the matrix does not fault.
   static constexpr size_t kPrefetchBytes = 3072;
 
-  // Blocks b and b + 1 (only b when kTail) of R weight rows against NA
-  // activation rows (i0 + j): acc[k * NA + j] and corr[k * NA + j].
-  template <int NA, int R, bool kTail>
+  // Block b of the weight-row pairs wrows[2p], wrows[2p + 1] (p < P; the
+  // second row of the last pair repeats the first when kOdd, and its lanes
+  // are ignored) against NA activation rows i0 + j: acc[p * NA + j] and,
+  // for Q4_1, the min sums in lanes 1 and 3 of sum[p * NA + j].
+  template <int NA, int P, bool kOdd>
   static TPSERVE_VNNI_INLINE void Step(const MatMulArgs& a, int64_t i0,
                                        const uint8_t* const* wrows, int64_t b,
-                                       __m512* acc, __m128* corr) {
+                                       __m512* acc, __m128* sum) {
     const int64_t nb = a.w.cols / 32;
     __m512i av[NA];
     __m128 as[NA];
     TPSERVE_UNROLL
     for (int j = 0; j < NA; ++j) {
       const size_t ab = static_cast<size_t>(i0 + j) * nb + b;
-      const int8_t* aq = a.acts.q + ab * 32;
-      // Activations of the two blocks; a tail's missing block reads as 0.
-      av[j] = kTail ? _mm512_maskz_loadu_epi8(0xFFFFFFFFull, aq)
-                    : _mm512_loadu_si512(aq);
-      // Activation scales [ad0, ad1, 0, 0] (and the dsum ones for Q4_1).
-      const __m128 ad2 =
-          kTail ? _mm_load_ss(a.acts.d + ab)
-                : _mm_castsi128_ps(_mm_loadl_epi64(
-                      reinterpret_cast<const __m128i*>(a.acts.d + ab)));
+      // The activation block in both halves.
+      av[j] = _mm512_maskz_broadcast_i64x4(
+          0xFF, _mm256_loadu_si256(
+                    reinterpret_cast<const __m256i*>(a.acts.q + ab * 32)));
+      const __m128 ad = _mm_set1_ps(a.acts.d[ab]);
       if constexpr (kQ8) {
-        as[j] = ad2;
+        as[j] = ad;
         av[j] = _mm512_xor_si512(av[j], _mm512_set1_epi8(-128));  // a + 128
       } else {
-        const __m128 ads2 =
-            kTail ? _mm_load_ss(a.acts.dsum + ab)
-                  : _mm_castsi128_ps(_mm_loadl_epi64(
-                        reinterpret_cast<const __m128i*>(a.acts.dsum + ab)));
-        as[j] = _mm_unpacklo_ps(ad2, ads2);  // [ad0, ads0, ad1, ads1]
+        // [da, sa, da, sa] against the weights' [d0, m0, d1, m1].
+        as[j] = _mm_unpacklo_ps(ad, _mm_set1_ps(a.acts.dsum[ab]));
       }
     }
-    // Lanes 0-7 take block b's scale, 8-15 block b + 1's.
+    // Lanes 0-7 take row 2p's scale, 8-15 row 2p + 1's.
     const __m512i idx =
         kQ8 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
             : _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
     TPSERVE_UNROLL
-    for (int k = 0; k < R; ++k) {
-      const uint8_t* blk0 = wrows[k] + b * kBytes;
-      const uint8_t* blk1 = kTail ? blk0 : blk0 + kBytes;
+    for (int p = 0; p < P; ++p) {
+      const uint8_t* blk0 = wrows[2 * p] + b * kBytes;
+      const uint8_t* blk1 =
+          (kOdd && p == P - 1) ? blk0 : wrows[2 * p + 1] + b * kBytes;
       _mm_prefetch(reinterpret_cast<const char*>(blk0) + kPrefetchBytes,
+                   _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk1) + kPrefetchBytes,
                    _MM_HINT_T0);
       __m512i w;
       __m128 wd;
@@ -639,12 +653,9 @@ struct VnniKernel {
         std::memcpy(&h1, blk1, 2);
         wd = _mm_cvtph_ps(
             _mm_cvtsi32_si128(static_cast<int>(h0 | (uint32_t{h1} << 16))));
-        const __m512i w0 = _mm512_maskz_loadu_epi64(0x0F, blk0 + 2);
-        w = kTail ? w0
-                  : _mm512_mask_broadcast_i64x4(
-                        w0, 0xF0,
-                        _mm256_loadu_si256(
-                            reinterpret_cast<const __m256i*>(blk1 + 2)));
+        w = _mm512_mask_broadcast_i64x4(
+            _mm512_maskz_loadu_epi64(0x0F, blk0 + 2), 0xF0,
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk1 + 2)));
       } else {
         uint32_t h0, h1;  // d and m of each block.
         std::memcpy(&h0, blk0, 4);
@@ -654,13 +665,11 @@ struct VnniKernel {
         const __m512i q0 = _mm512_maskz_broadcast_i32x4(
             0x00FF,
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk0 + 4)));
-        const __m512i q =
-            kTail ? q0
-                  : _mm512_mask_broadcast_i32x4(
-                        q0, 0xFF00,
-                        _mm_loadu_si128(
-                            reinterpret_cast<const __m128i*>(blk1 + 4)));
-        // [qs0, qs0, qs1, qs1] -> [lo0, hi0, lo1, hi1] nibbles.
+        const __m512i q = _mm512_mask_broadcast_i32x4(
+            q0, 0xFF00,
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk1 + 4)));
+        // [qs0, qs0, qs1, qs1] -> [lo0, hi0, lo1, hi1] nibbles: elements
+        // 0-15 then 16-31 of each row, ggml's bytes_from_nibbles_32 order.
         const __m512i shifts =
             _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0, 0,
                              0x0004000400040004, 0x0004000400040004, 0, 0);
@@ -675,72 +684,71 @@ struct VnniKernel {
       }
       TPSERVE_UNROLL
       for (int j = 0; j < NA; ++j) {
-        __m512i p;
+        __m512i dot;
         if constexpr (kQ8) {
-          p = _mm512_sub_epi32(
+          dot = _mm512_sub_epi32(
               _mm512_dpbusd_epi32(_mm512_setzero_si512(), av[j], w), wsum128);
         } else {
-          p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, av[j]);
+          dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, av[j]);
         }
-        // Q8_0: [dw0 ad0, dw1 ad1, 0, 0];
-        // Q4_1: [dw0 ad0, mw0 ads0, dw1 ad1, mw1 ads1].
+        // Q8_0: [dw0 da, dw1 da, ...]; Q4_1: [dw0 da, mw0 sa, dw1 da, mw1 sa].
         const __m128 prod = _mm_mul_ps(wd, as[j]);
-        if constexpr (!kQ8)
-          corr[k * NA + j] = _mm_add_ps(corr[k * NA + j], prod);
+        if constexpr (!kQ8) {
+          sum[p * NA + j] = _mm_fmadd_ps(wd, as[j], sum[p * NA + j]);
+        }
+        // (GCC 12 warns about the unmasked forms' undefined upper lanes.)
         const __m512 scale = _mm512_maskz_permutexvar_ps(
             0xFFFF, idx, _mm512_zextps128_ps512(prod));
-        acc[k * NA + j] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, p),
-                                          scale, acc[k * NA + j]);
+        acc[p * NA + j] = _mm512_fmadd_ps(
+            scale, _mm512_maskz_cvtepi32_ps(0xFFFF, dot), acc[p * NA + j]);
       }
     }
   }
 
-  // (GCC 12's _mm512_reduce_add_ps and plain casts trip
-  // -Wmaybe-uninitialized; the zero-masked forms below do not.)
-  static TPSERVE_VNNI_INLINE float ReduceAdd(__m512 v) {
-    const __m256 lo = _mm256_castpd_ps(
-        _mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 0));
-    const __m256 hi = _mm256_castpd_ps(
-        _mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 1));
-    const __m256 s8 = _mm256_add_ps(lo, hi);
-    __m128 s4 =
-        _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    s4 = _mm_add_ss(s4, _mm_shuffle_ps(s4, s4, 1));
-    return _mm_cvtss_f32(s4);
+  // ggml's hsum_float_8.
+  static TPSERVE_VNNI_INLINE float Hsum8(__m256 x) {
+    __m128 r =
+        _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
   }
 
-  // y[i0 + j, r + k] for NA activation rows and R weight rows from r.
-  template <int NA, int R>
+  // y[i0 + j, r + k] for NA activation rows and 2P weight rows from r
+  // (2P - 1 when kOdd).
+  template <int NA, int P, bool kOdd>
   static TPSERVE_VNNI_INLINE void Rows(const MatMulArgs& a, int64_t i0,
                                        int64_t r) {
+    constexpr int kRows = 2 * P - (kOdd ? 1 : 0);
     const int64_t nb = a.w.cols / 32;
-    const uint8_t* wrows[R];
-    __m512 acc[R * NA];
-    __m128 corr[R * NA];
+    const uint8_t* wrows[2 * P];
+    __m512 acc[P * NA];
+    __m128 sum[P * NA];
     TPSERVE_UNROLL
-    for (int k = 0; k < R; ++k) {
-      wrows[k] = a.w.data + static_cast<size_t>(r + k) * a.w.row_stride;
+    for (int k = 0; k < 2 * P; ++k) {
+      wrows[k] = a.w.data + static_cast<size_t>(r + std::min(k, kRows - 1)) *
+                                a.w.row_stride;
     }
     TPSERVE_UNROLL
-    for (int t = 0; t < R * NA; ++t) {
+    for (int t = 0; t < P * NA; ++t) {
       acc[t] = _mm512_setzero_ps();
-      corr[t] = _mm_setzero_ps();
+      sum[t] = _mm_setzero_ps();
     }
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) Step<NA, R, false>(a, i0, wrows, b, acc, corr);
-    if (b < nb) Step<NA, R, true>(a, i0, wrows, b, acc, corr);
+    for (int64_t b = 0; b < nb; ++b)
+      Step<NA, P, kOdd>(a, i0, wrows, b, acc, sum);
     const size_t rows = static_cast<size_t>(a.w.rows);
     TPSERVE_UNROLL
-    for (int k = 0; k < R; ++k) {
+    for (int k = 0; k < kRows; ++k) {
       TPSERVE_UNROLL
       for (int j = 0; j < NA; ++j) {
-        float s = ReduceAdd(acc[k * NA + j]);
+        const int t = (k / 2) * NA + j;
+        const __m256 lanes = _mm256_castpd_ps(
+            _mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(acc[t]), k % 2));
+        float s = Hsum8(lanes);
         if constexpr (!kQ8) {
-          // The min terms: lanes 1 and 3.
-          const __m128 c = corr[k * NA + j];
-          const __m128 c2 = _mm_add_ps(c, _mm_movehl_ps(c, c));
-          s += _mm_cvtss_f32(_mm_shuffle_ps(c2, c2, 1));
+          alignas(16) float m[4];
+          _mm_store_ps(m, sum[t]);
+          s += m[1 + 2 * (k % 2)];
         }
         a.y[static_cast<size_t>(i0 + j) * rows + static_cast<size_t>(r + k)] =
             s;
@@ -749,15 +757,16 @@ struct VnniKernel {
   }
 
   // Weight rows [r0, r1): activation rows in groups of kMaxRows (outer) as
-  // in Drive; a single activation row takes two weight rows per pass.
+  // in Drive; a single activation row takes four weight rows per pass.
   template <int NA>
   static TPSERVE_VNNI_INLINE void Group(const MatMulArgs& a, int64_t i0,
                                         int64_t r0, int64_t r1) {
     int64_t r = r0;
     if constexpr (NA == 1) {
-      for (; r + 2 <= r1; r += 2) Rows<1, 2>(a, i0, r);
+      for (; r + 4 <= r1; r += 4) Rows<1, 2, false>(a, i0, r);
     }
-    for (; r < r1; ++r) Rows<NA, 1>(a, i0, r);
+    for (; r + 2 <= r1; r += 2) Rows<NA, 1, false>(a, i0, r);
+    if (r < r1) Rows<NA, 1, true>(a, i0, r);
   }
 
   static TPSERVE_VNNI_FN __attribute__((noinline)) void Run(const MatMulArgs& a,
@@ -872,6 +881,8 @@ void MatMulRowsImpl(const MatMulArgs& a, int64_t r0, int64_t r1) {
 
 const char* TargetNameImpl() { return hwy::TargetName(HWY_TARGET); }
 
+bool FollowsGgmlOrderImpl() { return TPSERVE_X86_INT8 != 0; }
+
 }  // namespace HWY_NAMESPACE
 }  // namespace tpserve::cpu
 HWY_AFTER_NAMESPACE();
@@ -881,20 +892,24 @@ namespace tpserve::cpu {
 
 HWY_EXPORT(MatMulRowsImpl);
 HWY_EXPORT(TargetNameImpl);
+HWY_EXPORT(FollowsGgmlOrderImpl);
 
 bool UsesQuantizedActs(GgmlType type) {
   return type != GgmlType::kF32 && type != GgmlType::kF16 &&
          type != GgmlType::kBF16;
 }
 
-void QuantizeActRows(const float* x, int64_t cols, int64_t i0, int64_t i1,
-                     int8_t* q, float* d, int16_t* sums, float* dsum) {
+void QuantizeActRows(GgmlType type, const float* x, int64_t cols, int64_t i0,
+                     int64_t i1, int8_t* q, float* d, int16_t* sums,
+                     float* dsum) {
+  const bool q8_1 = type == GgmlType::kQ4_1 || type == GgmlType::kQ5_1;
   const int64_t nb = cols / kActBlock;
   for (int64_t i = i0; i < i1; ++i) {
     for (int64_t b = 0; b < nb; ++b) {
       const size_t blk = static_cast<size_t>(i) * nb + b;
       int8_t* qb = q + blk * kActBlock;
-      QuantizeActivationBlock(x + blk * kActBlock, qb, d + blk);
+      QuantizeActivationBlock(x + blk * kActBlock, qb, d + blk,
+                              q8_1 ? dsum + blk : nullptr);
       int s0 = 0, s1 = 0;
       for (int k = 0; k < 16; ++k) {
         s0 += qb[k];
@@ -902,7 +917,8 @@ void QuantizeActRows(const float* x, int64_t cols, int64_t i0, int64_t i1,
       }
       sums[2 * blk] = static_cast<int16_t>(s0);
       sums[2 * blk + 1] = static_cast<int16_t>(s1);
-      dsum[blk] = d[blk] * static_cast<float>(s0 + s1);
+      // Exact: an fp16 scale (11 bits) times |sum| <= 4064 (12 bits).
+      if (!q8_1) dsum[blk] = d[blk] * static_cast<float>(s0 + s1);
     }
   }
 }
@@ -913,6 +929,10 @@ void MatMulRows(const MatMulArgs& args, int64_t r0, int64_t r1) {
 
 const char* MatMulTargetName() {
   return HWY_DYNAMIC_DISPATCH(TargetNameImpl)();
+}
+
+bool MatMulFollowsGgmlOrder() {
+  return HWY_DYNAMIC_DISPATCH(FollowsGgmlOrderImpl)();
 }
 
 }  // namespace tpserve::cpu

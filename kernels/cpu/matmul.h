@@ -30,8 +30,10 @@ struct QuantizedActs {
   const int8_t* q = nullptr;      // Quants, |q| <= 127.
   const float* d = nullptr;       // One scale per 32 quants.
   const int16_t* sums = nullptr;  // Sum of each 16 quants (|sum| <= 2032).
-  // d * (sum of the 32 quants), rounded once: the factor of the min/offset
-  // terms of Q4_0, Q4_1 and Q4_K, precomputed so kernels do one FMA a block.
+  // The factor of the min/offset terms (Q4_0, Q4_1, Q5_1, Q4_K), one per 32
+  // quants, precomputed so kernels do one FMA a block: for Q4_1 and Q5_1
+  // weights ggml's q8_1 `s`, (unrounded d) * sum rounded to fp16, so those
+  // sums match llama.cpp's; for the others d * sum, which is exact.
   const float* dsum = nullptr;
   int64_t cols = 0;
 };
@@ -40,9 +42,11 @@ struct QuantizedActs {
 bool UsesQuantizedActs(GgmlType type);
 
 // Quantizes activation rows [i0, i1) of x ([n, cols]) into q/d/sums/dsum
-// laid out as QuantizedActs describes (the buffers hold all n rows).
-void QuantizeActRows(const float* x, int64_t cols, int64_t i0, int64_t i1,
-                     int8_t* q, float* d, int16_t* sums, float* dsum);
+// laid out as QuantizedActs describes (the buffers hold all n rows), for a
+// matmul with weights of `type`.
+void QuantizeActRows(GgmlType type, const float* x, int64_t cols, int64_t i0,
+                     int64_t i1, int8_t* q, float* d, int16_t* sums,
+                     float* dsum);
 
 struct MatMulArgs {
   WeightMatrix w;      // Validated (ValidateWeightMatrix).
@@ -58,6 +62,12 @@ void MatMulRows(const MatMulArgs& args, int64_t r0, int64_t r1);
 
 // The Highway target MatMulRows runs on (e.g. "AVX3", "AVX2").
 const char* MatMulTargetName();
+
+// Whether Q8_0 and Q4_1 matmuls form their sums exactly as ggml's x86
+// AVX2 kernels do (so bit for bit llama.cpp's): true on the x86 targets
+// with AVX2 or AVX-512; other targets compute the same sums in another
+// order (last-bit differences).
+bool MatMulFollowsGgmlOrder();
 
 }  // namespace tpserve::cpu
 

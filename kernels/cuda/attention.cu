@@ -18,6 +18,8 @@
 // is written, and only the CTA that reads a row writes it (splits == 1), so
 // `out` may alias `q`. A row whose positions all lie past a split has max
 // -inf: its softmax terms and alpha are forced to 0, never exp(-inf + inf).
+#include <cuda_fp16.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -72,7 +74,9 @@ __global__ void __launch_bounds__(kThreads)
   };
   for (int idx = threadIdx.x; idx < rows * hd; idx += kThreads) {
     const int r = idx / hd;
-    qs[idx] = q[q_row(r) * hd + idx % hd] * scale;
+    // q meets the fp16 keys as fp16 (Backend::Attention).
+    qs[idx] =
+        __half2float(__float2half_rn(q[q_row(r) * hd + idx % hd])) * scale;
     o[idx] = 0.0f;
   }
   for (int r = threadIdx.x; r < rows; r += kThreads) {

@@ -1,6 +1,9 @@
 // Writes a step's new keys and values into their paged-cache slots, before
 // attention reads them (same stream: tokens of one step see each other).
-// One CTA per token; threads copy the token's kv_heads * head_dim floats.
+// One CTA per token; threads copy the token's kv_heads * head_dim floats,
+// rounded to fp16 (the cache holds fp16 values: Backend::Attention).
+#include <cuda_fp16.h>
+
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/ops.h"
 
@@ -21,8 +24,8 @@ __global__ void KvWriteKernel(PagedBatch b, const float* __restrict__ k,
       slot_floats;
   const size_t src = static_cast<size_t>(t) * slot_floats;
   for (int64_t i = threadIdx.x; i < slot_floats; i += blockDim.x) {
-    b.k_cache[dst + i] = k[src + i];
-    b.v_cache[dst + i] = v[src + i];
+    b.k_cache[dst + i] = __half2float(__float2half_rn(k[src + i]));
+    b.v_cache[dst + i] = __half2float(__float2half_rn(v[src + i]));
   }
 }
 

@@ -1,0 +1,232 @@
+#include "kernels/cpu/float_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/reference_ops.h"
+
+// Every function body is an always-inline template instantiated twice: in a
+// function built for AVX2+FMA (std::fma becomes one vfmadd instruction and
+// GCC vectorizes the fixed-width lane loops) and in a baseline one (std::fma
+// is then glibc's, which is exact too: same results, slower). The choice is
+// made once per process from cpuid.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define TPSERVE_FLOAT_OPS_DISPATCH 1
+#define TPSERVE_FMA_TARGET __attribute__((target("avx2,fma")))
+#else
+#define TPSERVE_FLOAT_OPS_DISPATCH 0
+#define TPSERVE_FMA_TARGET
+#endif
+#define TPSERVE_ALWAYS_INLINE inline __attribute__((always_inline))
+
+namespace tpserve::cpu {
+namespace {
+
+bool UseFma() {
+#if TPSERVE_FLOAT_OPS_DISPATCH
+  static const bool fma =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return fma;
+#else
+  return false;
+#endif
+}
+
+constexpr int kLanes = 16;  // One __m512 of floats, as ggml's AVX-512 code.
+
+int64_t RoundUp(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// _mm512_reduce_add_ps as GCC's header defines it: halves, then quarters,
+// then lanes (0 + 2) + (1 + 3).
+TPSERVE_ALWAYS_INLINE float Reduce16(const float* a) {
+  float b[8], c[4];
+  for (int i = 0; i < 8; ++i) b[i] = a[i + 8] + a[i];
+  for (int i = 0; i < 4; ++i) c[i] = b[i + 4] + b[i];
+  return (c[0] + c[2]) + (c[1] + c[3]);
+}
+
+TPSERVE_ALWAYS_INLINE float ExpFImpl(float x) {
+  // Round x / ln 2 to an integer n with the 1.5 * 2^23 shift, reduce
+  // b = x - n ln 2 (ln 2 in two parts), then a degree-5 polynomial and
+  // j * 2^n. Each fma is one fused operation, as in ggml's intrinsics.
+  constexpr float kShift = 0x1.8p23f;
+  const float z = std::fma(x, 0x1.715476p+0f, kShift);
+  const float n = z - kShift;
+  const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+  const float u = b * b;
+  const float j =
+      std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                        std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+               u, std::fma(0x1.ffffecp-1f, b, 1.0f));
+  if (std::isnan(n)) return n;
+  if (std::fabs(n) > 192.0f) {
+    return n <= 0 ? 0.0f : std::numeric_limits<float>::infinity();
+  }
+  return std::ldexp(j, static_cast<int>(n));  // _mm512_scalef_ps(j, n).
+}
+
+template <bool kFma>
+TPSERVE_ALWAYS_INLINE void SwiGluImpl(float* gate, const float* up, int64_t n) {
+  // ggml's 16-wide part, then its scalar tail (rows whose width is a
+  // multiple of 16, as every Llama FFN's, have no tail).
+  const int64_t nv = n / kLanes * kLanes;
+  int64_t i = 0;
+  for (; i < nv; ++i) {
+    const float x = gate[i];
+    gate[i] = x / (1.0f + ExpFImpl(0.0f - x)) * up[i];
+  }
+  // The tail uses libm's expf, as ggml's does.
+  for (; i < n; ++i) {
+    const float x = gate[i];
+    gate[i] = x / (1.0f + std::exp(-x)) * up[i];
+  }
+}
+
+// q . k over head_dim as ggml computes one KQ entry.
+TPSERVE_ALWAYS_INLINE float DotKq(const float* q, const float* k, int64_t hd,
+                                  bool tiled) {
+  if (tiled) {
+    // tinyBLAS: one 16-lane accumulator, chunks in order, then reduced.
+    float acc[kLanes] = {};
+    for (int64_t c = 0; c < hd; c += kLanes) {
+      for (int l = 0; l < kLanes; ++l) {
+        acc[l] = std::fma(k[c + l], q[c + l], acc[l]);
+      }
+    }
+    return Reduce16(acc);
+  }
+  // ggml_vec_dot_f16: four 16-lane accumulators over 64-element steps,
+  // combined (0 + 2) + (1 + 3) and reduced into a double, then the tail.
+  const int64_t np = hd & ~int64_t{63};
+  float sum[4][kLanes] = {};
+  for (int64_t i = 0; i < np; i += 64) {
+    for (int j = 0; j < 4; ++j) {
+      for (int l = 0; l < kLanes; ++l) {
+        const int64_t e = i + j * kLanes + l;
+        sum[j][l] = std::fma(k[e], q[e], sum[j][l]);
+      }
+    }
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    sum[0][l] += sum[2][l];
+    sum[1][l] += sum[3][l];
+    sum[0][l] += sum[1][l];
+  }
+  double s = Reduce16(sum[0]);
+  for (int64_t i = np; i < hd; ++i) s += static_cast<double>(k[i] * q[i]);
+  return static_cast<float>(s);
+}
+
+template <bool kFma>
+TPSERVE_ALWAYS_INLINE void AttendHeadImpl(const float* q,
+                                          const float* const* keys,
+                                          const float* const* values,
+                                          int64_t len, int64_t hd, float scale,
+                                          AttentionOrder order, float* scratch,
+                                          float* out) {
+  // tinyBLAS takes KQ when head_dim % 16 == 0 and KQV when head_dim % 4 ==
+  // 0 (its other conditions hold for llama.cpp's padded KV length);
+  // otherwise ggml falls back to ggml_vec_dot_f16.
+  const bool kq_tiled = order == AttentionOrder::kTiled && hd % 16 == 0;
+  const bool kqv_tiled = order == AttentionOrder::kTiled && hd % 4 == 0;
+  float* w = scratch;  // Scores, then weights; RoundUp(len, 64) of them.
+  float* acc = scratch + RoundUp(len, 64);  // [64 or 16 lanes][hd].
+
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t p = 0; p < len; ++p) {
+    w[p] = DotKq(q, keys[p], hd, kq_tiled) * scale;
+    mx = std::max(mx, w[p]);
+  }
+  // ggml_vec_soft_max_f32: exp in 16-wide chunks from position 0, each
+  // chunk reduced and added into a double. Masked positions (p >= len, up
+  // to llama.cpp's padded KV length) are exp(-inf) = 0 and add nothing.
+  const int64_t len16 = RoundUp(len, kLanes);
+  double sum = 0;
+  for (int64_t c = 0; c < len16; c += kLanes) {
+    float e[kLanes];
+    for (int l = 0; l < kLanes; ++l) {
+      e[l] = c + l < len ? ExpFImpl(w[c + l] - mx) : 0.0f;
+    }
+    std::memcpy(w + c, e, sizeof(e));
+    sum += Reduce16(e);
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  // The KQV matmul converts the weights to fp16 (its vec_dot type).
+  for (int64_t p = 0; p < len; ++p) w[p] = RoundToFp16(w[p] * inv);
+
+  // Weighted sum of values, lane by lane as the chosen path accumulates:
+  // position p goes to lane p % 16 (tinyBLAS) or p % 64 (vec_dot's four
+  // accumulators), chunks in order. Positions past len have weight 0.
+  const int lanes = kqv_tiled ? kLanes : 64;
+  const int64_t used = std::min<int64_t>(lanes, len);
+  std::fill(acc, acc + used * hd, 0.0f);
+  for (int64_t p = 0; p < len; ++p) {
+    float* a = acc + (p % lanes) * hd;
+    const float* v = values[p];
+    const float wp = w[p];
+    for (int64_t d = 0; d < hd; ++d) a[d] = std::fma(v[d], wp, a[d]);
+  }
+  for (int64_t d = 0; d < hd; ++d) {
+    float s[kLanes];
+    for (int l = 0; l < kLanes; ++l) {
+      auto lane = [&](int64_t i) { return i < used ? acc[i * hd + d] : 0.0f; };
+      s[l] = kqv_tiled
+                 ? lane(l)
+                 : (lane(l) + lane(l + 32)) + (lane(l + 16) + lane(l + 48));
+    }
+    out[d] = Reduce16(s);
+  }
+}
+
+#if TPSERVE_FLOAT_OPS_DISPATCH
+TPSERVE_FMA_TARGET float ExpFFma(float x) { return ExpFImpl(x); }
+TPSERVE_FMA_TARGET void SwiGluFma(float* gate, const float* up, int64_t n) {
+  SwiGluImpl<true>(gate, up, n);
+}
+TPSERVE_FMA_TARGET void AttendHeadFma(const float* q, const float* const* keys,
+                                      const float* const* values, int64_t len,
+                                      int64_t hd, float scale,
+                                      AttentionOrder order, float* scratch,
+                                      float* out) {
+  AttendHeadImpl<true>(q, keys, values, len, hd, scale, order, scratch, out);
+}
+#endif
+
+}  // namespace
+
+float ExpF(float x) {
+#if TPSERVE_FLOAT_OPS_DISPATCH
+  if (UseFma()) return ExpFFma(x);
+#endif
+  return ExpFImpl(x);
+}
+
+void SwiGlu(float* gate, const float* up, int64_t n) {
+#if TPSERVE_FLOAT_OPS_DISPATCH
+  if (UseFma()) return SwiGluFma(gate, up, n);
+#endif
+  SwiGluImpl<false>(gate, up, n);
+}
+
+void AttendHead(const float* q, const float* const* keys,
+                const float* const* values, int64_t len, int64_t head_dim,
+                float scale, AttentionOrder order, float* scratch, float* out) {
+#if TPSERVE_FLOAT_OPS_DISPATCH
+  if (UseFma()) {
+    return AttendHeadFma(q, keys, values, len, head_dim, scale, order, scratch,
+                         out);
+  }
+#endif
+  AttendHeadImpl<false>(q, keys, values, len, head_dim, scale, order, scratch,
+                        out);
+}
+
+bool FloatOpsUseFma() { return UseFma(); }
+
+int64_t AttentionScratchFloats(int64_t len, int64_t head_dim) {
+  return RoundUp(len, 64) + 64 * head_dim;
+}
+
+}  // namespace tpserve::cpu
