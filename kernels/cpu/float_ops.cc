@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 
@@ -14,7 +15,7 @@
 // made once per process from cpuid.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TPSERVE_FLOAT_OPS_DISPATCH 1
-#define TPSERVE_FMA_TARGET __attribute__((target("avx2,fma")))
+#define TPSERVE_FMA_TARGET __attribute__((target("avx2,fma"), optimize("O3")))
 #else
 #define TPSERVE_FLOAT_OPS_DISPATCH 0
 #define TPSERVE_FMA_TARGET
@@ -47,6 +48,14 @@ TPSERVE_ALWAYS_INLINE float Reduce16(const float* a) {
   return (c[0] + c[2]) + (c[1] + c[3]);
 }
 
+// 2^e for e in [-126, 127], exactly.
+TPSERVE_ALWAYS_INLINE float Pow2(int e) {
+  const uint32_t bits = static_cast<uint32_t>(e + 127) << 23;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
 TPSERVE_ALWAYS_INLINE float ExpFImpl(float x) {
   // Round x / ln 2 to an integer n with the 1.5 * 2^23 shift, reduce
   // b = x - n ln 2 (ln 2 in two parts), then a degree-5 polynomial and
@@ -64,7 +73,13 @@ TPSERVE_ALWAYS_INLINE float ExpFImpl(float x) {
   if (std::fabs(n) > 192.0f) {
     return n <= 0 ? 0.0f : std::numeric_limits<float>::infinity();
   }
-  return std::ldexp(j, static_cast<int>(n));  // _mm512_scalef_ps(j, n).
+  // j * 2^n rounded once, as _mm512_scalef_ps(j, n): j is in [0.7, 1.5], so
+  // j * 2^(n + 100) is exact and normal and the last product rounds (to a
+  // subnormal or zero for very negative n, to inf past the float range).
+  const int e = static_cast<int>(n);
+  if (e < 0) return j * Pow2(e + 100) * Pow2(-100);
+  if (e > 127) return j * Pow2(100) * Pow2(e - 100);
+  return j * Pow2(e);
 }
 
 template <bool kFma>
@@ -161,23 +176,46 @@ TPSERVE_ALWAYS_INLINE void AttendHeadImpl(const float* q,
   // accumulators), chunks in order. Positions past len have weight 0.
   const int lanes = kqv_tiled ? kLanes : 64;
   const int64_t used = std::min<int64_t>(lanes, len);
-  std::fill(acc, acc + used * hd, 0.0f);
-  for (int64_t p = 0; p < len; ++p) {
+  for (int64_t p = 0; p < used; ++p) {  // First chunk: fma onto +0.
+    float* a = acc + p * hd;
+    const float* v = values[p];
+    const float wp = w[p];
+    for (int64_t d = 0; d < hd; ++d) a[d] = std::fma(v[d], wp, 0.0f);
+  }
+  std::fill(acc + used * hd, acc + lanes * hd, 0.0f);
+  for (int64_t p = used; p < len; ++p) {
     float* a = acc + (p % lanes) * hd;
     const float* v = values[p];
     const float wp = w[p];
     for (int64_t d = 0; d < hd; ++d) a[d] = std::fma(v[d], wp, a[d]);
   }
-  for (int64_t d = 0; d < hd; ++d) {
-    float s[kLanes];
+  // vec_dot: lane l of the result is (acc_l + acc_l+32) + (acc_l+16 +
+  // acc_l+48); then Reduce16 over l. Both loops run along d (vectorized).
+  if (!kqv_tiled) {
     for (int l = 0; l < kLanes; ++l) {
-      auto lane = [&](int64_t i) { return i < used ? acc[i * hd + d] : 0.0f; };
-      s[l] = kqv_tiled
-                 ? lane(l)
-                 : (lane(l) + lane(l + 32)) + (lane(l + 16) + lane(l + 48));
+      float* a0 = acc + l * hd;
+      const float* a1 = acc + (l + 16) * hd;
+      const float* a2 = acc + (l + 32) * hd;
+      const float* a3 = acc + (l + 48) * hd;
+      for (int64_t d = 0; d < hd; ++d)
+        a0[d] = (a0[d] + a2[d]) + (a1[d] + a3[d]);
     }
-    out[d] = Reduce16(s);
   }
+  for (int i = 0; i < 8; ++i) {  // Lanes i + 8 onto i.
+    float* a = acc + i * hd;
+    const float* b = acc + (i + 8) * hd;
+    for (int64_t d = 0; d < hd; ++d) a[d] = b[d] + a[d];
+  }
+  for (int i = 0; i < 4; ++i) {  // Lanes i + 4 onto i.
+    float* a = acc + i * hd;
+    const float* b = acc + (i + 4) * hd;
+    for (int64_t d = 0; d < hd; ++d) a[d] = b[d] + a[d];
+  }
+  const float* c0 = acc;
+  const float* c1 = acc + hd;
+  const float* c2 = acc + 2 * hd;
+  const float* c3 = acc + 3 * hd;
+  for (int64_t d = 0; d < hd; ++d) out[d] = (c0[d] + c2[d]) + (c1[d] + c3[d]);
 }
 
 #if TPSERVE_FLOAT_OPS_DISPATCH
