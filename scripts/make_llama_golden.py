@@ -2,8 +2,10 @@
 """Records llama.cpp's own outputs on the default model, to check tpserve's
 engine against: for each prompt, the prompt token ids (llama.cpp's
 tokenization, so the test isolates the forward pass), llama.cpp's greedy
-continuation of 64 tokens with the top-2 logit margin at each step, and the
-logits of the first generated position (the top 32 and 32 fixed ids).
+continuation of 64 tokens with the top-2 logit margin at each step, the
+logits of the first generated position (the top 32 and 32 fixed ids), and
+the top 32 logits of later steps (LATER_STEPS: decode steps, one token at a
+time, after the prompt's batched step).
 
 llama.cpp comes from PyPI's llama-cpp-python, built from its source:
   CMAKE_BUILD_PARALLEL_LEVEL=2 pip install --no-binary llama-cpp-python \\
@@ -28,6 +30,7 @@ PROMPTS = [
 ]
 STEPS = 64
 FIXED_IDS = list(range(0, 49152, 1537))[:32]
+LATER_STEPS = [1, 2, 3, 63]
 
 
 def main():
@@ -40,7 +43,7 @@ def main():
         llm.reset()
         prompt = llm.tokenize(text.encode(), add_bos=False, special=True)
         llm.eval(prompt)
-        tokens, margins, first = [], [], None
+        tokens, margins, first, later = [], [], None, []
         for step in range(STEPS):
             # The last position's logits, straight from llama.cpp.
             ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
@@ -51,13 +54,18 @@ def main():
                          "top_logits": [float(logits[i]) for i in top],
                          "fixed_ids": FIXED_IDS,
                          "fixed_logits": [float(logits[i]) for i in FIXED_IDS]}
+            if step in LATER_STEPS:
+                top = np.argsort(-logits)[:32]
+                later.append({"step": step, "top_ids": [int(i) for i in top],
+                              "top_logits": [float(logits[i]) for i in top]})
             order = np.argsort(-logits)
             margins.append(float(logits[order[0]] - logits[order[1]]))
             token = int(order[0])
             tokens.append(token)
             llm.eval([token])
         cases.append({"text": text, "prompt": prompt, "greedy": tokens,
-                      "margins": margins, "first_step": first})
+                      "margins": margins, "first_step": first,
+                      "later_steps": later})
         print(repr(text), "->", repr(llm.detokenize(tokens).decode(errors="replace")))
     path = os.path.join(HERE, "..", "tests", "golden", "llama_cpp_greedy.json")
     with open(path, "w") as f:

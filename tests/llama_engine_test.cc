@@ -91,7 +91,8 @@ class DefaultModelEngineTest : public ::testing::Test {
 // float sums in ggml's order, fp16 KV cache, ggml's exp, RoPE and RMSNorm:
 // kernels/cpu/float_ops.h). Where the matmul follows ggml's x86 order (x86
 // with AVX2 or AVX-512), TP=1 output is bit for bit llama.cpp's: the same
-// 64 greedy tokens for every prompt and identical first-step logits.
+// 64 greedy tokens for every prompt and identical logits at the first
+// step (the batched prompt) and at decode steps 1, 2, 3 and 63.
 // Elsewhere the sums are the same up to their order, so: logits agree
 // within kLogitTolerance, and while the two token histories are equal, a
 // greedy choice may differ only at a step where llama.cpp's own top-2
@@ -114,7 +115,8 @@ TEST_F(DefaultModelEngineTest, GreedyContinuationsMatchLlamaCpp) {
     const auto prompt = c["prompt"].get<std::vector<int32_t>>();
     const auto want = c["greedy"].get<std::vector<int32_t>>();
     const auto margins = c["margins"].get<std::vector<float>>();
-    auto r = Greedy(*model_, prompt, 1, static_cast<int>(want.size()));
+    auto r = Greedy(*model_, prompt, 1, static_cast<int>(want.size()),
+                    /*record=*/true);
     ASSERT_TRUE(r.ok()) << r.status();
     size_t same = 0;
     while (same < want.size() && same < r->tokens.size() &&
@@ -146,6 +148,18 @@ TEST_F(DefaultModelEngineTest, GreedyContinuationsMatchLlamaCpp) {
               << kind << " id " << ids[i];
         }
         worst = std::max(worst, std::fabs(got - logits[i]));
+      }
+    }
+    // Decode steps (one token at a time after the batched prompt), while
+    // the histories agree: the same logits, bit for bit.
+    for (const json& later : c["later_steps"]) {
+      const size_t step = later["step"].get<size_t>();
+      if (!bitwise || step > same || step >= r->step_logits.size()) continue;
+      const auto ids = later["top_ids"].get<std::vector<int>>();
+      const auto logits = later["top_logits"].get<std::vector<float>>();
+      for (size_t i = 0; i < ids.size(); ++i) {
+        EXPECT_EQ(r->step_logits[step][ids[i]], logits[i])
+            << "step " << step << " id " << ids[i];
       }
     }
     std::printf(
