@@ -405,6 +405,14 @@ void Scales(const WeightMatrix& w, const std::vector<float>& x, int64_t n,
 // fp16 step (2^-11 relative): up to 2^-11 * weight * |v| per position.
 constexpr float kAttentionTol = 1e-4f;
 
+// The CUDA kernel's online softmax normalizes at the end instead of
+// rounding each weight to fp16 (Backend::Attention allows it): up to
+// 2^-12 |v| more.
+float AttentionTolerance(const NamedBackend& nb) {
+  return nb.name.rfind("cuda", 0) == 0 ? kAttentionTol + 2.5e-4f
+                                       : kAttentionTol;
+}
+
 std::vector<float> Fp16Rounded(std::vector<float> v) {
   for (float& x : v) x = RoundToFp16(x);
   return v;
@@ -951,8 +959,9 @@ TEST(BackendOpsTest, AttentionMixedPrefillDecode) {
                                   qin.data(), k.data(), v.data(), q_heads,
                                   scale, o)
                       .ok());
+      const float tol = AttentionTolerance(nb);
       for (size_t i = 0; i < want.size(); ++i) {
-        ASSERT_NEAR(o[i], want[i], kAttentionTol) << "element " << i;
+        ASSERT_NEAR(o[i], want[i], tol) << "element " << i;
       }
       // The new keys/values sit in their slots as fp16 values; layer 0 is
       // untouched.
@@ -1035,8 +1044,9 @@ TEST(BackendOpsTest, AttentionLongContextSplits) {
                                 q.data(), k.data(), v.data(), q_heads, scale,
                                 out.data())
                     .ok());
+    const float tol = AttentionTolerance(nb);
     for (size_t i = 0; i < out.size(); ++i) {
-      ASSERT_NEAR(out[i], want[i], kAttentionTol) << "element " << i;
+      ASSERT_NEAR(out[i], want[i], tol) << "element " << i;
     }
     EXPECT_EQ(kc, kw);
     EXPECT_EQ(vc, vw);
