@@ -15,7 +15,7 @@
 // made once per process from cpuid.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TPSERVE_FLOAT_OPS_DISPATCH 1
-#define TPSERVE_FMA_TARGET __attribute__((target("avx2,fma"), optimize("O3")))
+#define TPSERVE_FMA_TARGET __attribute__((target("avx2,fma")))
 #else
 #define TPSERVE_FLOAT_OPS_DISPATCH 0
 #define TPSERVE_FMA_TARGET
