@@ -8,7 +8,7 @@
 
 #include "kernels/reference_ops.h"
 
-// Every function body is an always-inline template instantiated twice: in a
+// Every function body is an always-inline function inlined twice: into a
 // function built for AVX2+FMA (std::fma becomes one vfmadd instruction and
 // GCC vectorizes the fixed-width lane loops) and in a baseline one (std::fma
 // is then glibc's, which is exact too: same results, slower). The choice is
@@ -82,7 +82,6 @@ TPSERVE_ALWAYS_INLINE float ExpFImpl(float x) {
   return j * Pow2(e);
 }
 
-template <bool kFma>
 TPSERVE_ALWAYS_INLINE void SwiGluImpl(float* gate, const float* up, int64_t n) {
   // ggml's 16-wide part, then its scalar tail (rows whose width is a
   // multiple of 16, as every Llama FFN's, have no tail).
@@ -134,7 +133,6 @@ TPSERVE_ALWAYS_INLINE float DotKq(const float* q, const float* k, int64_t hd,
   return static_cast<float>(s);
 }
 
-template <bool kFma>
 TPSERVE_ALWAYS_INLINE void AttendHeadImpl(const float* q,
                                           const float* const* keys,
                                           const float* const* values,
@@ -221,14 +219,14 @@ TPSERVE_ALWAYS_INLINE void AttendHeadImpl(const float* q,
 #if TPSERVE_FLOAT_OPS_DISPATCH
 TPSERVE_FMA_TARGET float ExpFFma(float x) { return ExpFImpl(x); }
 TPSERVE_FMA_TARGET void SwiGluFma(float* gate, const float* up, int64_t n) {
-  SwiGluImpl<true>(gate, up, n);
+  SwiGluImpl(gate, up, n);
 }
 TPSERVE_FMA_TARGET void AttendHeadFma(const float* q, const float* const* keys,
                                       const float* const* values, int64_t len,
                                       int64_t hd, float scale,
                                       AttentionOrder order, float* scratch,
                                       float* out) {
-  AttendHeadImpl<true>(q, keys, values, len, hd, scale, order, scratch, out);
+  AttendHeadImpl(q, keys, values, len, hd, scale, order, scratch, out);
 }
 #endif
 
@@ -245,7 +243,7 @@ void SwiGlu(float* gate, const float* up, int64_t n) {
 #if TPSERVE_FLOAT_OPS_DISPATCH
   if (UseFma()) return SwiGluFma(gate, up, n);
 #endif
-  SwiGluImpl<false>(gate, up, n);
+  SwiGluImpl(gate, up, n);
 }
 
 void AttendHead(const float* q, const float* const* keys,
@@ -257,8 +255,7 @@ void AttendHead(const float* q, const float* const* keys,
                          out);
   }
 #endif
-  AttendHeadImpl<false>(q, keys, values, len, head_dim, scale, order, scratch,
-                        out);
+  AttendHeadImpl(q, keys, values, len, head_dim, scale, order, scratch, out);
 }
 
 bool FloatOpsUseFma() { return UseFma(); }
