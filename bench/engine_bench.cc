@@ -70,6 +70,7 @@ int Run(const std::string& path, int threads) {
       in.seq.push_back(0);
     }
     in.logit_tokens = {kPrompt - 1};
+    in.prompt_len = {kPrompt};
     const auto t = Clock::now();
     if (auto s = (*shard)->Forward(in, &logits); !s.ok()) return fail(s);
     prefill = std::min(prefill, Since(t));
@@ -79,6 +80,7 @@ int Run(const std::string& path, int threads) {
   tables(one, 1);
   one.seq = {0};
   one.logit_tokens = {0};
+  one.prompt_len = {kPrompt};
   const auto t1 = Clock::now();
   for (int i = 0; i < kDecode; ++i) {
     one.tokens = {(i * 31) % static_cast<int>(c.vocab_size)};

@@ -156,7 +156,7 @@ class SyntheticLlama {
     }
     const int64_t hidden = s_.hidden;
     const float scale = 1.0f / std::sqrt(static_cast<float>(s_.head_dim));
-    AttentionBatch batch{n, seq, pos, table, offsets};
+    AttentionBatch batch{n, seq, pos, table, offsets, {}};
     TP_RETURN_IF_ERROR(b_->EmbeddingGather(embd_, 0, tokens, x_));
     for (int64_t il = 0; il < s_.layers; ++il) {
       const Layer& l = layers_[il];

@@ -229,6 +229,8 @@ wv1::StepRequest Engine::BuildStep(const Scheduler::Step& plan) {
     s->set_sample(c.sample);
     auto it = active_.find(c.id);
     if (it == active_.end()) continue;  // Cannot happen: removed ones leave.
+    s->set_prompt_tokens(
+        static_cast<int32_t>(it->second.generation->request().prompt.size()));
     if (c.first_chunk) {
       ToProto(it->second.generation->request().sampling, s->mutable_sampling());
     }

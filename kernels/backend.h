@@ -74,6 +74,13 @@ struct AttentionBatch {
   absl::Span<const int32_t> pos;
   absl::Span<const int32_t> block_table;
   absl::Span<const int32_t> block_offsets;  // n_seqs + 1 entries.
+  // Per sequence (n_seqs entries) or empty (all zero): its prompt length.
+  // Only the order of float operations depends on it (the CPU backend
+  // follows llama.cpp, which attends from a batched prompt's tokens and
+  // from single generated tokens through different f16 matmul paths);
+  // making it a property of the position, not of how a step was
+  // composed, keeps results the same under chunking and preemption.
+  absl::Span<const int32_t> prompt_len;
 };
 
 class Backend {

@@ -73,6 +73,12 @@ absl::Status ValidateAttention(const AttentionBatch& batch,
     return absl::InvalidArgumentError("Attention: empty block_offsets");
   }
   const int64_t n_seqs = static_cast<int64_t>(batch.block_offsets.size()) - 1;
+  if (!batch.prompt_len.empty() &&
+      static_cast<int64_t>(batch.prompt_len.size()) != n_seqs) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Attention: ", batch.prompt_len.size(),
+                     " prompt lengths for ", n_seqs, " sequences"));
+  }
   const int64_t table_size = static_cast<int64_t>(batch.block_table.size());
   for (int64_t s = 0; s <= n_seqs; ++s) {
     const int64_t o = batch.block_offsets[s];

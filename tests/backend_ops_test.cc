@@ -940,7 +940,10 @@ TEST(BackendOpsTest, AttentionMixedPrefillDecode) {
     }
   }
 
-  AttentionBatch batch{n, seq, pos, table, offsets};
+  // seq0's five tokens are its prompt (llama.cpp's batched-prompt order),
+  // seq1's token at 9 was generated (the one-token order).
+  const std::vector<int32_t> prompt_len = {5, 4};
+  AttentionBatch batch{n, seq, pos, table, offsets, prompt_len};
   for (NamedBackend& nb : AllBackends()) {
     for (bool alias : {false, true}) {
       SCOPED_TRACE(absl::StrCat(nb.name, alias ? " out aliases q" : ""));
@@ -986,14 +989,18 @@ TEST(BackendOpsTest, AttentionMixedPrefillDecode) {
                                    out.data());
     };
     const std::vector<int32_t> bad_table = {5, 2, 0, 8, 3};  // 8 >= 8 blocks.
-    EXPECT_EQ(attend({n, seq, pos, bad_table, offsets}, q_heads).code(),
+    EXPECT_EQ(attend({n, seq, pos, bad_table, offsets, {}}, q_heads).code(),
               absl::StatusCode::kInvalidArgument);
     const std::vector<int32_t> far = {0, 1, 2, 3, 4, 12};  // Past 3 blocks.
-    EXPECT_EQ(attend({n, seq, far, table, offsets}, q_heads).code(),
+    EXPECT_EQ(attend({n, seq, far, table, offsets, {}}, q_heads).code(),
               absl::StatusCode::kInvalidArgument);
     const std::vector<int32_t> bad_seq = {0, 0, 0, 0, 0, 2};
-    EXPECT_EQ(attend({n, bad_seq, pos, table, offsets}, q_heads).code(),
+    EXPECT_EQ(attend({n, bad_seq, pos, table, offsets, {}}, q_heads).code(),
               absl::StatusCode::kInvalidArgument);
+    const std::vector<int32_t> three_prompts = {5, 4, 1};  // Two sequences.
+    EXPECT_EQ(
+        attend({n, seq, pos, table, offsets, three_prompts}, q_heads).code(),
+        absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(attend(batch, 5).code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(kc, noise);
   }
@@ -1030,7 +1037,9 @@ TEST(BackendOpsTest, AttentionLongContextSplits) {
       RandomFloats(n * layout.kv_heads * hd, rng, -2, 2);
   const std::vector<float> v = RandomFloats(n * layout.kv_heads * hd, rng);
   const float scale = 1.0f / 8;
-  const AttentionBatch batch{n, seq, pos, table, offsets};
+  // seq0 and seq1 decode generated tokens, seq2's 40 tokens are a prompt.
+  const std::vector<int32_t> prompt_len = {600, 0, 40};
+  const AttentionBatch batch{n, seq, pos, table, offsets, prompt_len};
   std::vector<float> kw = kc0, vw = vc0, want(q.size());
   ASSERT_TRUE(AttentionReference(batch, layout, kw.data(), vw.data(), 0,
                                  q.data(), k.data(), v.data(), q_heads, scale,

@@ -285,6 +285,7 @@ absl::StatusOr<GreedyRun> RunGreedy(const ModelWeights& model,
     }
     step.seq.assign(prompt.size(), 0);
     step.logit_tokens = {static_cast<int32_t>(prompt.size()) - 1};
+    step.prompt_len = {static_cast<int32_t>(prompt.size())};
     std::vector<float> logits;
     int32_t pos = static_cast<int32_t>(prompt.size());
     for (int i = 0; i < steps; ++i) {

@@ -16,10 +16,13 @@
 
 #include "absl/strings/escaping.h"
 #include "common/model_weights.h"
+#include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/matmul.h"
 #include "tests/synthetic_model.h"
 #include "tests/test_paths.h"
+#include "worker/llama_shard.h"
 #include "worker/local_generator.h"
+#include "worker/tp_plan.h"
 
 namespace tpserve {
 namespace {
@@ -170,6 +173,51 @@ TEST_F(DefaultModelEngineTest, GreedyContinuationsMatchLlamaCpp) {
   EXPECT_EQ(total, 5);
   // Measured before the CPU backend followed ggml's order: 214 of 320.
   EXPECT_GE(compared, bitwise ? 320 : 100) << "over " << total << " prompts";
+}
+
+// A sequence computes the same however its tokens were grouped into steps:
+// a 5-token prompt then 10 generated tokens one per step, against all 15
+// run again in one step (as after a preemption) with the same prompt
+// length, give bit-identical logits at the last position. (Attention's
+// order of operations follows the position, AttentionBatch::prompt_len.)
+TEST_F(DefaultModelEngineTest, RecomputedSequenceIsBitIdentical) {
+  auto plan = MakeTpPlan(model_->config(), 1, 0, LayerRowBlock(*model_));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::unique_ptr<Backend> backend = MakeCpuBackend(2);
+  const std::vector<int32_t> tokens = {504, 3575, 282, 4649, 314, 7042, 30, 216,
+                                       504, 3575, 282, 4649, 314, 2,    8};
+  const int32_t prompt = 5, total = static_cast<int32_t>(tokens.size());
+  auto step_of = [&](int32_t begin, int32_t end) {
+    StepInput in;
+    for (int32_t p = begin; p < end; ++p) {
+      in.tokens.push_back(tokens[p]);
+      in.positions.push_back(p);
+      in.seq.push_back(0);
+    }
+    in.block_table = {0};
+    in.block_offsets = {0, 1};
+    in.logit_tokens = {end - begin - 1};
+    in.prompt_len = {prompt};
+    return in;
+  };
+  std::vector<float> stepwise, at_once;
+  {
+    auto shard = LlamaShard::Create(*model_, *plan, backend.get(), nullptr,
+                                    /*kv_blocks=*/1, /*block_size=*/16);
+    ASSERT_TRUE(shard.ok()) << shard.status();
+    ASSERT_TRUE((*shard)->Forward(step_of(0, prompt), &stepwise).ok());
+    for (int32_t p = prompt; p < total; ++p) {
+      ASSERT_TRUE((*shard)->Forward(step_of(p, p + 1), &stepwise).ok());
+    }
+  }
+  {
+    auto shard = LlamaShard::Create(*model_, *plan, backend.get(), nullptr,
+                                    /*kv_blocks=*/1, /*block_size=*/16);
+    ASSERT_TRUE(shard.ok()) << shard.status();
+    ASSERT_TRUE((*shard)->Forward(step_of(0, total), &at_once).ok());
+  }
+  ASSERT_EQ(stepwise.size(), at_once.size());
+  EXPECT_TRUE(stepwise == at_once) << "logits differ after recompute";
 }
 
 TEST_F(DefaultModelEngineTest, Tp3MatchesTp1) {

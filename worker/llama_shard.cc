@@ -234,7 +234,9 @@ absl::Status LlamaShard::Forward(const StepInput& in,
   const int64_t n = static_cast<int64_t>(in.tokens.size());
   const int64_t m = static_cast<int64_t>(in.logit_tokens.size());
   if (n == 0 || in.positions.size() != in.tokens.size() ||
-      in.seq.size() != in.tokens.size() || in.block_offsets.size() < 2) {
+      in.seq.size() != in.tokens.size() || in.block_offsets.size() < 2 ||
+      (!in.prompt_len.empty() &&
+       in.prompt_len.size() != in.block_offsets.size() - 1)) {
     return absl::InvalidArgumentError("step: inconsistent token arrays");
   }
   for (int32_t t : in.tokens) {
@@ -259,6 +261,7 @@ absl::Status LlamaShard::Forward(const StepInput& in,
   batch.pos = in.positions;
   batch.block_table = in.block_table;
   batch.block_offsets = in.block_offsets;
+  batch.prompt_len = in.prompt_len;
 
   TP_RETURN_IF_ERROR(
       backend_->EmbeddingGather(token_embd_, plan_.vocab_begin, in.tokens, x_));

@@ -37,6 +37,9 @@ struct StepInput {
   // Token indices whose next-token logits are wanted (usually the last
   // token of each sequence), in output order.
   std::vector<int32_t> logit_tokens;
+  // Each sequence's prompt length (n_seqs entries), or empty: decides the
+  // order of float operations in attention (AttentionBatch::prompt_len).
+  std::vector<int32_t> prompt_len;
 };
 
 class LlamaShard {

@@ -79,6 +79,7 @@ absl::Status RunRank(const ModelWeights& model,
   }
   step.seq.assign(prompt.size(), 0);
   step.logit_tokens = {static_cast<int32_t>(prompt.size()) - 1};
+  step.prompt_len = {static_cast<int32_t>(prompt.size())};
 
   std::vector<int32_t> history(prompt.begin(), prompt.end());
   std::vector<float> logits;

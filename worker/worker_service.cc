@@ -473,6 +473,7 @@ absl::Status WorkerService::DoWarmup(const worker::v1::WarmupRequest& request,
       step.block_table.push_back(static_cast<int32_t>(next_block++ % blocks));
     }
     step.block_offsets.push_back(static_cast<int32_t>(step.block_table.size()));
+    step.prompt_len.push_back(static_cast<int32_t>(len));
     if (s < max_seqs) {
       step.logit_tokens.push_back(static_cast<int32_t>(step.tokens.size() - 1));
     }
@@ -734,6 +735,7 @@ absl::Status WorkerService::PrepareStep(const worker::v1::StepRequest& request,
     in.block_table.insert(in.block_table.end(), seq.block_table().begin(),
                           seq.block_table().end());
     in.block_offsets.push_back(static_cast<int32_t>(in.block_table.size()));
+    in.prompt_len.push_back(std::max(0, seq.prompt_tokens()));
     if (seq.sample()) {
       in.logit_tokens.push_back(static_cast<int32_t>(in.tokens.size() - 1));
       out->sampled.push_back(i);

@@ -102,7 +102,6 @@ class CpuBackend final : public HostBackend {
   std::vector<std::vector<float>> attn_scratch_;
   // Per-thread K and V slot pointers of the head being attended.
   std::vector<std::vector<const float*>> attn_slots_;
-  std::vector<int32_t> attn_seq_tokens_;
 };
 
 absl::Status CpuBackend::MatMul(const WeightMatrix& w, const float* x,
@@ -232,13 +231,15 @@ absl::Status CpuBackend::Attention(const AttentionBatch& batch,
     }
     max_len = std::max<int64_t>(max_len, int64_t{batch.pos[t]} + 1);
   }
-  // llama.cpp computes a step with one query token and a step with several
-  // through different f16 matmul paths (float_ops.h); a sequence here
-  // follows the path its own tokens in this step would take there, so its
-  // numerics do not depend on the other sequences in the batch.
-  std::vector<int32_t>& seq_tokens = attn_seq_tokens_;
-  seq_tokens.assign(batch.block_offsets.size() - 1, 0);
-  for (int64_t t = 0; t < n; ++t) ++seq_tokens[batch.seq[t]];
+  // llama.cpp attends from a batched prompt's tokens and from single
+  // generated tokens through different f16 matmul paths (float_ops.h);
+  // queries below their sequence's prompt length (when the prompt has two
+  // tokens or more, as llama.cpp then batches it) take the first.
+  auto order = [&](int64_t s, int64_t p) {
+    const int64_t prompt = batch.prompt_len.empty() ? 0 : batch.prompt_len[s];
+    return prompt >= 2 && p < prompt ? cpu::AttentionOrder::kTiled
+                                     : cpu::AttentionOrder::kVecDot;
+  };
   const size_t scratch_floats =
       static_cast<size_t>(hd + cpu::AttentionScratchFloats(max_len, hd));
   for (std::vector<float>& s : attn_scratch_) Grow(s, scratch_floats);
@@ -264,9 +265,7 @@ absl::Status CpuBackend::Attention(const AttentionBatch& batch,
       values[p] = v_cache + o;
     }
     // Written last: out may alias q.
-    cpu::AttendHead(qh, keys, values, len, hd, scale,
-                    seq_tokens[s] > 1 ? cpu::AttentionOrder::kTiled
-                                      : cpu::AttentionOrder::kVecDot,
+    cpu::AttendHead(qh, keys, values, len, hd, scale, order(s, len - 1),
                     scratch, out + task * hd);
   });
   return absl::OkStatus();

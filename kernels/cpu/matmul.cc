@@ -742,8 +742,11 @@ struct VnniKernel {
       TPSERVE_UNROLL
       for (int j = 0; j < NA; ++j) {
         const int t = (k / 2) * NA + j;
+        // (The half index must be an immediate, also unoptimized.)
+        const __m512d pair = _mm512_castps_pd(acc[t]);
         const __m256 lanes = _mm256_castpd_ps(
-            _mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(acc[t]), k % 2));
+            k % 2 == 0 ? _mm512_maskz_extractf64x4_pd(0xF, pair, 0)
+                       : _mm512_maskz_extractf64x4_pd(0xF, pair, 1));
         float s = Hsum8(lanes);
         if constexpr (!kQ8) {
           alignas(16) float m[4];
