@@ -61,7 +61,6 @@ TEST(FloatOpsTest, ExpFSpecialValues) {
 TEST(FloatOpsTest, SwiGluMatchesDefinition) {
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> dist(-12, 12);
-  // 37 = two 16-wide groups and a scalar tail of 5.
   std::vector<float> gate(37), up(37);
   for (float& g : gate) g = dist(rng);
   for (float& u : up) u = dist(rng);

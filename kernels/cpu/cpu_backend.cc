@@ -69,8 +69,6 @@ class CpuBackend final : public HostBackend {
     if (n < 0 || (n > 0 && (gate == nullptr || up == nullptr))) {
       return absl::InvalidArgumentError("SiluMul: bad arguments");
     }
-    // Chunks of a multiple of 16 elements: SwiGlu's 16-wide part and tail
-    // then fall where they would over the whole range.
     constexpr int64_t kChunk = 4096;
     pool_.ParallelFor((n + kChunk - 1) / kChunk, [&](int64_t c, int) {
       const int64_t i0 = c * kChunk;

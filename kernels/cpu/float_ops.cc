@@ -83,18 +83,12 @@ TPSERVE_ALWAYS_INLINE float ExpFImpl(float x) {
 }
 
 TPSERVE_ALWAYS_INLINE void SwiGluImpl(float* gate, const float* up, int64_t n) {
-  // ggml's 16-wide part, then its scalar tail (rows whose width is a
-  // multiple of 16, as every Llama FFN's, have no tail).
-  const int64_t nv = n / kLanes * kLanes;
-  int64_t i = 0;
-  for (; i < nv; ++i) {
+  // ggml's 16-wide code. (ggml finishes a row whose width is not a multiple
+  // of 16 with libm's expf; every Llama FFN width is a multiple of 16, and
+  // one rule for every element keeps results independent of the batch.)
+  for (int64_t i = 0; i < n; ++i) {
     const float x = gate[i];
     gate[i] = x / (1.0f + ExpFImpl(0.0f - x)) * up[i];
-  }
-  // The tail uses libm's expf, as ggml's does.
-  for (; i < n; ++i) {
-    const float x = gate[i];
-    gate[i] = x / (1.0f + std::exp(-x)) * up[i];
   }
 }
 

@@ -27,7 +27,8 @@ namespace tpserve::cpu {
 float ExpF(float x);
 
 // gate[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + ExpF(-x)), for
-// i < n, as ggml_vec_swiglu_f32.
+// i < n, as ggml_vec_swiglu_f32 computes rows whose width is a multiple of
+// 16.
 void SwiGlu(float* gate, const float* up, int64_t n);
 
 // Which of ggml's two f16 matmul paths attention follows: llama.cpp runs a
