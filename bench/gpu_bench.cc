@@ -112,8 +112,8 @@ class SyntheticLlama {
     kv_.block_size = 16;
     kv_.kv_heads = s_.kv_heads;
     kv_.head_dim = hd;
-    const size_t cache =
-        static_cast<size_t>(kv_.layers) * kv_blocks * kv_.BlockFloats();
+    kv_.dtype = b_->KvCacheType();  // F32 on CUDA.
+    const size_t cache = static_cast<size_t>(kv_.CacheBytes()) / sizeof(float);
     TP_ASSIGN_OR_RETURN(k_cache_, Alloc(cache));
     TP_ASSIGN_OR_RETURN(v_cache_, Alloc(cache));
     TP_RETURN_IF_ERROR(FillFloats(k_cache_, cache, 0.0f, stream_));

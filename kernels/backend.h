@@ -51,16 +51,25 @@ struct RopeParams {
 
 // The paged KV cache of one rank: for each layer, `num_blocks` blocks of
 // `block_size` token slots, each slot holding K and V for `kv_heads` heads
-// of `head_dim` floats. Sequences own blocks through block tables (the
-// coordinator's), so memory is not reserved per sequence up front.
+// of `head_dim` elements of `dtype`. Sequences own blocks through block
+// tables (the coordinator's), so memory is not reserved per sequence up
+// front. Element [layer][block][slot][head][dim] of the K (or V) buffer.
 struct KvCacheLayout {
   int64_t layers = 0;
   int64_t num_blocks = 0;
   int64_t block_size = 16;
   int64_t kv_heads = 0;
   int64_t head_dim = 0;
-  // Floats of one K (or V) block of one layer.
-  int64_t BlockFloats() const { return block_size * kv_heads * head_dim; }
+  // kF16 (IEEE half bits, what llama.cpp and GPU servers keep) or kF32
+  // (holding fp16-rounded values): Backend::KvCacheType.
+  GgmlType dtype = GgmlType::kF32;
+  // Elements of one K (or V) block of one layer.
+  int64_t BlockElements() const { return block_size * kv_heads * head_dim; }
+  int64_t ElementBytes() const { return dtype == GgmlType::kF16 ? 2 : 4; }
+  // Bytes of the whole K (or V) buffer, every layer.
+  int64_t CacheBytes() const {
+    return layers * num_blocks * BlockElements() * ElementBytes();
+  }
 };
 
 // One forward step's attention work for a batch mixing prefill and decode:
@@ -87,6 +96,10 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+
+  // The element type this backend keeps its KV cache in
+  // (KvCacheLayout::dtype); Attention refuses any other.
+  virtual GgmlType KvCacheType() const { return GgmlType::kF32; }
 
   // Memory in the backend's address space (host memory for CPU).
   virtual absl::StatusOr<float*> AllocFloats(size_t count) = 0;
@@ -131,12 +144,13 @@ class Backend {
   // positions 0..pos[t]; q and out are [n_tokens, q_heads, head_dim] with
   // q_heads a multiple of kv_heads (grouped-query attention).
   // Precision, as llama.cpp's f16 KV cache: the cache holds k and v rounded
-  // to fp16 (in float slots), q meets K as fp16, and the softmax weights
+  // to fp16 (layout.dtype kF16, or fp16 values in f32 elements for kF32),
+  // q meets K as fp16, and the softmax weights
   // are rounded to fp16 before they weight V (a backend that normalizes at
   // the end, as an online softmax does, differs by <= 2^-12 |v| there).
   virtual absl::Status Attention(const AttentionBatch& batch,
-                                 const KvCacheLayout& layout, float* k_cache,
-                                 float* v_cache, int64_t layer, const float* q,
+                                 const KvCacheLayout& layout, void* k_cache,
+                                 void* v_cache, int64_t layer, const float* q,
                                  const float* k, const float* v,
                                  int64_t q_heads, float scale, float* out) = 0;
 };

@@ -39,14 +39,18 @@ absl::Status ValidateWeightMatrix(const WeightMatrix& w) {
 }
 
 absl::Status ValidateAttention(const AttentionBatch& batch,
-                               const KvCacheLayout& layout,
-                               const float* k_cache, const float* v_cache,
-                               int64_t layer, const float* q, const float* k,
-                               const float* v, int64_t q_heads,
-                               const float* out) {
+                               const KvCacheLayout& layout, const void* k_cache,
+                               const void* v_cache, int64_t layer,
+                               const float* q, const float* k, const float* v,
+                               int64_t q_heads, const float* out) {
   if (layout.layers <= 0 || layout.num_blocks <= 0 || layout.block_size <= 0 ||
       layout.kv_heads <= 0 || layout.head_dim <= 0) {
     return absl::InvalidArgumentError("Attention: bad KV cache layout");
+  }
+  if (layout.dtype != GgmlType::kF32 && layout.dtype != GgmlType::kF16) {
+    return absl::InvalidArgumentError(absl::StrCat("Attention: KV cache type ",
+                                                   GgmlTypeName(layout.dtype),
+                                                   " (expected F32 or F16)"));
   }
   if (layer < 0 || layer >= layout.layers) {
     return absl::InvalidArgumentError(
@@ -329,8 +333,8 @@ absl::Status AddReference(float* x, const float* y, int64_t n) {
 }
 
 absl::Status AttentionReference(const AttentionBatch& batch,
-                                const KvCacheLayout& layout, float* k_cache,
-                                float* v_cache, int64_t layer, const float* q,
+                                const KvCacheLayout& layout, void* k_cache,
+                                void* v_cache, int64_t layer, const float* q,
                                 const float* k, const float* v, int64_t q_heads,
                                 float scale, float* out) {
   if (absl::Status s = ValidateAttention(batch, layout, k_cache, v_cache, layer,
@@ -338,6 +342,7 @@ absl::Status AttentionReference(const AttentionBatch& batch,
       !s.ok()) {
     return s;
   }
+  const GgmlType dtype = layout.dtype;
   const int64_t hd = layout.head_dim;
   const int64_t kvh = layout.kv_heads;
   const int64_t slot_floats = kvh * hd;
@@ -354,8 +359,8 @@ absl::Status AttentionReference(const AttentionBatch& batch,
   for (int64_t t = 0; t < batch.n_tokens; ++t) {
     const int64_t o = slot(batch.seq[t], batch.pos[t]);
     for (int64_t i = 0; i < slot_floats; ++i) {
-      k_cache[o + i] = RoundToFp16(k[t * slot_floats + i]);
-      v_cache[o + i] = RoundToFp16(v[t * slot_floats + i]);
+      KvStore(k_cache, dtype, o + i, k[t * slot_floats + i]);
+      KvStore(v_cache, dtype, o + i, v[t * slot_floats + i]);
     }
   }
   const int64_t group = q_heads / kvh;
@@ -369,10 +374,10 @@ absl::Status AttentionReference(const AttentionBatch& batch,
       const int64_t kv_off = (h / group) * hd;
       double mx = -INFINITY;
       for (int64_t p = 0; p < len; ++p) {
-        const float* kp = k_cache + slot(s, p) + kv_off;
+        const int64_t kp = slot(s, p) + kv_off;
         double dot = 0;
         for (int64_t i = 0; i < hd; ++i) {
-          dot += double{RoundToFp16(qh[i])} * kp[i];
+          dot += double{RoundToFp16(qh[i])} * KvLoad(k_cache, dtype, kp + i);
         }
         scores[p] = dot * scale;
         mx = std::max(mx, scores[p]);
@@ -384,9 +389,11 @@ absl::Status AttentionReference(const AttentionBatch& batch,
       }
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t p = 0; p < len; ++p) {
-        const float* vp = v_cache + slot(s, p) + kv_off;
+        const int64_t vp = slot(s, p) + kv_off;
         const double wgt = RoundToFp16(static_cast<float>(scores[p] / sum));
-        for (int64_t i = 0; i < hd; ++i) acc[i] += wgt * vp[i];
+        for (int64_t i = 0; i < hd; ++i) {
+          acc[i] += wgt * KvLoad(v_cache, dtype, vp + i);
+        }
       }
       // Written only now: out may alias q, and qh is no longer needed.
       float* oh = out + (t * q_heads + h) * hd;
@@ -428,9 +435,11 @@ class ReferenceBackend final : public HostBackend {
   absl::Status Add(float* x, const float* y, int64_t n) override {
     return AddReference(x, y, n);
   }
+  // Either type works here; half the memory.
+  GgmlType KvCacheType() const override { return GgmlType::kF16; }
   absl::Status Attention(const AttentionBatch& batch,
-                         const KvCacheLayout& layout, float* k_cache,
-                         float* v_cache, int64_t layer, const float* q,
+                         const KvCacheLayout& layout, void* k_cache,
+                         void* v_cache, int64_t layer, const float* q,
                          const float* k, const float* v, int64_t q_heads,
                          float scale, float* out) override {
     return AttentionReference(batch, layout, k_cache, v_cache, layer, q, k, v,

@@ -36,11 +36,10 @@ absl::Status ValidateWeightMatrix(const WeightMatrix& w);
 // [0, num_blocks), and for every token pos >= 0 with position pos inside its
 // sequence's table. Pointers must be non-null when n_tokens > 0.
 absl::Status ValidateAttention(const AttentionBatch& batch,
-                               const KvCacheLayout& layout,
-                               const float* k_cache, const float* v_cache,
-                               int64_t layer, const float* q, const float* k,
-                               const float* v, int64_t q_heads,
-                               const float* out);
+                               const KvCacheLayout& layout, const void* k_cache,
+                               const void* v_cache, int64_t layer,
+                               const float* q, const float* k, const float* v,
+                               int64_t q_heads, const float* out);
 
 // OK when head_dim > 0, rope_dim even and in (0, head_dim], theta > 0,
 // scaling_factor > 0 and, when scaling (factor != 1), high_freq_factor >
@@ -77,6 +76,21 @@ void QuantizeActivationBlock(const float* x, int8_t* q, float* d,
 
 // f rounded to the nearest fp16 value (ties to even), as a float.
 inline float RoundToFp16(float f) { return Fp16ToFp32(Fp32ToFp16(f)); }
+
+// Element i of a KV cache buffer of `dtype` (KvCacheLayout::dtype), and
+// storing one: rounded to fp16, in half bits (kF16) or as a float (kF32).
+inline float KvLoad(const void* cache, GgmlType dtype, int64_t i) {
+  return dtype == GgmlType::kF16
+             ? Fp16ToFp32(static_cast<const GgmlHalf*>(cache)[i])
+             : static_cast<const float*>(cache)[i];
+}
+inline void KvStore(void* cache, GgmlType dtype, int64_t i, float v) {
+  if (dtype == GgmlType::kF16) {
+    static_cast<GgmlHalf*>(cache)[i] = Fp32ToFp16(v);
+  } else {
+    static_cast<float*>(cache)[i] = RoundToFp16(v);
+  }
+}
 
 // ---- Reference ops
 // -----------------------------------------------------------
@@ -119,8 +133,8 @@ absl::Status AddReference(float* x, const float* y, int64_t n);
 // fp16 as Backend::Attention specifies.
 // `out` may alias `q`.
 absl::Status AttentionReference(const AttentionBatch& batch,
-                                const KvCacheLayout& layout, float* k_cache,
-                                float* v_cache, int64_t layer, const float* q,
+                                const KvCacheLayout& layout, void* k_cache,
+                                void* v_cache, int64_t layer, const float* q,
                                 const float* k, const float* v, int64_t q_heads,
                                 float scale, float* out);
 

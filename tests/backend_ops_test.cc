@@ -154,9 +154,10 @@ class HostStagingBackend final : public Backend {
     if (!dx || !dy) return st.status;
     return st.Finish(dev_->Add(dx, dy, n));
   }
+  GgmlType KvCacheType() const override { return dev_->KvCacheType(); }
   absl::Status Attention(const AttentionBatch& batch,
-                         const KvCacheLayout& layout, float* k_cache,
-                         float* v_cache, int64_t layer, const float* q,
+                         const KvCacheLayout& layout, void* k_cache,
+                         void* v_cache, int64_t layer, const float* q,
                          const float* k, const float* v, int64_t q_heads,
                          float scale, float* out) override {
     if (!ValidateAttention(batch, layout, k_cache, v_cache, layer, q, k, v,
@@ -167,14 +168,14 @@ class HostStagingBackend final : public Backend {
                              q_heads, scale, out);
     }
     Staging st(this);
-    const size_t cache = static_cast<size_t>(layout.layers) *
-                         layout.num_blocks * layout.BlockFloats();
+    // Staged in float units, whatever the element type.
+    const size_t cache = (static_cast<size_t>(layout.CacheBytes()) + 3) / 4;
     const size_t nq =
         static_cast<size_t>(batch.n_tokens) * q_heads * layout.head_dim;
     const size_t nkv =
         static_cast<size_t>(batch.n_tokens) * layout.kv_heads * layout.head_dim;
-    float* dkc = st.Out(k_cache, cache);
-    float* dvc = st.Out(v_cache, cache);
+    float* dkc = st.Out(static_cast<float*>(k_cache), cache);
+    float* dvc = st.Out(static_cast<float*>(v_cache), cache);
     const float* dq = st.In(q, nq);
     const float* dk = st.In(k, nkv);
     const float* dv = st.In(v, nkv);
@@ -412,6 +413,38 @@ float AttentionTolerance(const NamedBackend& nb) {
   return nb.name.rfind("cuda", 0) == 0 ? kAttentionTol + 2.5e-4f
                                        : kAttentionTol;
 }
+
+// A KV cache buffer of `layout.dtype` elements (KvCacheLayout), filled
+// from floats (rounded to fp16 for kF16).
+class KvBuffer {
+ public:
+  KvBuffer(const KvCacheLayout& layout, const std::vector<float>& values)
+      : dtype_(layout.dtype), bytes_(static_cast<size_t>(layout.CacheBytes())) {
+    for (size_t i = 0; i < values.size(); ++i) Set(i, values[i]);
+  }
+  void Set(size_t i, float f) {
+    if (dtype_ == GgmlType::kF16) {
+      const GgmlHalf h = Fp32ToFp16(f);
+      std::memcpy(bytes_.data() + 2 * i, &h, 2);
+    } else {
+      std::memcpy(bytes_.data() + 4 * i, &f, 4);
+    }
+  }
+  float Get(size_t i) const { return KvLoad(bytes_.data(), dtype_, i); }
+  void* data() { return bytes_.data(); }
+  // Elements [0, n) equal other's.
+  bool SamePrefix(const KvBuffer& other, size_t n) const {
+    const size_t b = n * (dtype_ == GgmlType::kF16 ? 2 : 4);
+    return std::memcmp(bytes_.data(), other.bytes_.data(), b) == 0;
+  }
+  bool operator==(const KvBuffer& other) const {
+    return bytes_ == other.bytes_;
+  }
+
+ private:
+  GgmlType dtype_;
+  std::vector<uint8_t> bytes_;
+};
 
 std::vector<float> Fp16Rounded(std::vector<float> v) {
   for (float& x : v) x = RoundToFp16(x);
@@ -893,9 +926,9 @@ TEST(BackendOpsTest, AttentionMixedPrefillDecode) {
       Fp16Rounded(RandomFloats(9 * slot_floats, rng));
   // What the cache holds of this step's k and v.
   const std::vector<float> k16 = Fp16Rounded(k), v16 = Fp16Rounded(v);
-  const size_t cache_floats =
-      layout.layers * layout.num_blocks * layout.BlockFloats();
-  const std::vector<float> noise = RandomFloats(cache_floats, rng, -9, 9);
+  const size_t cache_elements =
+      layout.layers * layout.num_blocks * layout.BlockElements();
+  const std::vector<float> noise = RandomFloats(cache_elements, rng, -9, 9);
   auto slot = [&](int64_t s, int64_t p) {
     const int64_t block = table[offsets[s] + p / layout.block_size];
     return ((layer * layout.num_blocks + block) * layout.block_size +
@@ -945,64 +978,83 @@ TEST(BackendOpsTest, AttentionMixedPrefillDecode) {
   const std::vector<int32_t> prompt_len = {5, 4};
   AttentionBatch batch{n, seq, pos, table, offsets, prompt_len};
   for (NamedBackend& nb : AllBackends()) {
-    for (bool alias : {false, true}) {
-      SCOPED_TRACE(absl::StrCat(nb.name, alias ? " out aliases q" : ""));
-      std::vector<float> kc = noise, vc = noise;
-      for (int64_t p = 0; p < 9; ++p) {
-        std::copy_n(old_k.data() + p * slot_floats, slot_floats,
-                    kc.data() + slot(1, p));
-        std::copy_n(old_v.data() + p * slot_floats, slot_floats,
-                    vc.data() + slot(1, p));
-      }
-      std::vector<float> out(want.size(), NAN);
-      std::vector<float> qin = q;
-      float* o = alias ? qin.data() : out.data();
-      ASSERT_TRUE(nb.backend
-                      ->Attention(batch, layout, kc.data(), vc.data(), layer,
-                                  qin.data(), k.data(), v.data(), q_heads,
-                                  scale, o)
-                      .ok());
-      const float tol = AttentionTolerance(nb);
-      for (size_t i = 0; i < want.size(); ++i) {
-        ASSERT_NEAR(o[i], want[i], tol) << "element " << i;
-      }
-      // The new keys/values sit in their slots as fp16 values; layer 0 is
-      // untouched.
-      for (int64_t t = 0; t < n; ++t) {
-        EXPECT_TRUE(std::equal(k16.data() + t * slot_floats,
-                               k16.data() + (t + 1) * slot_floats,
-                               kc.data() + slot(seq[t], pos[t])));
-        EXPECT_TRUE(std::equal(v16.data() + t * slot_floats,
-                               v16.data() + (t + 1) * slot_floats,
-                               vc.data() + slot(seq[t], pos[t])));
-      }
-      const size_t layer_floats = layout.num_blocks * layout.BlockFloats();
-      EXPECT_TRUE(
-          std::equal(noise.begin(), noise.begin() + layer_floats, kc.begin()));
+    // The backend's own cache type, and F32 where it takes that too.
+    std::vector<GgmlType> types = {nb.backend->KvCacheType()};
+    if (types[0] == GgmlType::kF16 && nb.name.rfind("cuda", 0) != 0) {
+      types.push_back(GgmlType::kF32);
     }
+    for (GgmlType type : types) {
+      KvCacheLayout typed = layout;
+      typed.dtype = type;
+      const KvBuffer initial(typed, noise);
+      for (bool alias : {false, true}) {
+        SCOPED_TRACE(absl::StrCat(nb.name, " ", GgmlTypeName(type),
+                                  alias ? " out aliases q" : ""));
+        KvBuffer kc = initial, vc = initial;
+        for (int64_t p = 0; p < 9; ++p) {
+          for (int64_t i = 0; i < slot_floats; ++i) {
+            kc.Set(slot(1, p) + i, old_k[p * slot_floats + i]);
+            vc.Set(slot(1, p) + i, old_v[p * slot_floats + i]);
+          }
+        }
+        std::vector<float> out(want.size(), NAN);
+        std::vector<float> qin = q;
+        float* o = alias ? qin.data() : out.data();
+        ASSERT_TRUE(nb.backend
+                        ->Attention(batch, typed, kc.data(), vc.data(), layer,
+                                    qin.data(), k.data(), v.data(), q_heads,
+                                    scale, o)
+                        .ok());
+        const float tol = AttentionTolerance(nb);
+        for (size_t i = 0; i < want.size(); ++i) {
+          ASSERT_NEAR(o[i], want[i], tol) << "element " << i;
+        }
+        // The new keys/values sit in their slots as fp16 values; layer 0 is
+        // untouched.
+        for (int64_t t = 0; t < n; ++t) {
+          for (int64_t i = 0; i < slot_floats; ++i) {
+            ASSERT_EQ(kc.Get(slot(seq[t], pos[t]) + i),
+                      k16[t * slot_floats + i]);
+            ASSERT_EQ(vc.Get(slot(seq[t], pos[t]) + i),
+                      v16[t * slot_floats + i]);
+          }
+        }
+        EXPECT_TRUE(
+            kc.SamePrefix(initial, layout.num_blocks * layout.BlockElements()));
+      }
 
-    // Invalid batches are refused before anything is written.
-    std::vector<float> kc = noise, vc = noise, out(want.size());
-    auto attend = [&](const AttentionBatch& b, int64_t qh) {
-      return nb.backend->Attention(b, layout, kc.data(), vc.data(), layer,
-                                   q.data(), k.data(), v.data(), qh, scale,
-                                   out.data());
-    };
-    const std::vector<int32_t> bad_table = {5, 2, 0, 8, 3};  // 8 >= 8 blocks.
-    EXPECT_EQ(attend({n, seq, pos, bad_table, offsets, {}}, q_heads).code(),
-              absl::StatusCode::kInvalidArgument);
-    const std::vector<int32_t> far = {0, 1, 2, 3, 4, 12};  // Past 3 blocks.
-    EXPECT_EQ(attend({n, seq, far, table, offsets, {}}, q_heads).code(),
-              absl::StatusCode::kInvalidArgument);
-    const std::vector<int32_t> bad_seq = {0, 0, 0, 0, 0, 2};
-    EXPECT_EQ(attend({n, bad_seq, pos, table, offsets, {}}, q_heads).code(),
-              absl::StatusCode::kInvalidArgument);
-    const std::vector<int32_t> three_prompts = {5, 4, 1};  // Two sequences.
-    EXPECT_EQ(
-        attend({n, seq, pos, table, offsets, three_prompts}, q_heads).code(),
-        absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(attend(batch, 5).code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(kc, noise);
+      // Invalid batches are refused before anything is written.
+      KvBuffer kc = initial, vc = initial;
+      std::vector<float> out(want.size());
+      auto attend = [&](const AttentionBatch& b, int64_t qh) {
+        return nb.backend->Attention(b, typed, kc.data(), vc.data(), layer,
+                                     q.data(), k.data(), v.data(), qh, scale,
+                                     out.data());
+      };
+      const std::vector<int32_t> bad_table = {5, 2, 0, 8, 3};  // 8 >= 8.
+      EXPECT_EQ(attend({n, seq, pos, bad_table, offsets, {}}, q_heads).code(),
+                absl::StatusCode::kInvalidArgument);
+      const std::vector<int32_t> far = {0, 1, 2, 3, 4, 12};  // Past 3 blocks.
+      EXPECT_EQ(attend({n, seq, far, table, offsets, {}}, q_heads).code(),
+                absl::StatusCode::kInvalidArgument);
+      const std::vector<int32_t> bad_seq = {0, 0, 0, 0, 0, 2};
+      EXPECT_EQ(attend({n, bad_seq, pos, table, offsets, {}}, q_heads).code(),
+                absl::StatusCode::kInvalidArgument);
+      const std::vector<int32_t> three_prompts = {5, 4, 1};  // 2 sequences.
+      EXPECT_EQ(
+          attend({n, seq, pos, table, offsets, three_prompts}, q_heads).code(),
+          absl::StatusCode::kInvalidArgument);
+      EXPECT_EQ(attend(batch, 5).code(), absl::StatusCode::kInvalidArgument);
+      KvCacheLayout q8 = typed;
+      q8.dtype = GgmlType::kQ8_0;
+      EXPECT_EQ(
+          nb.backend
+              ->Attention(batch, q8, kc.data(), vc.data(), layer, q.data(),
+                          k.data(), v.data(), q_heads, scale, out.data())
+              .code(),
+          absl::StatusCode::kInvalidArgument);
+      EXPECT_TRUE(kc == initial);
+    }
   }
 }
 
@@ -1029,9 +1081,11 @@ TEST(BackendOpsTest, AttentionLongContextSplits) {
     pos.push_back(p);
   }
   const int64_t n = static_cast<int64_t>(seq.size());
-  const size_t cache_floats = layout.num_blocks * layout.BlockFloats();
-  const std::vector<float> kc0 = RandomFloats(cache_floats, rng, -2, 2);
-  const std::vector<float> vc0 = RandomFloats(cache_floats, rng);
+  const size_t cache_elements = layout.num_blocks * layout.BlockElements();
+  // Earlier steps' keys and values: fp16 values.
+  const std::vector<float> kc0 =
+      Fp16Rounded(RandomFloats(cache_elements, rng, -2, 2));
+  const std::vector<float> vc0 = Fp16Rounded(RandomFloats(cache_elements, rng));
   const std::vector<float> q = RandomFloats(n * q_heads * hd, rng, -1, 1);
   const std::vector<float> k =
       RandomFloats(n * layout.kv_heads * hd, rng, -2, 2);
@@ -1040,25 +1094,28 @@ TEST(BackendOpsTest, AttentionLongContextSplits) {
   // seq0 and seq1 decode generated tokens, seq2's 40 tokens are a prompt.
   const std::vector<int32_t> prompt_len = {600, 0, 40};
   const AttentionBatch batch{n, seq, pos, table, offsets, prompt_len};
-  std::vector<float> kw = kc0, vw = vc0, want(q.size());
-  ASSERT_TRUE(AttentionReference(batch, layout, kw.data(), vw.data(), 0,
-                                 q.data(), k.data(), v.data(), q_heads, scale,
-                                 want.data())
-                  .ok());
   for (NamedBackend& nb : AllBackends()) {
     SCOPED_TRACE(nb.name);
-    std::vector<float> kc = kc0, vc = vc0, out(q.size(), NAN);
+    KvCacheLayout typed = layout;
+    typed.dtype = nb.backend->KvCacheType();
+    KvBuffer kw(typed, kc0), vw(typed, vc0);
+    std::vector<float> want(q.size());
+    ASSERT_TRUE(AttentionReference(batch, typed, kw.data(), vw.data(), 0,
+                                   q.data(), k.data(), v.data(), q_heads, scale,
+                                   want.data())
+                    .ok());
+    KvBuffer kc(typed, kc0), vc(typed, vc0);
+    std::vector<float> out(q.size(), NAN);
     ASSERT_TRUE(nb.backend
-                    ->Attention(batch, layout, kc.data(), vc.data(), 0,
-                                q.data(), k.data(), v.data(), q_heads, scale,
-                                out.data())
+                    ->Attention(batch, typed, kc.data(), vc.data(), 0, q.data(),
+                                k.data(), v.data(), q_heads, scale, out.data())
                     .ok());
     const float tol = AttentionTolerance(nb);
     for (size_t i = 0; i < out.size(); ++i) {
       ASSERT_NEAR(out[i], want[i], tol) << "element " << i;
     }
-    EXPECT_EQ(kc, kw);
-    EXPECT_EQ(vc, vw);
+    EXPECT_TRUE(kc == kw);
+    EXPECT_TRUE(vc == vw);
   }
 }
 

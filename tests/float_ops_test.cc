@@ -84,17 +84,23 @@ TEST(FloatOpsTest, AttendHeadBothOrdersMatchDoubleReference) {
       std::vector<float> q(hd), kv(2 * len * hd);
       for (float& x : q) x = RoundToFp16(dist(rng) * 2);
       for (float& x : kv) x = RoundToFp16(dist(rng) * 2);
-      std::vector<const float*> keys(len), values(len);
+      std::vector<const void*> keys(len), values(len);
+      std::vector<const void*> keys16(len), values16(len);
+      std::vector<uint16_t> kv16(kv.size());
+      FloatToHalfRow(kv.data(), static_cast<int64_t>(kv.size()), kv16.data());
       for (int64_t p = 0; p < len; ++p) {
         keys[p] = kv.data() + p * hd;
         values[p] = kv.data() + (len + p) * hd;
+        keys16[p] = kv16.data() + p * hd;
+        values16[p] = kv16.data() + (len + p) * hd;
       }
       const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
       std::vector<double> w(len);
       double mx = -1e300, sum = 0;
       for (int64_t p = 0; p < len; ++p) {
         double d = 0;
-        for (int64_t i = 0; i < hd; ++i) d += double{q[i]} * keys[p][i];
+        const float* kp = kv.data() + p * hd;
+        for (int64_t i = 0; i < hd; ++i) d += double{q[i]} * kp[i];
         w[p] = d * scale;
         mx = std::max(mx, w[p]);
       }
@@ -102,20 +108,58 @@ TEST(FloatOpsTest, AttendHeadBothOrdersMatchDoubleReference) {
       std::vector<double> want(hd, 0.0);
       for (int64_t p = 0; p < len; ++p) {
         const double wp = RoundToFp16(static_cast<float>(w[p] / sum));
-        for (int64_t i = 0; i < hd; ++i) want[i] += wp * values[p][i];
+        const float* vp = kv.data() + (len + p) * hd;
+        for (int64_t i = 0; i < hd; ++i) want[i] += wp * vp[i];
       }
       std::vector<float> scratch(AttentionScratchFloats(len, hd));
       for (AttentionOrder order :
            {AttentionOrder::kVecDot, AttentionOrder::kTiled}) {
-        std::vector<float> out(hd, NAN);
-        AttendHead(q.data(), keys.data(), values.data(), len, hd, scale, order,
-                   scratch.data(), out.data());
+        std::vector<float> out(hd, NAN), out16(hd, NAN);
+        AttendHead(q.data(), keys.data(), values.data(), /*kv_f16=*/false, len,
+                   hd, scale, order, scratch.data(), out.data());
+        AttendHead(q.data(), keys16.data(), values16.data(), /*kv_f16=*/true,
+                   len, hd, scale, order, scratch.data(), out16.data());
+        // Half rows hold the same values: the same result, bit for bit.
+        EXPECT_EQ(out, out16);
         for (int64_t i = 0; i < hd; ++i) {
           // See backend_ops_test's kAttentionTol.
           EXPECT_NEAR(out[i], want[i], 2e-4) << "element " << i;
         }
       }
     }
+  }
+}
+
+// The row conversions (F16C where the CPU has it) agree with the scalar
+// ones bit for bit, special values included.
+TEST(FloatOpsTest, HalfRowsMatchScalarConversions) {
+  std::vector<uint16_t> all(65536);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i);
+  std::vector<float> f(all.size());
+  HalfToFloatRow(all.data(), static_cast<int64_t>(all.size()), f.data());
+  for (size_t i = 0; i < all.size(); ++i) {
+    const float want = Fp16ToFp32(all[i]);
+    if (std::isnan(want)) {
+      ASSERT_TRUE(std::isnan(f[i])) << i;
+    } else {
+      ASSERT_EQ(f[i], want) << i;
+    }
+  }
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<uint32_t> bits;
+  std::vector<float> x(4099);  // Not a multiple of 8: the scalar tail too.
+  for (float& v : x) {
+    const uint32_t b = bits(rng);
+    std::memcpy(&v, &b, 4);
+  }
+  x[0] = 65519.0f;  // Rounds down to the largest half.
+  x[1] = 65520.0f;  // Rounds up to inf.
+  x[2] = 1e-8f;     // A half subnormal.
+  x[3] = -0.0f;
+  std::vector<uint16_t> h(x.size());
+  FloatToHalfRow(x.data(), static_cast<int64_t>(x.size()), h.data());
+  for (size_t i = 0; i < x.size(); ++i) {
+    ASSERT_EQ(h[i], Fp32ToFp16(x[i])) << i << ": " << x[i];
   }
 }
 

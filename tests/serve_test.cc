@@ -418,11 +418,11 @@ TEST_F(BackpressureTest, FullQueueCancellationAndDeadlines) {
 // A KV cache too small for all sequences at once: the newest are
 // preempted and recomputed, never failed, and their output is unchanged.
 TEST(PreemptionTest, RecomputedSequencesGiveTheSameOutput) {
-  // 1 MiB at TP 1 holds 22 tokens of KV per MiB (30 layers x 3 KV heads x
-  // 64 x K,V x 4 bytes = 46 KB/token): 6 MiB = 8 blocks of 16 tokens.
+  // At TP 1 a token's KV takes 30 layers x 3 KV heads x 64 x K,V x 2 bytes
+  // (fp16) = 23 KB: 3 MiB = 8 blocks of 16 tokens.
   testing::ServerProcess server({"--model", testing::DefaultModelPath(), "--tp",
                                  "1", "--listen", "127.0.0.1:0", "--threads",
-                                 "2", "--kv-cache-mb", "6"});
+                                 "2", "--kv-cache-mb", "3"});
   ASSERT_FALSE(server.address().empty()) << testing::kModelHint;
   auto stub = Connect(server.address());
   const std::vector<std::string> prompts = {"The capital of France is",

@@ -225,8 +225,9 @@ class WorkerGroupTest : public ::testing::Test {
     ASSERT_TRUE(model.ok()) << model.status();
     auto plan = MakeTpPlan((*model)->config(), 2, 0, 32);
     ASSERT_TRUE(plan.ok()) << plan.status();
-    const uint64_t per_block =
-        LlamaShard::KvBytesPerBlock((*model)->config(), *plan, kBlockSize);
+    // The workers run the CPU backend: an fp16 KV cache.
+    const uint64_t per_block = LlamaShard::KvBytesPerBlock(
+        (*model)->config(), *plan, kBlockSize, GgmlType::kF16);
     // A little over kKvBlocks blocks: the remainder is not a block.
     const uint64_t budget = per_block * kKvBlocks + per_block / 2;
     wv1::WarmupResponse warm[2];

@@ -78,18 +78,22 @@ absl::StatusOr<std::unique_ptr<LlamaShard>> LlamaShard::Create(
   shard->kv_.block_size = block_size;
   shard->kv_.kv_heads = plan.kv_heads;
   shard->kv_.head_dim = shard->config_.head_dim;
+  shard->kv_.dtype = backend->KvCacheType();
   TP_RETURN_IF_ERROR(shard->Load(model));
   return shard;
 }
 
 int64_t LlamaShard::KvBytesPerBlock(const ModelConfig& config,
-                                    const TpPlan& plan, int64_t block_size) {
+                                    const TpPlan& plan, int64_t block_size,
+                                    GgmlType kv_type) {
   KvCacheLayout kv;  // As Create fills it.
   kv.layers = config.n_layers;
+  kv.num_blocks = 1;
   kv.block_size = block_size;
   kv.kv_heads = plan.kv_heads;
   kv.head_dim = config.head_dim;
-  return 2 * kv.layers * kv.BlockFloats() * static_cast<int64_t>(sizeof(float));
+  kv.dtype = kv_type;
+  return 2 * kv.CacheBytes();  // K and V.
 }
 
 LlamaShard::~LlamaShard() {
@@ -180,12 +184,18 @@ absl::Status LlamaShard::Load(const ModelWeights& model) {
         l.down, cols("ffn_down.weight", plan_.ffn_begin, plan_.ffn_size));
   }
 
+  // In float-sized units (the allocator's), whatever the element type.
   const size_t cache_floats =
-      static_cast<size_t>(kv_.layers) * kv_.num_blocks * kv_.BlockFloats();
-  TP_ASSIGN_OR_RETURN(k_cache_, backend_->AllocFloats(cache_floats));
-  owned_.push_back(k_cache_);
-  TP_ASSIGN_OR_RETURN(v_cache_, backend_->AllocFloats(cache_floats));
-  owned_.push_back(v_cache_);
+      (static_cast<size_t>(kv_.CacheBytes()) + sizeof(float) - 1) /
+      sizeof(float);
+  float* k_cache;
+  float* v_cache;
+  TP_ASSIGN_OR_RETURN(k_cache, backend_->AllocFloats(cache_floats));
+  owned_.push_back(k_cache);
+  TP_ASSIGN_OR_RETURN(v_cache, backend_->AllocFloats(cache_floats));
+  owned_.push_back(v_cache);
+  k_cache_ = k_cache;
+  v_cache_ = v_cache;
   return absl::OkStatus();
 }
 

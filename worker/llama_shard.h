@@ -54,10 +54,11 @@ class LlamaShard {
   ~LlamaShard();
 
   // Bytes one KV block of `block_size` tokens takes on the rank of `plan`
-  // (K and V of every layer, f32): what Create allocates per block, so a
-  // memory budget divided by this is the block count it holds.
+  // (K and V of every layer, elements of `kv_type`, the backend's
+  // KvCacheType): what Create allocates per block, so a memory budget
+  // divided by this is the block count it holds.
   static int64_t KvBytesPerBlock(const ModelConfig& config, const TpPlan& plan,
-                                 int64_t block_size);
+                                 int64_t block_size, GgmlType kv_type);
 
   // Runs the step. On rank 0, `logits` receives [logit_tokens.size(),
   // vocab_size] floats; other ranks leave it empty.
@@ -92,8 +93,8 @@ class LlamaShard {
   WeightMatrix lm_head_;     // Same rows of output.weight (or token_embd).
   float* output_norm_ = nullptr;
   std::vector<Layer> layers_;
-  float* k_cache_ = nullptr;
-  float* v_cache_ = nullptr;
+  void* k_cache_ = nullptr;  // Elements of kv_.dtype.
+  void* v_cache_ = nullptr;
   std::vector<float*> owned_;  // Freed in the destructor.
 
   // Scratch activations, grown (never shrunk) to the largest batch seen so

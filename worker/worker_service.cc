@@ -428,7 +428,8 @@ absl::Status WorkerService::DoWarmup(const worker::v1::WarmupRequest& request,
   shard_.reset();  // Frees the old KV cache before sizing the new one.
   SetState(State::kLoaded);
   const ModelConfig& c = model_->config();
-  const int64_t per_block = LlamaShard::KvBytesPerBlock(c, plan_, block_size);
+  const int64_t per_block = LlamaShard::KvBytesPerBlock(
+      c, plan_, block_size, backend_->KvCacheType());
   const uint64_t budget = request.kv_cache_bytes();
   // Block ids travel as int32.
   const int64_t blocks = static_cast<int64_t>(

@@ -35,6 +35,10 @@ class CpuBackend final : public HostBackend {
 
   std::string name() const override { return "cpu"; }
 
+  // fp16, as llama.cpp's: half the memory of f32 slots (F32 layouts work
+  // too, holding the same fp16 values).
+  GgmlType KvCacheType() const override { return GgmlType::kF16; }
+
   absl::Status RmsNorm(const float* x, const float* weight, float* y,
                        int64_t rows, int64_t cols, float eps) override {
     if (rows < 0 || cols <= 0 ||
@@ -83,8 +87,8 @@ class CpuBackend final : public HostBackend {
   }
 
   absl::Status Attention(const AttentionBatch& batch,
-                         const KvCacheLayout& layout, float* k_cache,
-                         float* v_cache, int64_t layer, const float* q,
+                         const KvCacheLayout& layout, void* k_cache,
+                         void* v_cache, int64_t layer, const float* q,
                          const float* k, const float* v, int64_t q_heads,
                          float scale, float* out) override;
 
@@ -99,7 +103,7 @@ class CpuBackend final : public HostBackend {
   // Per-thread attention scratch: scores then the output accumulator.
   std::vector<std::vector<float>> attn_scratch_;
   // Per-thread K and V slot pointers of the head being attended.
-  std::vector<std::vector<const float*>> attn_slots_;
+  std::vector<std::vector<const void*>> attn_slots_;
 };
 
 absl::Status CpuBackend::MatMul(const WeightMatrix& w, const float* x,
@@ -194,11 +198,10 @@ absl::Status CpuBackend::Rope(float* x, int64_t n, int64_t heads,
 }
 
 absl::Status CpuBackend::Attention(const AttentionBatch& batch,
-                                   const KvCacheLayout& layout, float* k_cache,
-                                   float* v_cache, int64_t layer,
-                                   const float* q, const float* k,
-                                   const float* v, int64_t q_heads, float scale,
-                                   float* out) {
+                                   const KvCacheLayout& layout, void* k_cache,
+                                   void* v_cache, int64_t layer, const float* q,
+                                   const float* k, const float* v,
+                                   int64_t q_heads, float scale, float* out) {
   if (absl::Status s = ValidateAttention(batch, layout, k_cache, v_cache, layer,
                                          q, k, v, q_heads, out);
       !s.ok()) {
@@ -208,8 +211,12 @@ absl::Status CpuBackend::Attention(const AttentionBatch& batch,
   if (n == 0) return absl::OkStatus();
   const int64_t hd = layout.head_dim;
   const int64_t slot_floats = layout.kv_heads * hd;
-  // Float offset of (seq s, position p) in this layer; int64 (a cache of
-  // many layers exceeds 2^31 floats). Validated: the block id is in range.
+  const bool f16 = layout.dtype == GgmlType::kF16;
+  const int64_t elem = layout.ElementBytes();
+  auto* kc = static_cast<uint8_t*>(k_cache);
+  auto* vc = static_cast<uint8_t*>(v_cache);
+  // Element offset of (seq s, position p) in this layer; int64 (a cache of
+  // many layers exceeds 2^31 elements). Validated: the block id is in range.
   auto slot = [&](int64_t s, int64_t p) {
     const int64_t block =
         batch.block_table[batch.block_offsets[s] + p / layout.block_size];
@@ -223,9 +230,20 @@ absl::Status CpuBackend::Attention(const AttentionBatch& batch,
   int64_t max_len = 0;
   for (int64_t t = 0; t < n; ++t) {
     const int64_t o = slot(batch.seq[t], batch.pos[t]);
-    for (int64_t i = 0; i < slot_floats; ++i) {
-      k_cache[o + i] = RoundToFp16(k[t * slot_floats + i]);
-      v_cache[o + i] = RoundToFp16(v[t * slot_floats + i]);
+    const float* kt = k + t * slot_floats;
+    const float* vt = v + t * slot_floats;
+    if (f16) {
+      cpu::FloatToHalfRow(kt, slot_floats,
+                          reinterpret_cast<uint16_t*>(kc + o * elem));
+      cpu::FloatToHalfRow(vt, slot_floats,
+                          reinterpret_cast<uint16_t*>(vc + o * elem));
+    } else {
+      auto* kf = reinterpret_cast<float*>(kc + o * elem);
+      auto* vf = reinterpret_cast<float*>(vc + o * elem);
+      for (int64_t i = 0; i < slot_floats; ++i) {
+        kf[i] = RoundToFp16(kt[i]);
+        vf[i] = RoundToFp16(vt[i]);
+      }
     }
     max_len = std::max<int64_t>(max_len, int64_t{batch.pos[t]} + 1);
   }
@@ -241,7 +259,7 @@ absl::Status CpuBackend::Attention(const AttentionBatch& batch,
   const size_t scratch_floats =
       static_cast<size_t>(hd + cpu::AttentionScratchFloats(max_len, hd));
   for (std::vector<float>& s : attn_scratch_) Grow(s, scratch_floats);
-  for (std::vector<const float*>& s : attn_slots_) {
+  for (std::vector<const void*>& s : attn_slots_) {
     Grow(s, 2 * static_cast<size_t>(max_len));
   }
   const int64_t group = q_heads / layout.kv_heads;
@@ -253,17 +271,17 @@ absl::Status CpuBackend::Attention(const AttentionBatch& batch,
     const int64_t kv_off = (h / group) * hd;
     float* qh = attn_scratch_[thread].data();
     float* scratch = qh + hd;
-    const float** keys = attn_slots_[thread].data();
-    const float** values = keys + len;
+    const void** keys = attn_slots_[thread].data();
+    const void** values = keys + len;
     // q meets the f16 keys as f16, as in llama.cpp's KQ matmul.
     for (int64_t i = 0; i < hd; ++i) qh[i] = RoundToFp16(q[task * hd + i]);
     for (int64_t p = 0; p < len; ++p) {
-      const int64_t o = slot(s, p) + kv_off;
-      keys[p] = k_cache + o;
-      values[p] = v_cache + o;
+      const int64_t o = (slot(s, p) + kv_off) * elem;
+      keys[p] = kc + o;
+      values[p] = vc + o;
     }
     // Written last: out may alias q.
-    cpu::AttendHead(qh, keys, values, len, hd, scale, order(s, len - 1),
+    cpu::AttendHead(qh, keys, values, f16, len, hd, scale, order(s, len - 1),
                     scratch, out + task * hd);
   });
   return absl::OkStatus();

@@ -8,6 +8,10 @@
 
 #include "kernels/reference_ops.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 // Every function body is an always-inline function inlined twice: into a
 // function built for AVX2+FMA (std::fma becomes one vfmadd instruction and
 // GCC vectorizes the fixed-width lane loops) and in a baseline one (std::fma
@@ -15,7 +19,7 @@
 // made once per process from cpuid.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TPSERVE_FLOAT_OPS_DISPATCH 1
-#define TPSERVE_FMA_TARGET __attribute__((target("avx2,fma")))
+#define TPSERVE_FMA_TARGET __attribute__((target("avx2,fma,f16c")))
 #else
 #define TPSERVE_FLOAT_OPS_DISPATCH 0
 #define TPSERVE_FMA_TARGET
@@ -27,6 +31,7 @@ namespace {
 
 bool UseFma() {
 #if TPSERVE_FLOAT_OPS_DISPATCH
+  // (Every CPU with AVX2 has F16C, which came a generation earlier.)
   static const bool fma =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return fma;
@@ -92,6 +97,50 @@ TPSERVE_ALWAYS_INLINE void SwiGluImpl(float* gate, const float* up, int64_t n) {
   }
 }
 
+// Half rows to float and back, exact both ways (as Fp16ToFp32 and
+// Fp32ToFp16), eight at a time with F16C: these carry their own target (an
+// always-inline caller of the baseline build may not hold intrinsics).
+#if TPSERVE_FLOAT_OPS_DISPATCH
+TPSERVE_FMA_TARGET void HalfToFloatF16c(const uint16_t* src, int64_t n,
+                                        float* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(
+                                  reinterpret_cast<const __m128i*>(src + i))));
+  }
+  for (; i < n; ++i) dst[i] = Fp16ToFp32(src[i]);
+}
+
+TPSERVE_FMA_TARGET void FloatToHalfF16c(const float* src, int64_t n,
+                                        uint16_t* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(
+        reinterpret_cast<__m128i*>(dst + i),
+        _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) dst[i] = Fp32ToFp16(src[i]);
+}
+#endif
+
+template <bool kF16c>
+TPSERVE_ALWAYS_INLINE void HalfToFloatImpl(const uint16_t* src, int64_t n,
+                                           float* dst) {
+#if TPSERVE_FLOAT_OPS_DISPATCH
+  if constexpr (kF16c) return HalfToFloatF16c(src, n, dst);
+#endif
+  for (int64_t i = 0; i < n; ++i) dst[i] = Fp16ToFp32(src[i]);
+}
+
+template <bool kF16c>
+TPSERVE_ALWAYS_INLINE void FloatToHalfImpl(const float* src, int64_t n,
+                                           uint16_t* dst) {
+#if TPSERVE_FLOAT_OPS_DISPATCH
+  if constexpr (kF16c) return FloatToHalfF16c(src, n, dst);
+#endif
+  for (int64_t i = 0; i < n; ++i) dst[i] = Fp32ToFp16(src[i]);
+}
+
 // q . k over head_dim as ggml computes one KQ entry.
 TPSERVE_ALWAYS_INLINE float DotKq(const float* q, const float* k, int64_t hd,
                                   bool tiled) {
@@ -127,12 +176,13 @@ TPSERVE_ALWAYS_INLINE float DotKq(const float* q, const float* k, int64_t hd,
   return static_cast<float>(s);
 }
 
+template <bool kF16c>
 TPSERVE_ALWAYS_INLINE void AttendHeadImpl(const float* q,
-                                          const float* const* keys,
-                                          const float* const* values,
-                                          int64_t len, int64_t hd, float scale,
-                                          AttentionOrder order, float* scratch,
-                                          float* out) {
+                                          const void* const* keys,
+                                          const void* const* values,
+                                          bool kv_f16, int64_t len, int64_t hd,
+                                          float scale, AttentionOrder order,
+                                          float* scratch, float* out) {
   // tinyBLAS takes KQ when head_dim % 16 == 0 and KQV when head_dim % 4 ==
   // 0 (its other conditions hold for llama.cpp's padded KV length);
   // otherwise ggml falls back to ggml_vec_dot_f16.
@@ -140,10 +190,16 @@ TPSERVE_ALWAYS_INLINE void AttendHeadImpl(const float* q,
   const bool kqv_tiled = order == AttentionOrder::kTiled && hd % 4 == 0;
   float* w = scratch;  // Scores, then weights; RoundUp(len, 64) of them.
   float* acc = scratch + RoundUp(len, 64);  // [64 or 16 lanes][hd].
+  float* row = acc + 64 * hd;               // One K or V row as floats.
+  auto as_floats = [&](const void* r) -> const float* {
+    if (!kv_f16) return static_cast<const float*>(r);
+    HalfToFloatImpl<kF16c>(static_cast<const uint16_t*>(r), hd, row);
+    return row;
+  };
 
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t p = 0; p < len; ++p) {
-    w[p] = DotKq(q, keys[p], hd, kq_tiled) * scale;
+    w[p] = DotKq(q, as_floats(keys[p]), hd, kq_tiled) * scale;
     mx = std::max(mx, w[p]);
   }
   // ggml_vec_soft_max_f32: exp in 16-wide chunks from position 0, each
@@ -170,14 +226,14 @@ TPSERVE_ALWAYS_INLINE void AttendHeadImpl(const float* q,
   const int64_t used = std::min<int64_t>(lanes, len);
   for (int64_t p = 0; p < used; ++p) {  // First chunk: fma onto +0.
     float* a = acc + p * hd;
-    const float* v = values[p];
+    const float* v = as_floats(values[p]);
     const float wp = w[p];
     for (int64_t d = 0; d < hd; ++d) a[d] = std::fma(v[d], wp, 0.0f);
   }
   std::fill(acc + used * hd, acc + lanes * hd, 0.0f);
   for (int64_t p = used; p < len; ++p) {
     float* a = acc + (p % lanes) * hd;
-    const float* v = values[p];
+    const float* v = as_floats(values[p]);
     const float wp = w[p];
     for (int64_t d = 0; d < hd; ++d) a[d] = std::fma(v[d], wp, a[d]);
   }
@@ -215,12 +271,21 @@ TPSERVE_FMA_TARGET float ExpFFma(float x) { return ExpFImpl(x); }
 TPSERVE_FMA_TARGET void SwiGluFma(float* gate, const float* up, int64_t n) {
   SwiGluImpl(gate, up, n);
 }
-TPSERVE_FMA_TARGET void AttendHeadFma(const float* q, const float* const* keys,
-                                      const float* const* values, int64_t len,
-                                      int64_t hd, float scale,
+TPSERVE_FMA_TARGET void AttendHeadFma(const float* q, const void* const* keys,
+                                      const void* const* values, bool kv_f16,
+                                      int64_t len, int64_t hd, float scale,
                                       AttentionOrder order, float* scratch,
                                       float* out) {
-  AttendHeadImpl(q, keys, values, len, hd, scale, order, scratch, out);
+  AttendHeadImpl<true>(q, keys, values, kv_f16, len, hd, scale, order, scratch,
+                       out);
+}
+TPSERVE_FMA_TARGET void HalfToFloatFma(const uint16_t* src, int64_t n,
+                                       float* dst) {
+  HalfToFloatImpl<true>(src, n, dst);
+}
+TPSERVE_FMA_TARGET void FloatToHalfFma(const float* src, int64_t n,
+                                       uint16_t* dst) {
+  FloatToHalfImpl<true>(src, n, dst);
 }
 #endif
 
@@ -240,22 +305,38 @@ void SwiGlu(float* gate, const float* up, int64_t n) {
   SwiGluImpl(gate, up, n);
 }
 
-void AttendHead(const float* q, const float* const* keys,
-                const float* const* values, int64_t len, int64_t head_dim,
-                float scale, AttentionOrder order, float* scratch, float* out) {
+void AttendHead(const float* q, const void* const* keys,
+                const void* const* values, bool kv_f16, int64_t len,
+                int64_t head_dim, float scale, AttentionOrder order,
+                float* scratch, float* out) {
 #if TPSERVE_FLOAT_OPS_DISPATCH
   if (UseFma()) {
-    return AttendHeadFma(q, keys, values, len, head_dim, scale, order, scratch,
-                         out);
+    return AttendHeadFma(q, keys, values, kv_f16, len, head_dim, scale, order,
+                         scratch, out);
   }
 #endif
-  AttendHeadImpl(q, keys, values, len, head_dim, scale, order, scratch, out);
+  AttendHeadImpl<false>(q, keys, values, kv_f16, len, head_dim, scale, order,
+                        scratch, out);
+}
+
+void HalfToFloatRow(const uint16_t* src, int64_t n, float* dst) {
+#if TPSERVE_FLOAT_OPS_DISPATCH
+  if (UseFma()) return HalfToFloatFma(src, n, dst);
+#endif
+  HalfToFloatImpl<false>(src, n, dst);
+}
+
+void FloatToHalfRow(const float* src, int64_t n, uint16_t* dst) {
+#if TPSERVE_FLOAT_OPS_DISPATCH
+  if (UseFma()) return FloatToHalfFma(src, n, dst);
+#endif
+  FloatToHalfImpl<false>(src, n, dst);
 }
 
 bool FloatOpsUseFma() { return UseFma(); }
 
 int64_t AttentionScratchFloats(int64_t len, int64_t head_dim) {
-  return RoundUp(len, 64) + 64 * head_dim;
+  return RoundUp(len, 64) + 65 * head_dim;
 }
 
 }  // namespace tpserve::cpu

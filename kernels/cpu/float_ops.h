@@ -38,13 +38,21 @@ enum class AttentionOrder { kVecDot, kTiled };
 
 // One query head against `len` cached positions:
 //   out = softmax(q . keys[p] * scale) . values[p]
-// with q, keys and values holding fp16 values (rounded by the caller, as
-// llama.cpp's f16 KV cache holds them), the softmax weights rounded to fp16
-// before they meet the values, and every sum formed as ggml forms it.
-// `scratch` holds at least AttentionScratchFloats(len, head_dim) floats.
-void AttendHead(const float* q, const float* const* keys,
-                const float* const* values, int64_t len, int64_t head_dim,
-                float scale, AttentionOrder order, float* scratch, float* out);
+// with q holding fp16 values (rounded by the caller) and keys[p]/values[p]
+// rows of head_dim halves (kv_f16) or of floats holding fp16 values, as
+// llama.cpp's f16 KV cache holds them; the softmax weights are rounded to
+// fp16 before they meet the values, and every sum is formed as ggml forms
+// it. `scratch` holds at least AttentionScratchFloats(len, head_dim) floats.
+void AttendHead(const float* q, const void* const* keys,
+                const void* const* values, bool kv_f16, int64_t len,
+                int64_t head_dim, float scale, AttentionOrder order,
+                float* scratch, float* out);
+
+// n halves to floats (F16C when the CPU has it).
+void HalfToFloatRow(const uint16_t* src, int64_t n, float* dst);
+
+// n floats to fp16 halves, rounding to nearest even (F16C when available).
+void FloatToHalfRow(const float* src, int64_t n, uint16_t* dst);
 
 int64_t AttentionScratchFloats(int64_t len, int64_t head_dim);
 

@@ -157,9 +157,11 @@ class CudaBackend final : public Backend {
                     const RopeParams& params) override;
   absl::Status SiluMul(float* gate, const float* up, int64_t n) override;
   absl::Status Add(float* x, const float* y, int64_t n) override;
+  // f32 elements holding fp16 values for now (docs/cuda.md).
+  GgmlType KvCacheType() const override { return GgmlType::kF32; }
   absl::Status Attention(const AttentionBatch& batch,
-                         const KvCacheLayout& layout, float* k_cache,
-                         float* v_cache, int64_t layer, const float* q,
+                         const KvCacheLayout& layout, void* k_cache,
+                         void* v_cache, int64_t layer, const float* q,
                          const float* k, const float* v, int64_t q_heads,
                          float scale, float* out) override;
 
@@ -490,8 +492,8 @@ absl::Status CudaBackend::Add(float* x, const float* y, int64_t n) {
 }
 
 absl::Status CudaBackend::Attention(const AttentionBatch& batch,
-                                    const KvCacheLayout& layout, float* k_cache,
-                                    float* v_cache, int64_t layer,
+                                    const KvCacheLayout& layout, void* k_cache,
+                                    void* v_cache, int64_t layer,
                                     const float* q, const float* k,
                                     const float* v, int64_t q_heads,
                                     float scale, float* out) {
@@ -499,6 +501,10 @@ absl::Status CudaBackend::Attention(const AttentionBatch& batch,
                                          q, k, v, q_heads, out);
       !s.ok()) {
     return s;
+  }
+  if (layout.dtype != GgmlType::kF32) {
+    return absl::UnimplementedError(
+        "CUDA attention: the KV cache must be F32 (KvCacheType)");
   }
   const int64_t n = batch.n_tokens;
   if (n == 0) return absl::OkStatus();
@@ -515,8 +521,8 @@ absl::Status CudaBackend::Attention(const AttentionBatch& batch,
   TP_ASSIGN_OR_RETURN(b.pos, ints_.Get(batch.pos, stream_));
   TP_ASSIGN_OR_RETURN(b.block_table, ints_.Get(batch.block_table, stream_));
   TP_ASSIGN_OR_RETURN(b.block_offsets, ints_.Get(batch.block_offsets, stream_));
-  b.k_cache = k_cache;
-  b.v_cache = v_cache;
+  b.k_cache = static_cast<float*>(k_cache);
+  b.v_cache = static_cast<float*>(v_cache);
   b.layer = layer;
   b.num_blocks = layout.num_blocks;
   b.block_size = layout.block_size;
