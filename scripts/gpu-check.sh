@@ -5,8 +5,8 @@
 #   1. deps     unpack the carried .debs of scripts/gpu-deps.sh (if present)
 #   2. build    configure with -DTPSERVE_WITH_GRPC=OFF and build only the
 #               CUDA engine, its tests and the GPU benchmark
-#   3. ops      backend_ops_test: every op on every backend (CPU reference,
-#               CPU, CUDA) over odd shapes
+#   3. ops      backend_ops_test and attention_ops_test: every op on every
+#               backend (CPU reference, CPU, CUDA) over odd shapes
 #   4. engine   cuda_ops_test: kernels, graphs, NCCL (unique id through a
 #               store), the model greedy on CUDA vs the CPU backend (and vs
 #               llama.cpp's goldens with the full model), TP=2 on one GPU
@@ -73,7 +73,7 @@ def load(name):
             return json.load(f)
     except (OSError, ValueError):
         return None
-for t in ("backend_ops_test", "cuda_ops_test"):
+for t in ("backend_ops_test", "attention_ops_test", "cuda_ops_test"):
     g = load(t + ".json")
     if g:
         cases = [c for suite in g.get("testsuites", []) for c in suite.get("testsuite", [])]
@@ -133,7 +133,7 @@ stage configure build.log 120 cmake -S . -B "$build" "${generator[@]}" \
   -DCMAKE_POLICY_VERSION_MINIMUM=3.5
 grep -E "^(absl|GTest|benchmark|hwy|Gloo|nlohmann_json)_DIR" "$build/CMakeCache.txt" >>"$OUT/build.log" 2>/dev/null
 stage build build.log 330 cmake --build "$build" -j "$jobs" \
-  --target backend_ops_test cuda_ops_test gpu_bench
+  --target backend_ops_test attention_ops_test cuda_ops_test gpu_bench
 
 # ---- GPU present? ----------------------------------------------------------
 gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1)
@@ -153,6 +153,8 @@ echo "== model: $TPSERVE_MODEL"
 failed=0
 stage ops backend_ops_test.log 120 "$build/tests/backend_ops_test" \
   --gtest_output=json:$GPU_CHECK_WORK/backend_ops_test.json || failed=1
+stage attention attention_ops_test.log 60 "$build/tests/attention_ops_test" \
+  --gtest_output=json:$GPU_CHECK_WORK/attention_ops_test.json || failed=1
 stage engine cuda_ops_test.log 180 "$build/tests/cuda_ops_test" \
   --gtest_output=json:$GPU_CHECK_WORK/cuda_ops_test.json || failed=1
 
