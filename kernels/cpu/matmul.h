@@ -8,11 +8,13 @@
 //
 // SIMD: Highway with runtime dispatch. On x86 the AVX2 and AVX-512 targets
 // use the u8 x i8 multiply-add (vpmaddubsw + vpmaddwd) on 32-byte blocks;
-// on the AVX-512 targets Q8_0 and Q4_1 use AVX512-VNNI vpdpbusd on two
-// blocks per 512-bit vector when the CPU has it (checked at run time, as
-// Highway 1.0.3's AVX3 target does not imply it); other targets use the
-// scalar integer code
-// (same sums, exact) and Highway's float ops for F32/F16/BF16.
+// on the AVX-512 targets Q8_0 and Q4_1 use AVX512-VNNI vpdpbusd on one
+// block of two weight rows per 512-bit vector when the CPU has it (checked
+// at run time, as Highway 1.0.3's AVX3 target does not imply it); other
+// targets use the scalar integer code (same sums, exact) and Highway's
+// float ops for F32/F16/BF16. For Q8_0 and Q4_1 both x86 kernels form the
+// float sums in ggml's order, so their results are llama.cpp's bit for bit
+// (MatMulFollowsGgmlOrder).
 #ifndef TPSERVE_KERNELS_CPU_MATMUL_H_
 #define TPSERVE_KERNELS_CPU_MATMUL_H_
 
