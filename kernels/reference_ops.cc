@@ -172,6 +172,36 @@ void QuantizeActivationBlock(const float* x, int8_t* q, float* d,
   }
 }
 
+void QuantizeActivationBlockQ8K(const float* x, int8_t* q, float* d,
+                                int16_t* bsums) {
+  float amax = 0, max = 0;
+  for (int i = 0; i < kQK_K; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax == 0) {
+    std::fill(q, q + kQK_K, int8_t{0});
+    std::fill(bsums, bsums + kQK_K / 16, int16_t{0});
+    *d = 0;
+    return;
+  }
+  const float iscale = -127.0f / max;
+  for (int i = 0; i < kQK_K; ++i) {
+    // |iscale x| <= 127 (up to rounding), so no lower clamp is needed.
+    const float v = std::nearbyint(iscale * x[i]);
+    q[i] = static_cast<int8_t>(std::min(127.0f, v));
+  }
+  for (int k = 0; k < kQK_K / 16; ++k) {
+    int sum = 0;
+    for (int j = 0; j < 16; ++j) sum += q[16 * k + j];
+    bsums[k] = static_cast<int16_t>(sum);
+  }
+  *d = 1 / iscale;
+}
+
 absl::Status EmbeddingGatherReference(const WeightMatrix& table,
                                       int64_t row_begin,
                                       absl::Span<const int32_t> ids,
@@ -250,6 +280,16 @@ absl::Status MatMulReferenceQ8Activations(const WeightMatrix& w, const float* x,
   // Block-quantized types have cols % 32 == 0 (checked above via the type).
   const size_t total = static_cast<size_t>(n) * w.cols;
   std::vector<double> xd(total);
+  if (GetGgmlType(w.type).block_size == kQK_K) {
+    for (size_t b = 0; b < total; b += kQK_K) {
+      int8_t q[kQK_K];
+      int16_t bsums[kQK_K / 16];
+      float d;
+      QuantizeActivationBlockQ8K(x + b, q, &d, bsums);
+      for (int j = 0; j < kQK_K; ++j) xd[b + j] = double{d} * q[j];
+    }
+    return MatMulDouble(w, xd, n, y);
+  }
   for (size_t b = 0; b < total; b += kActBlock) {
     int8_t q[kActBlock];
     float d;

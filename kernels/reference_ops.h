@@ -74,6 +74,15 @@ inline constexpr int kActBlock = 32;
 void QuantizeActivationBlock(const float* x, int8_t* q, float* d,
                              float* q8_1_sum = nullptr);
 
+// Quantizes x[0..256) to one q8_K block, the activations of ggml's K-quant
+// dot products, exactly as ggml's quantize_row_q8_K_ref (what ggml-cpu runs
+// on x86 for every batch size): max = the first x[i] of largest |x[i]|,
+// iscale = -127 / max, q[i] = min(127, round-half-even(iscale * x[i])),
+// bsums[k] = sum of q[16 k .. 16 k + 16), *d = 1 / iscale (a float, not
+// fp16); q, bsums and *d all zero when max is 0. |q| <= 127.
+void QuantizeActivationBlockQ8K(const float* x, int8_t* q, float* d,
+                                int16_t* bsums);
+
 // f rounded to the nearest fp16 value (ties to even), as a float.
 inline float RoundToFp16(float f) { return Fp16ToFp32(Fp32ToFp16(f)); }
 
@@ -107,9 +116,11 @@ absl::Status MatMulReference(const WeightMatrix& w, const float* x, int64_t n,
                              float* y);
 
 // MatMulReference with each activation row first quantized in 32-element
-// blocks by QuantizeActivationBlock (then decoded back as d * q in double)
-// when w is a block-quantized type, and for Q4_1/Q5_1 the min term taken
-// with the q8_1 sum s as ggml does; plain MatMulReference for F32/F16/BF16.
+// blocks by QuantizeActivationBlock (256-element q8_K blocks by
+// QuantizeActivationBlockQ8K for Q4_K, Q5_K and Q6_K; then decoded back as
+// d * q in double) when w is a block-quantized type, and for Q4_1/Q5_1 the
+// min term taken with the q8_1 sum s as ggml does; plain MatMulReference
+// for F32/F16/BF16.
 // This is what an exact integer-dot kernel computes up to float rounding of
 // its per-block partial sums, so it checks the integer path tightly.
 absl::Status MatMulReferenceQ8Activations(const WeightMatrix& w, const float* x,

@@ -144,8 +144,11 @@ void Scales(const WeightMatrix& w, const std::vector<float>& x, int64_t n,
     for (int64_t i = 0; i < n; ++i) {
       const float* xi = x.data() + i * w.cols;
       double s = 0, qb = 0;
-      for (int64_t c0 = 0; c0 < w.cols; c0 += kActBlock) {
-        const int64_t c1 = std::min<int64_t>(w.cols, c0 + kActBlock);
+      // K-quant activations are q8_K blocks of 256 (one float scale).
+      const int64_t act_block =
+          GetGgmlType(w.type).block_size == kQK_K ? kQK_K : kActBlock;
+      for (int64_t c0 = 0; c0 < w.cols; c0 += act_block) {
+        const int64_t c1 = std::min<int64_t>(w.cols, c0 + act_block);
         double amax = 0, wsum = 0;
         for (int64_t c = c0; c < c1; ++c) {
           s += std::fabs(double{wr[c]} * xi[c]);

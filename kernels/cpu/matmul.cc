@@ -20,6 +20,7 @@
 
 #include "common/ggml_blocks.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_kquant.h"
 #include "kernels/reference_ops.h"
 
 #if HWY_ARCH_X86
@@ -73,10 +74,6 @@ inline int32_t DotInt(const int8_t* w, const int8_t* a, int len) {
   int32_t s = 0;
   for (int i = 0; i < len; ++i) s += int32_t{w[i]} * a[i];
   return s;
-}
-
-inline int32_t Sum32(const QuantizedActs& a, size_t block32) {
-  return int32_t{a.sums[2 * block32]} + a.sums[2 * block32 + 1];
 }
 
 // Legacy 32-element formats: q[i] with x = d * q + m (m = 0 for Q*_0 whose
@@ -148,110 +145,13 @@ float ScalarDotLegacy(const MatMulArgs& a, const uint8_t* wrow, int64_t i) {
   return acc;
 }
 
-// K formats: one super-block of 256 to q[256] plus per-32 scale and min
-// (Q4_K/Q5_K: x = (d sc) q - (dmin m)) or per-16 scale (Q6_K).
-float ScalarDotQ4Q5K(const MatMulArgs& a, const uint8_t* wrow, int64_t i,
-                     bool five_bit) {
-  const int64_t nsb = a.w.cols / kQK_K;
-  const size_t base = static_cast<size_t>(i) * (a.w.cols / 32);
-  float acc = 0;
-  for (int64_t sb = 0; sb < nsb; ++sb) {
-    int8_t q[kQK_K];
-    const uint8_t* scales;
-    GgmlHalf dh, mh;
-    if (five_bit) {
-      const auto* b =
-          reinterpret_cast<const BlockQ5_K*>(wrow + sb * sizeof(BlockQ5_K));
-      for (int c = 0; c < 4; ++c) {
-        for (int l = 0; l < 32; ++l) {
-          const int lo = b->qs[32 * c + l] & 0xF, hi = b->qs[32 * c + l] >> 4;
-          q[64 * c + l] =
-              static_cast<int8_t>(lo | (((b->qh[l] >> (2 * c)) & 1) << 4));
-          q[64 * c + 32 + l] =
-              static_cast<int8_t>(hi | (((b->qh[l] >> (2 * c + 1)) & 1) << 4));
-        }
-      }
-      scales = b->scales;
-      dh = b->d;
-      mh = b->dmin;
-    } else {
-      const auto* b =
-          reinterpret_cast<const BlockQ4_K*>(wrow + sb * sizeof(BlockQ4_K));
-      for (int c = 0; c < 4; ++c) {
-        for (int l = 0; l < 32; ++l) {
-          q[64 * c + l] = static_cast<int8_t>(b->qs[32 * c + l] & 0xF);
-          q[64 * c + 32 + l] = static_cast<int8_t>(b->qs[32 * c + l] >> 4);
-        }
-      }
-      scales = b->scales;
-      dh = b->d;
-      mh = b->dmin;
-    }
-    const float d = HalfToFloat(dh), dmin = HalfToFloat(mh);
-    for (int s = 0; s < 8; ++s) {
-      uint8_t sc, m;
-      GetScaleMinK4(s, scales, &sc, &m);
-      const size_t ab = base + sb * 8 + s;
-      const float da = a.acts.d[ab];
-      acc += d * sc * da *
-             static_cast<float>(DotInt(q + 32 * s, a.acts.q + ab * 32, 32));
-      acc -= dmin * m * da * static_cast<float>(Sum32(a.acts, ab));
-    }
-  }
-  return acc;
-}
-
-float ScalarDotQ6K(const MatMulArgs& a, const uint8_t* wrow, int64_t i) {
-  const int64_t nsb = a.w.cols / kQK_K;
-  const size_t base = static_cast<size_t>(i) * (a.w.cols / 32);
-  float acc = 0;
-  for (int64_t sb = 0; sb < nsb; ++sb) {
-    const auto* b =
-        reinterpret_cast<const BlockQ6_K*>(wrow + sb * sizeof(BlockQ6_K));
-    int8_t q[kQK_K];
-    for (int h = 0; h < 2; ++h) {
-      const uint8_t* ql = b->ql + 64 * h;
-      const uint8_t* qh = b->qh + 32 * h;
-      int8_t* y = q + 128 * h;
-      for (int l = 0; l < 32; ++l) {
-        y[l] = static_cast<int8_t>((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4));
-        y[l + 32] =
-            static_cast<int8_t>((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
-        y[l + 64] =
-            static_cast<int8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
-        y[l + 96] =
-            static_cast<int8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
-      }
-    }
-    const float d = HalfToFloat(b->d);
-    for (int s = 0; s < 8; ++s) {  // 32-element activation blocks.
-      const size_t ab = base + sb * 8 + s;
-      const int8_t* aq = a.acts.q + ab * 32;
-      // q in [0, 63]: subtract the 32 offset through the per-16 sums.
-      const int32_t lo = DotInt(q + 32 * s, aq, 16) - 32 * a.acts.sums[2 * ab];
-      const int32_t hi =
-          DotInt(q + 32 * s + 16, aq + 16, 16) - 32 * a.acts.sums[2 * ab + 1];
-      acc +=
-          d * a.acts.d[ab] *
-          static_cast<float>(b->scales[2 * s] * lo + b->scales[2 * s + 1] * hi);
-    }
-  }
-  return acc;
-}
-
 template <GgmlType kType>
 struct ScalarKernel {
   template <int NR>
   static void Dot(const MatMulArgs& a, const uint8_t* wrow, int64_t i0,
                   float* out) {
     for (int j = 0; j < NR; ++j) {
-      if constexpr (kType == GgmlType::kQ4_K || kType == GgmlType::kQ5_K) {
-        out[j] = ScalarDotQ4Q5K(a, wrow, i0 + j, kType == GgmlType::kQ5_K);
-      } else if constexpr (kType == GgmlType::kQ6_K) {
-        out[j] = ScalarDotQ6K(a, wrow, i0 + j);
-      } else {
-        out[j] = ScalarDotLegacy<kType>(a, wrow, i0 + j);
-      }
+      out[j] = ScalarDotLegacy<kType>(a, wrow, i0 + j);
     }
   }
 };
@@ -336,16 +236,6 @@ HWY_INLINE VI32 DotU8I8(VU8 u, VI8 s) {
   const __m256i p16 = _mm256_maddubs_epi16(u.raw, s.raw);
   return VI32{_mm256_madd_epi16(p16, _mm256_set1_epi16(1))};
 }
-
-// As DotU8I8 but each pair sum weighted by int16 lane weights `w16`: int32
-// lane k = sum over its 4 bytes, the pair (4k, 4k+1) times w16[2k] and
-// (4k+2, 4k+3) times w16[2k+1]. |pair| <= 16002, |w16| <= 128: no overflow.
-HWY_INLINE VI32 DotU8I8Weighted(VU8 u, VI8 s, __m256i w16) {
-  const __m256i p16 = _mm256_maddubs_epi16(u.raw, s.raw);
-  return VI32{_mm256_madd_epi16(p16, w16)};
-}
-
-HWY_INLINE float SumLanes(VF v) { return hn::GetLane(hn::SumOfLanes(DF(), v)); }
 
 // ggml's hsum_float_8: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
 HWY_INLINE float HsumGgml(VF v) {
@@ -452,114 +342,6 @@ struct SimdLegacyKernel {
     }
     TPSERVE_UNROLL
     for (int j = 0; j < NR; ++j) out[j] = HsumGgml(acc[j]) + corr[j];
-  }
-};
-
-struct SimdQ4KKernel {
-  template <int NR>
-  static void Dot(const MatMulArgs& a, const uint8_t* wrow, int64_t i0,
-                  float* out) {
-    const DF df;
-    const int64_t nsb = a.w.cols / kQK_K;
-    const int64_t nb = a.w.cols / 32;
-    VF acc[NR];
-    float mins[NR];
-    TPSERVE_UNROLL
-    for (int j = 0; j < NR; ++j) {
-      acc[j] = hn::Zero(df);
-      mins[j] = 0;
-    }
-    const VU8 m4 = hn::Set(DU8(), 0xF);
-    for (int64_t sb = 0; sb < nsb; ++sb) {
-      const auto* b =
-          reinterpret_cast<const BlockQ4_K*>(wrow + sb * sizeof(BlockQ4_K));
-      const float d = HalfToFloat(b->d), dmin = HalfToFloat(b->dmin);
-      float dsc[8], dm[8];
-      for (int s = 0; s < 8; ++s) {
-        uint8_t sc, m;
-        GetScaleMinK4(s, b->scales, &sc, &m);
-        dsc[s] = d * sc;
-        dm[s] = dmin * m;
-      }
-      for (int c = 0; c < 4; ++c) {
-        const VU8 q = hn::LoadU(DU8(), b->qs + 32 * c);
-        const VU8 lo = hn::And(q, m4);
-        const VU8 hi = hn::ShiftRight<4>(q);
-        TPSERVE_UNROLL
-        for (int j = 0; j < NR; ++j) {
-          const size_t ab = static_cast<size_t>(i0 + j) * nb + sb * 8 + 2 * c;
-          const int8_t* aq = a.acts.q + ab * 32;
-          const float da0 = a.acts.d[ab], da1 = a.acts.d[ab + 1];
-          const VI32 p0 = DotU8I8(lo, hn::LoadU(DI8(), aq));
-          const VI32 p1 = DotU8I8(hi, hn::LoadU(DI8(), aq + 32));
-          acc[j] = hn::MulAdd(hn::ConvertTo(df, p0),
-                              hn::Set(df, dsc[2 * c] * da0), acc[j]);
-          acc[j] = hn::MulAdd(hn::ConvertTo(df, p1),
-                              hn::Set(df, dsc[2 * c + 1] * da1), acc[j]);
-          mins[j] +=
-              dm[2 * c] * a.acts.dsum[ab] + dm[2 * c + 1] * a.acts.dsum[ab + 1];
-        }
-      }
-    }
-    TPSERVE_UNROLL
-    for (int j = 0; j < NR; ++j) out[j] = SumLanes(acc[j]) - mins[j];
-  }
-};
-
-struct SimdQ6KKernel {
-  template <int NR>
-  static void Dot(const MatMulArgs& a, const uint8_t* wrow, int64_t i0,
-                  float* out) {
-    const DF df;
-    const int64_t nsb = a.w.cols / kQK_K;
-    const int64_t nb = a.w.cols / 32;
-    VF acc[NR];
-    float corr[NR];
-    TPSERVE_UNROLL
-    for (int j = 0; j < NR; ++j) {
-      acc[j] = hn::Zero(df);
-      corr[j] = 0;
-    }
-    const VU8 m4 = hn::Set(DU8(), 0xF);
-    const VU8 m30 = hn::Set(DU8(), 0x30);
-    for (int64_t sb = 0; sb < nsb; ++sb) {
-      const auto* b =
-          reinterpret_cast<const BlockQ6_K*>(wrow + sb * sizeof(BlockQ6_K));
-      const float d = HalfToFloat(b->d);
-      for (int h = 0; h < 2; ++h) {
-        const VU8 l0 = hn::LoadU(DU8(), b->ql + 64 * h);
-        const VU8 l1 = hn::LoadU(DU8(), b->ql + 64 * h + 32);
-        const VU8 hv = hn::LoadU(DU8(), b->qh + 32 * h);
-        // The four 32-weight groups of this half (ggml_blocks.h, Q6_K).
-        const VU8 g[4] = {
-            hn::Or(hn::And(l0, m4), hn::And(hn::ShiftLeft<4>(hv), m30)),
-            hn::Or(hn::And(l1, m4), hn::And(hn::ShiftLeft<2>(hv), m30)),
-            hn::Or(hn::ShiftRight<4>(l0), hn::And(hv, m30)),
-            hn::Or(hn::ShiftRight<4>(l1), hn::And(hn::ShiftRight<2>(hv), m30)),
-        };
-        for (int gi = 0; gi < 4; ++gi) {
-          const int s = 4 * h + gi;  // 32-element group within the block.
-          const int16_t sc0 = b->scales[2 * s], sc1 = b->scales[2 * s + 1];
-          // int16 lanes 0..7 cover weights 0..15 (scale sc0), 8..15 the rest.
-          const __m256i w16 =
-              _mm256_set_m128i(_mm_set1_epi16(sc1), _mm_set1_epi16(sc0));
-          TPSERVE_UNROLL
-          for (int j = 0; j < NR; ++j) {
-            const size_t ab = static_cast<size_t>(i0 + j) * nb + sb * 8 + s;
-            const VI32 p = DotU8I8Weighted(
-                g[gi], hn::LoadU(DI8(), a.acts.q + ab * 32), w16);
-            const float dd = d * a.acts.d[ab];
-            acc[j] = hn::MulAdd(hn::ConvertTo(df, p), hn::Set(df, dd), acc[j]);
-            // q is stored +32: subtract 32 * sc * sum(a) per 16.
-            corr[j] +=
-                dd * static_cast<float>(32 * (sc0 * a.acts.sums[2 * ab] +
-                                              sc1 * a.acts.sums[2 * ab + 1]));
-          }
-        }
-      }
-    }
-    TPSERVE_UNROLL
-    for (int j = 0; j < NR; ++j) out[j] = SumLanes(acc[j]) - corr[j];
   }
 };
 
@@ -799,14 +581,10 @@ struct VnniKernel {
 
 template <GgmlType kType>
 using LegacyKernel = SimdLegacyKernel<kType>;
-using Q4KKernel = SimdQ4KKernel;
-using Q6KKernel = SimdQ6KKernel;
 #else
 #define TPSERVE_VNNI_DECODE 0
 template <GgmlType kType>
 using LegacyKernel = ScalarKernel<kType>;
-using Q4KKernel = ScalarKernel<GgmlType::kQ4_K>;
-using Q6KKernel = ScalarKernel<GgmlType::kQ6_K>;
 #endif  // TPSERVE_X86_INT8
 
 // For rows [r0, r1) and every activation row: activation rows in groups of
@@ -872,11 +650,9 @@ void MatMulRowsImpl(const MatMulArgs& a, int64_t r0, int64_t r1) {
     case GgmlType::kQ5_1:
       return Drive<ScalarKernel<GgmlType::kQ5_1>>(a, r0, r1);
     case GgmlType::kQ4_K:
-      return Drive<Q4KKernel>(a, r0, r1);
     case GgmlType::kQ5_K:
-      return Drive<ScalarKernel<GgmlType::kQ5_K>>(a, r0, r1);
     case GgmlType::kQ6_K:
-      return Drive<Q6KKernel>(a, r0, r1);
+      return KQuantMatMulRows(a, r0, r1);  // matmul_kquant.cc
     default:
       return;  // Refused by ValidateWeightMatrix before we get here.
   }
@@ -905,6 +681,7 @@ bool UsesQuantizedActs(GgmlType type) {
 void QuantizeActRows(GgmlType type, const float* x, int64_t cols, int64_t i0,
                      int64_t i1, int8_t* q, float* d, int16_t* sums,
                      float* dsum) {
+  if (IsKQuant(type)) return QuantizeActRowsQ8K(x, cols, i0, i1, q, d, sums);
   const bool q8_1 = type == GgmlType::kQ4_1 || type == GgmlType::kQ5_1;
   const int64_t nb = cols / kActBlock;
   for (int64_t i = i0; i < i1; ++i) {

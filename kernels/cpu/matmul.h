@@ -1,10 +1,13 @@
 // The CPU matmul kernels: y[i, r] = x[i, :] . w[r, :] with weights kept in
 // their ggml block layout. F32/F16/BF16 weights take a float path; the
-// block-quantized types (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, and Q5_0/Q5_1/Q5_K via
-// a scalar path) take an integer path like llama.cpp's: the activations are
-// quantized once per call to 8 bits in 32-element blocks
-// (QuantizeActivationBlock in kernels/reference_ops.h) and each block's dot
-// product is exact in int32, scaled by the two block scales in float.
+// block-quantized types (Q8_0, Q4_0, Q4_1, the K-quants Q4_K/Q5_K/Q6_K, and
+// Q5_0/Q5_1 via a scalar path) take an integer path like llama.cpp's: the
+// activations are quantized once per call to 8 bits, in 32-element blocks
+// with fp16 scales (QuantizeActivationBlock in kernels/reference_ops.h) or,
+// for the K-quants, in ggml's q8_K blocks of 256 with a float scale
+// (QuantizeActivationBlockQ8K), and each block's dot product is exact in
+// int32, scaled by the two block scales in float. The K-quant kernels are
+// in matmul_kquant.{h,cc} and follow ggml's x86 order on every target.
 //
 // SIMD: Highway with runtime dispatch. On x86 the AVX2 and AVX-512 targets
 // use the u8 x i8 multiply-add (vpmaddubsw + vpmaddwd) on 32-byte blocks;
@@ -27,7 +30,9 @@ namespace tpserve::cpu {
 
 // Activation rows quantized for the integer path, `cols` a multiple of 32.
 // Row i's data: q + i * cols, d and dsum + i * (cols / 32), sums +
-// i * (cols / 16).
+// i * (cols / 16). For the K-quants (q8_K, matmul_kquant.h) d holds one
+// float scale per 256 quants (the first cols / 256 of the row's slots),
+// sums are q8_K's bsums and dsum is unused.
 struct QuantizedActs {
   const int8_t* q = nullptr;      // Quants, |q| <= 127.
   const float* d = nullptr;       // One scale per 32 quants.
