@@ -134,10 +134,7 @@ class SyntheticLlama {
     rope_.head_dim = hd;
     rope_.rope_dim = hd;
     rope_.theta = 500000;
-    rope_.scaling_factor = 8;
-    rope_.low_freq_factor = 1;
-    rope_.high_freq_factor = 4;
-    rope_.original_max_positions = 8192;
+    rope_.freq_factors = Llama3RopeFactors(500000, hd, 8, 1, 4, 8192);
     return b_->Synchronize();
   }
 

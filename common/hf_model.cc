@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <utility>
@@ -81,13 +82,43 @@ class Fields {
   std::string scope_;
 };
 
-absl::Status CheckArchitecture(const Fields& f) {
+absl::Status Unsupported(absl::string_view what) {
+  return absl::UnimplementedError(
+      absl::StrCat("config.json: ", what, " is not supported"));
+}
+
+// The Hugging Face families tpserve runs, and the engine architecture each
+// is. Mistral checkpoints are Llama's architecture under another name.
+struct HfFamily {
+  const char* model_type;
+  const char* class_name;
+  const char* architecture;
+};
+constexpr HfFamily kHfFamilies[] = {
+    {"llama", "LlamaForCausalLM", "llama"},
+    {"mistral", "MistralForCausalLM", "llama"},
+    {"qwen2", "Qwen2ForCausalLM", "qwen2"},
+    {"qwen3", "Qwen3ForCausalLM", "qwen3"},
+};
+
+// The engine architecture of the config's model_type / architectures.
+absl::StatusOr<std::string> CheckArchitecture(const Fields& f) {
   TP_ASSIGN_OR_RETURN(std::string model_type, f.String("model_type", ""));
-  if (!model_type.empty() && model_type != "llama") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config.json: model_type '", EscapeForMessage(model_type),
-        "' is not supported (tpserve serves Llama-family models: model_type "
-        "'llama', LlamaForCausalLM)"));
+  std::vector<std::string> supported;
+  for (const HfFamily& h : kHfFamilies) {
+    supported.push_back(absl::StrCat(h.model_type, " (", h.class_name, ")"));
+  }
+  const HfFamily* family = nullptr;
+  if (!model_type.empty()) {
+    for (const HfFamily& h : kHfFamilies) {
+      if (model_type == h.model_type) family = &h;
+    }
+    if (family == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config.json: model_type '", EscapeForMessage(model_type),
+          "' is not supported (tpserve serves Llama-family models: ",
+          absl::StrJoin(supported, ", "), ")"));
+    }
   }
   const json* archs = f.Find("architectures");
   if (archs != nullptr) {
@@ -97,28 +128,41 @@ absl::Status CheckArchitecture(const Fields& f) {
                        ", expected an array of strings"));
     }
     std::vector<std::string> names;
+    const HfFamily* by_class = nullptr;
     for (const json& a : *archs) {
       TP_ASSIGN_OR_RETURN(
           std::string name,
           JsonToString(a, "config.json: 'architectures' entry"));
+      for (const HfFamily& h : kHfFamilies) {
+        if (name == h.class_name &&
+            (family == nullptr ||
+             std::string(family->architecture) == h.architecture)) {
+          by_class = &h;
+        }
+      }
       names.push_back(EscapeForMessage(name));
     }
-    if (std::find(names.begin(), names.end(), "LlamaForCausalLM") ==
-        names.end()) {
+    if (by_class == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(
           "config.json: architectures [", absl::StrJoin(names, ", "),
-          "] do not include LlamaForCausalLM"));
+          "] do not include a supported class",
+          family == nullptr
+              ? ""
+              : absl::StrCat(" for model_type '", family->model_type, "'"),
+          " (", absl::StrJoin(supported, ", "), ")"));
     }
+    if (family == nullptr) family = by_class;
   } else if (model_type.empty()) {
     return absl::InvalidArgumentError(
         "config.json: has neither 'model_type' nor 'architectures'; expected "
-        "a Llama model (model_type 'llama')");
+        "a Llama-family model (model_type 'llama')");
   }
-  return absl::OkStatus();
+  return std::string(family->architecture);
 }
 
 // rope_scaling (transformers v4) or rope_parameters (v5, which also holds
-// rope_theta). Only the llama3 scaling is implemented by the engine.
+// rope_theta): default, linear, llama3 and yarn, as transformers'
+// modeling_rope_utils computes them. `rope_dim` must be set.
 absl::Status ReadRope(const Fields& top, ModelConfig& c) {
   TP_ASSIGN_OR_RETURN(c.rope_theta, top.Double("rope_theta", 10000.0));
   const char* which = "rope_scaling";
@@ -141,19 +185,70 @@ absl::Status ReadRope(const Fields& top, ModelConfig& c) {
     TP_ASSIGN_OR_RETURN(type, r.String("type", "default"));
   }
   if (type == "default") return absl::OkStatus();
-  if (type != "llama3") {
-    return absl::UnimplementedError(
-        absl::StrCat(top.Label(which), " type '", EscapeForMessage(type),
-                     "' is not supported (supported: default, llama3)"));
-  }
   RopeScaling& s = c.rope_scaling;
-  s.type = RopeScalingType::kLlama3;
-  TP_ASSIGN_OR_RETURN(s.factor, r.Double("factor"));
-  TP_ASSIGN_OR_RETURN(s.low_freq_factor, r.Double("low_freq_factor"));
-  TP_ASSIGN_OR_RETURN(s.high_freq_factor, r.Double("high_freq_factor"));
-  TP_ASSIGN_OR_RETURN(s.original_max_positions,
-                      r.Int("original_max_position_embeddings"));
-  return absl::OkStatus();
+  if (type == "linear") {
+    s.type = RopeScalingType::kLinear;
+    TP_ASSIGN_OR_RETURN(s.factor, r.Double("factor"));
+    return absl::OkStatus();
+  }
+  if (type == "llama3") {
+    TP_ASSIGN_OR_RETURN(double factor, r.Double("factor"));
+    TP_ASSIGN_OR_RETURN(double low, r.Double("low_freq_factor"));
+    TP_ASSIGN_OR_RETURN(double high, r.Double("high_freq_factor"));
+    TP_ASSIGN_OR_RETURN(int64_t orig,
+                        r.Int("original_max_position_embeddings"));
+    // The formula divides by (high - low) and by the factor.
+    if (!(std::isfinite(factor) && factor >= 1 && factor <= 1024 &&
+          std::isfinite(low) && low > 0 && std::isfinite(high) && high > low &&
+          orig >= 1 && orig <= (1 << 24))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          top.Label(which),
+          " llama3 needs 1 <= factor <= 1024, 0 < low_freq_factor < "
+          "high_freq_factor and original_max_position_embeddings in [1, "
+          "2^24] (have factor = ",
+          factor, ", low_freq_factor = ", low, ", high_freq_factor = ", high,
+          ", original_max_position_embeddings = ", orig, ")"));
+    }
+    c.rope_freq_factors =
+        Llama3RopeFactors(c.rope_theta, c.rope_dim, factor, low, high, orig);
+    return absl::OkStatus();
+  }
+  if (type == "yarn") {
+    s.type = RopeScalingType::kYarn;
+    TP_ASSIGN_OR_RETURN(s.factor, r.Double("factor"));
+    TP_ASSIGN_OR_RETURN(
+        s.original_max_positions,
+        r.Int("original_max_position_embeddings", c.max_positions));
+    TP_ASSIGN_OR_RETURN(s.beta_fast, r.Double("beta_fast", 32.0));
+    TP_ASSIGN_OR_RETURN(s.beta_slow, r.Double("beta_slow", 1.0));
+    TP_ASSIGN_OR_RETURN(bool truncate, r.Bool("truncate", true));
+    if (!truncate) {
+      return Unsupported(absl::StrCat(which,
+                                      ".truncate = false (YaRN "
+                                      "correction dims are rounded)"));
+    }
+    for (const char* key : {"mscale", "mscale_all_dim"}) {
+      if (r.Find(key) != nullptr) {
+        return Unsupported(
+            absl::StrCat(which, ".", key, " (DeepSeek YaRN); plain YaRN only"));
+      }
+    }
+    // HF scales cos and sin by attention_factor (default 0.1 ln(factor) +
+    // 1); ggml's rope multiplies attn_factor by 1 + 0.1 ln(factor) itself.
+    if (!(std::isfinite(s.factor) && s.factor > 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(top.Label(which), " yarn factor must be positive"));
+    }
+    const double temperature = 1 + 0.1 * std::log(s.factor);
+    TP_ASSIGN_OR_RETURN(
+        double attention_factor,
+        r.Double("attention_factor", s.factor <= 1 ? 1.0 : temperature));
+    s.attn_factor = attention_factor / temperature;
+    return absl::OkStatus();
+  }
+  return absl::UnimplementedError(absl::StrCat(
+      top.Label(which), " type '", EscapeForMessage(type),
+      "' is not supported (supported: default, linear, llama3, yarn)"));
 }
 
 // eos_token_id: an integer or a list of integers (Llama 3 Instruct).
@@ -175,21 +270,17 @@ absl::Status ReadEos(const Fields& f, ModelConfig& c) {
   return absl::OkStatus();
 }
 
-absl::Status Unsupported(absl::string_view what) {
-  return absl::UnimplementedError(
-      absl::StrCat("config.json: ", what, " is not supported"));
-}
-
 absl::StatusOr<ModelConfig> ParseConfig(const json& j) {
   if (!j.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "config.json: is ", JsonTypeName(j), ", expected a JSON object"));
   }
   const Fields f(j, "");
-  TP_RETURN_IF_ERROR(CheckArchitecture(f));
   ModelConfig c;
-  c.architecture = "llama";
+  TP_ASSIGN_OR_RETURN(c.architecture, CheckArchitecture(f));
   c.rope_style = RopeStyle::kNeox;
+  c.qkv_bias = c.architecture == "qwen2";
+  c.qk_norm = c.architecture == "qwen3";
   TP_ASSIGN_OR_RETURN(c.name, f.String("_name_or_path", ""));
   TP_ASSIGN_OR_RETURN(c.vocab_size, f.Int("vocab_size"));
   TP_ASSIGN_OR_RETURN(c.hidden_size, f.Int("hidden_size"));
@@ -202,7 +293,6 @@ absl::StatusOr<ModelConfig> ParseConfig(const json& j) {
   TP_ASSIGN_OR_RETURN(c.tied_embeddings, f.Bool("tie_word_embeddings", false));
   TP_ASSIGN_OR_RETURN(c.bos_token_id, f.Int("bos_token_id", -1));
   TP_RETURN_IF_ERROR(ReadEos(f, c));
-  TP_RETURN_IF_ERROR(ReadRope(f, c));
   if (f.Find("head_dim") != nullptr) {
     TP_ASSIGN_OR_RETURN(c.head_dim, f.Int("head_dim"));
   } else {
@@ -219,6 +309,29 @@ absl::StatusOr<ModelConfig> ParseConfig(const json& j) {
     c.head_dim = c.hidden_size / c.n_heads;
   }
   c.rope_dim = c.head_dim;
+  TP_ASSIGN_OR_RETURN(double partial, f.Double("partial_rotary_factor", 1.0));
+  if (partial != 1.0) {
+    return Unsupported(absl::StrCat("partial_rotary_factor ", partial));
+  }
+  if (c.rope_dim < 2 || c.rope_dim > 1024 || c.rope_dim % 2 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.json: head_dim = ", c.rope_dim, " must be even, in [2, 1024]"));
+  }
+  TP_RETURN_IF_ERROR(ReadRope(f, c));
+  // Sliding-window attention equals causal attention within the window
+  // (Mistral v0.1 declares 4096): cap the context there, as the GGUF
+  // reader does. Qwen configs carry a window that use_sliding_window
+  // (default false) leaves off.
+  TP_ASSIGN_OR_RETURN(bool use_window,
+                      f.Bool("use_sliding_window", c.architecture == "llama"));
+  if (use_window && f.Find("sliding_window") != nullptr) {
+    TP_ASSIGN_OR_RETURN(int64_t window, f.Int("sliding_window"));
+    if (window <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config.json: sliding_window = ", window, " must be positive"));
+    }
+    c.max_positions = std::min(c.max_positions, window);
+  }
 
   // Informational, but a wrong type still means a broken file.
   TP_RETURN_IF_ERROR(f.String("torch_dtype", "").status());
@@ -229,10 +342,14 @@ absl::StatusOr<ModelConfig> ParseConfig(const json& j) {
     return Unsupported(
         absl::StrCat("hidden_act '", EscapeForMessage(act), "' (only silu)"));
   }
-  for (const char* bias : {"attention_bias", "mlp_bias"}) {
-    TP_ASSIGN_OR_RETURN(bool has_bias, f.Bool(bias, false));
-    if (has_bias) return Unsupported(absl::StrCat("'", bias, "': true"));
+  // Qwen2's Q/K/V biases are part of the architecture (no flag); Llama's
+  // optional ones are not implemented.
+  TP_ASSIGN_OR_RETURN(bool attention_bias, f.Bool("attention_bias", false));
+  if (attention_bias && c.architecture != "qwen2") {
+    return Unsupported("'attention_bias': true");
   }
+  TP_ASSIGN_OR_RETURN(bool mlp_bias, f.Bool("mlp_bias", false));
+  if (mlp_bias) return Unsupported("'mlp_bias': true");
   auto valid = ValidateConfig(c);
   if (!valid.ok()) {
     return absl::Status(valid.code(),
@@ -250,6 +367,11 @@ constexpr LayerName kLayerNames[] = {
     {"self_attn.q_proj.weight", "attn_q.weight"},
     {"self_attn.k_proj.weight", "attn_k.weight"},
     {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.q_proj.bias", "attn_q.bias"},  // Qwen2.
+    {"self_attn.k_proj.bias", "attn_k.bias"},
+    {"self_attn.v_proj.bias", "attn_v.bias"},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight"},  // Qwen3.
+    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
     {"self_attn.o_proj.weight", "attn_output.weight"},
     {"post_attention_layernorm.weight", "ffn_norm.weight"},
     {"mlp.gate_proj.weight", "ffn_gate.weight"},
@@ -372,7 +494,7 @@ absl::StatusOr<std::string> CanonicalTensorName(absl::string_view hf_name) {
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "tensor '", EscapeForMessage(hf_name),
-      "' is not a weight of a Llama model (LlamaForCausalLM without biases)"));
+      "' is not a weight of a Llama, Mistral, Qwen2 or Qwen3 model"));
 }
 
 std::string HfTensorName(absl::string_view canonical_name) {
@@ -479,6 +601,15 @@ absl::StatusOr<std::unique_ptr<ModelWeights>> OpenHfModel(
       if (canonical->empty()) continue;
       // Tied: transformers uses the embedding and ignores a stored copy.
       if (config->tied_embeddings && *canonical == "output.weight") continue;
+      // A weight the architecture does not use would be ignored silently.
+      const bool bias = absl::EndsWith(*canonical, ".bias");
+      const bool qk_norm = absl::EndsWith(*canonical, "_q_norm.weight") ||
+                           absl::EndsWith(*canonical, "_k_norm.weight");
+      if ((bias && !config->qkv_bias) || (qk_norm && !config->qk_norm)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": tensor '", EscapeForMessage(t.name),
+            "' is not part of a '", config->architecture, "' model"));
+      }
       auto type = GgmlTypeOfSafetensor(t);
       if (!type.ok()) return Prefixed(type.status(), where);
       // Row-major [out, in] is ggml [in, out]: the same bytes, dims reversed.

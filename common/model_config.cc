@@ -1,6 +1,7 @@
 #include "common/model_config.h"
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <utility>
@@ -60,14 +61,140 @@ absl::Status ExpectTensor(
   return absl::OkStatus();
 }
 
+// The RoPE keys of a GGUF file, read as llama.cpp reads them
+// (llama_model::load_hparams and llama_context's YaRN set-up):
+// rope.scaling.type (default "linear": a factor alone means linear),
+// rope.scaling.factor (or the older rope.scale_linear), attn_factor,
+// original_context_length (default: the context length), YaRN's betas
+// (llama.cpp's defaults 32 and 1), and the frequency factors of
+// rope_freqs.weight.
+absl::Status ReadGgufRope(const GgufFile& gguf, const std::string& p,
+                          ModelConfig& c) {
+  std::string type = "linear";
+  if (gguf.FindKey(p + "rope.scaling.type") != nullptr) {
+    TP_ASSIGN_OR_RETURN(absl::string_view t,
+                        gguf.GetString(p + "rope.scaling.type"));
+    type = std::string(t);
+  }
+  double factor = 0;
+  if (gguf.FindKey(p + "rope.scaling.factor") != nullptr) {
+    TP_ASSIGN_OR_RETURN(factor, gguf.GetFloat(p + "rope.scaling.factor"));
+  } else {
+    TP_ASSIGN_OR_RETURN(factor,
+                        OptionalFloat(gguf, p + "rope.scale_linear", 0));
+  }
+  RopeScaling& r = c.rope_scaling;
+  TP_ASSIGN_OR_RETURN(r.attn_factor,
+                      OptionalFloat(gguf, p + "rope.scaling.attn_factor", 1.0));
+  TP_ASSIGN_OR_RETURN(
+      r.original_max_positions,
+      OptionalInt(gguf, p + "rope.scaling.original_context_length",
+                  c.max_positions));
+  TP_ASSIGN_OR_RETURN(
+      r.beta_fast, OptionalFloat(gguf, p + "rope.scaling.yarn_beta_fast", 32));
+  TP_ASSIGN_OR_RETURN(
+      r.beta_slow, OptionalFloat(gguf, p + "rope.scaling.yarn_beta_slow", 1));
+  TP_ASSIGN_OR_RETURN(
+      double log_mul,
+      OptionalFloat(gguf, p + "rope.scaling.yarn_log_multiplier", 0));
+  if (type == "none") {
+    r.type = RopeScalingType::kNone;
+  } else if (type == "linear") {
+    r.type = factor == 0 || factor == 1 ? RopeScalingType::kNone
+                                        : RopeScalingType::kLinear;
+  } else if (type == "yarn") {
+    r.type = RopeScalingType::kYarn;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model: ", p, "rope.scaling.type '", type,
+        "' is not supported (tpserve implements none, linear and yarn)"));
+  }
+  if (log_mul != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model: ", p,
+        "rope.scaling.yarn_log_multiplier is set (DeepSeek-V2 YaRN); tpserve "
+        "implements plain YaRN only"));
+  }
+  r.factor = factor == 0 ? 1.0 : factor;
+  if (r.type == RopeScalingType::kYarn) {
+    // llama_context: get_mscale(factor) / (1 + 0.1 ln factor), in float
+    // (ggml's rope multiplies the second factor back in).
+    const float f = static_cast<float>(r.factor);
+    float attn = f <= 1.0f ? 1.0f : std::fma(0.1f, std::log(f), 1.0f);
+    attn *= 1.0f / std::fma(0.1f, std::log(f), 1.0f);
+    r.attn_factor = attn * static_cast<float>(r.attn_factor);
+  }
+
+  const GgufTensor* freqs = gguf.FindTensor("rope_freqs.weight");
+  if (freqs != nullptr) {
+    const uint64_t want = static_cast<uint64_t>(c.rope_dim / 2);
+    if (freqs->type != GgmlType::kF32 || freqs->dims.size() != 1 ||
+        freqs->dims[0] != want) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model: tensor 'rope_freqs.weight' must be F32 [", want,
+                       "] (rope_dim / 2), has ", GetGgmlType(freqs->type).name,
+                       " [", absl::StrJoin(freqs->dims, ", "), "]"));
+    }
+    c.rope_freq_factors.resize(want);
+    std::memcpy(c.rope_freq_factors.data(), freqs->data, want * sizeof(float));
+  }
+  return absl::OkStatus();
+}
+
+// Mistral-style files may name a sliding attention window. Within the
+// window, sliding-window attention is plain causal attention, so a window
+// shorter than the context caps the context at the window: the engine then
+// computes exactly what the model defines and refuses longer prompts.
+absl::Status ApplySlidingWindow(const GgufFile& gguf, const std::string& p,
+                                ModelConfig& c) {
+  TP_ASSIGN_OR_RETURN(int64_t window,
+                      OptionalInt(gguf, p + "attention.sliding_window", 0));
+  if (window < 0) {
+    return Invalid("attention.sliding_window", window, "is negative");
+  }
+  if (window > 0 && window < c.max_positions) c.max_positions = window;
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+std::vector<float> Llama3RopeFactors(double theta, int64_t rope_dim,
+                                     double factor, double low_freq_factor,
+                                     double high_freq_factor,
+                                     int64_t original_max_positions) {
+  const double kPi = 3.14159265358979323846;
+  const double orig = static_cast<double>(original_max_positions);
+  const double low_wavelen = orig / low_freq_factor;
+  const double high_wavelen = orig / high_freq_factor;
+  std::vector<float> factors(static_cast<size_t>(rope_dim / 2));
+  for (int64_t i = 0; i < rope_dim / 2; ++i) {
+    // The converter's base frequencies are float32 (torch.arange float32).
+    const float freq = static_cast<float>(
+        1.0 / std::pow(theta, static_cast<double>(2 * i) / rope_dim));
+    const double wavelen = 2 * kPi / freq;
+    double f;
+    if (wavelen < high_wavelen) {
+      f = 1;
+    } else if (wavelen > low_wavelen) {
+      f = factor;
+    } else {
+      const double smooth = (orig / wavelen - low_freq_factor) /
+                            (high_freq_factor - low_freq_factor);
+      f = 1 / ((1 - smooth) / factor + smooth);
+    }
+    factors[i] = static_cast<float>(f);
+  }
+  return factors;
+}
 
 int64_t ModelConfig::ParameterCount() const {
   const int64_t q = n_heads * head_dim, kv = n_kv_heads * head_dim;
-  const int64_t per_layer = 2 * hidden_size                         // two norms
-                            + hidden_size * (q + 2 * kv)            // q, k, v
-                            + q * hidden_size                       // output
-                            + 3 * hidden_size * intermediate_size;  // MLP
+  const int64_t per_layer = 2 * hidden_size                        // two norms
+                            + hidden_size * (q + 2 * kv)           // q, k, v
+                            + q * hidden_size                      // output
+                            + 3 * hidden_size * intermediate_size  // MLP
+                            + (qkv_bias ? q + 2 * kv : 0) +
+                            (qk_norm ? 2 * head_dim : 0);
   const int64_t embed = vocab_size * hidden_size;
   return n_layers * per_layer + hidden_size + embed * (tied_embeddings ? 1 : 2);
 }
@@ -110,21 +237,43 @@ absl::Status ValidateConfig(const ModelConfig& c) {
       return Invalid("eos_token_ids entry", id, "is outside the vocabulary");
     }
   }
-  if (c.rope_scaling.type == RopeScalingType::kLlama3) {
-    // The llama3 formula divides by (high - low) and by the factor.
-    const RopeScaling& r = c.rope_scaling;
-    if (!(std::isfinite(r.factor) && r.factor >= 1 && r.factor <= 1024 &&
-          std::isfinite(r.low_freq_factor) && r.low_freq_factor > 0 &&
-          std::isfinite(r.high_freq_factor) &&
-          r.high_freq_factor > r.low_freq_factor)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model config: llama3 rope_scaling needs 1 <= factor <= 1024 and 0 "
-          "< low_freq_factor < high_freq_factor (have factor = ",
-          r.factor, ", low_freq_factor = ", r.low_freq_factor,
-          ", high_freq_factor = ", r.high_freq_factor, ")"));
+  const RopeScaling& r = c.rope_scaling;
+  if (r.type != RopeScalingType::kNone) {
+    if (!(std::isfinite(r.factor) && r.factor > 0 && r.factor <= 1024)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model config: rope scaling factor = ", r.factor,
+                       " must be in (0, 1024]"));
     }
+  }
+  if (r.type == RopeScalingType::kYarn) {
     TP_RETURN_IF_ERROR(CheckRange("rope_scaling.original_max_positions",
                                   r.original_max_positions, 1, 1 << 24));
+    if (!(std::isfinite(r.beta_fast) && std::isfinite(r.beta_slow) &&
+          r.beta_fast > 0 && r.beta_slow > 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model config: YaRN beta_fast = ", r.beta_fast,
+                       ", beta_slow = ", r.beta_slow, " must be positive"));
+    }
+  }
+  if (!(std::isfinite(r.attn_factor) && r.attn_factor > 0 &&
+        r.attn_factor < 100)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model config: rope attn_factor = ", r.attn_factor,
+                     " must be in (0, 100)"));
+  }
+  if (!c.rope_freq_factors.empty()) {
+    if (static_cast<int64_t>(c.rope_freq_factors.size()) != c.rope_dim / 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model config: ", c.rope_freq_factors.size(),
+          " rope frequency factors, expected rope_dim / 2 = ", c.rope_dim / 2));
+    }
+    for (float f : c.rope_freq_factors) {
+      if (!(std::isfinite(f) && f > 0)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("model config: rope frequency factor ", f,
+                         " must be finite and positive"));
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -133,10 +282,11 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& gguf) {
   ModelConfig c;
   TP_ASSIGN_OR_RETURN(absl::string_view arch,
                       gguf.GetString("general.architecture"));
-  if (arch != "llama") {
+  if (arch != "llama" && arch != "qwen2" && arch != "qwen3") {
     return absl::InvalidArgumentError(absl::StrCat(
         "model: architecture '", arch,
-        "' is not supported (tpserve serves Llama-family models: 'llama')"));
+        "' is not supported (tpserve serves Llama-family models: 'llama', "
+        "'qwen2', 'qwen3')"));
   }
   c.architecture = std::string(arch);
   if (gguf.FindKey("general.name") != nullptr) {
@@ -157,6 +307,11 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& gguf) {
                       gguf.GetFloat(p + "attention.layer_norm_rms_epsilon"));
   TP_ASSIGN_OR_RETURN(c.rope_theta,
                       OptionalFloat(gguf, p + "rope.freq_base", 10000.0));
+  // llama.cpp's rope types: llama rotates interleaved pairs (its converter
+  // permutes Q/K rows for that), Qwen keeps Hugging Face's rotate_half.
+  c.rope_style = arch == "llama" ? RopeStyle::kNormal : RopeStyle::kNeox;
+  c.qkv_bias = arch == "qwen2";
+  c.qk_norm = arch == "qwen3";
   if (c.n_heads <= 0 || c.hidden_size <= 0 || c.hidden_size % c.n_heads != 0) {
     return Invalid("hidden_size", c.hidden_size,
                    absl::StrCat("is not a multiple of n_heads = ", c.n_heads));
@@ -170,6 +325,8 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& gguf) {
   TP_ASSIGN_OR_RETURN(c.eos_token_id,
                       OptionalInt(gguf, "tokenizer.ggml.eos_token_id", -1));
   if (c.eos_token_id >= 0) c.eos_token_ids = {c.eos_token_id};
+  TP_RETURN_IF_ERROR(ReadGgufRope(gguf, p, c));
+  TP_RETURN_IF_ERROR(ApplySlidingWindow(gguf, p, c));
 
   const GgufTensor* embd = gguf.FindTensor("token_embd.weight");
   if (embd == nullptr || embd->dims.size() != 2) {
@@ -219,6 +376,16 @@ absl::Status CheckLlamaTensorShapes(
     TP_RETURN_IF_ERROR(expect(b + "attn_q.weight", {h, q}));
     TP_RETURN_IF_ERROR(expect(b + "attn_k.weight", {h, kv}));
     TP_RETURN_IF_ERROR(expect(b + "attn_v.weight", {h, kv}));
+    if (c.qkv_bias) {
+      TP_RETURN_IF_ERROR(expect(b + "attn_q.bias", {q}));
+      TP_RETURN_IF_ERROR(expect(b + "attn_k.bias", {kv}));
+      TP_RETURN_IF_ERROR(expect(b + "attn_v.bias", {kv}));
+    }
+    if (c.qk_norm) {
+      const uint64_t hd = c.head_dim;
+      TP_RETURN_IF_ERROR(expect(b + "attn_q_norm.weight", {hd}));
+      TP_RETURN_IF_ERROR(expect(b + "attn_k_norm.weight", {hd}));
+    }
     TP_RETURN_IF_ERROR(expect(b + "attn_output.weight", {q, h}));
     TP_RETURN_IF_ERROR(expect(b + "ffn_norm.weight", {h}));
     TP_RETURN_IF_ERROR(expect(b + "ffn_gate.weight", {h, f}));

@@ -14,15 +14,36 @@
 
 namespace tpserve {
 
-enum class RopeScalingType { kNone, kLlama3 };
+// How a model stretches RoPE beyond its training context, as its file says
+// (GGUF {arch}.rope.scaling.*, Hugging Face rope_scaling). Llama 3's scaling
+// is not a type here: it is ModelConfig::rope_freq_factors (GGUF files carry
+// them as rope_freqs.weight; a Hugging Face "llama3" config is turned into
+// them as llama.cpp's converter does).
+enum class RopeScalingType { kNone, kLinear, kYarn };
 
 struct RopeScaling {
   RopeScalingType type = RopeScalingType::kNone;
-  double factor = 1.0;
-  double low_freq_factor = 1.0;
-  double high_freq_factor = 4.0;
-  int64_t original_max_positions = 8192;
+  double factor = 1.0;  // Context multiple: freq_scale = 1 / factor.
+  // YaRN: the training context the correction dims refer to (0: the
+  // model's max_positions).
+  int64_t original_max_positions = 0;
+  // The magnitude of cos and sin, as llama.cpp computes it for this file
+  // (GGUF rope.scaling.attn_factor, and for YaRN the attention temperature
+  // folded in so that ggml's rope_ext reproduces it).
+  double attn_factor = 1.0;
+  double beta_fast = 32.0;  // YaRN correction rotations.
+  double beta_slow = 1.0;
 };
+
+// The Llama 3 frequency factors (one per rotated pair, what llama.cpp's
+// converter writes as rope_freqs.weight): pair i of frequency
+// f = theta^(-2i / rope_dim) with wavelength w = 2 pi / f gets 1 when w <
+// orig / high, factor when w > orig / low, and 1 / ((1 - s) / factor + s),
+// s = (orig / w - low) / (high - low), between.
+std::vector<float> Llama3RopeFactors(double theta, int64_t rope_dim,
+                                     double factor, double low_freq_factor,
+                                     double high_freq_factor,
+                                     int64_t original_max_positions);
 
 // Which dimensions of a head RoPE rotates together. The same model's Q/K
 // projection rows come in a different order in each format, so the engine
@@ -36,7 +57,7 @@ enum class RopeStyle { kNormal, kNeox };
 
 // Hyper-parameters of a Llama-architecture decoder.
 struct ModelConfig {
-  std::string architecture;  // "llama"
+  std::string architecture;  // "llama", "qwen2" or "qwen3"
   std::string name;          // Human-readable, may be empty.
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
@@ -50,6 +71,14 @@ struct ModelConfig {
   double rms_eps = 1e-5;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
+  // Empty, or rope_dim / 2 divisors of the base frequencies (GGUF
+  // rope_freqs.weight; Llama 3.1+ scaling).
+  std::vector<float> rope_freq_factors;
+  // Qwen2: Q, K and V projections add a bias (blk.N.attn_{q,k,v}.bias).
+  bool qkv_bias = false;
+  // Qwen3: Q and K are RMS-normalized per head before RoPE
+  // (blk.N.attn_{q,k}_norm.weight, head_dim each).
+  bool qk_norm = false;
   RopeStyle rope_style = RopeStyle::kNormal;  // GGUF: kNormal, HF: kNeox.
   bool tied_embeddings = false;
   int64_t bos_token_id = -1;  // -1: none.

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -34,19 +35,32 @@ struct WeightMatrix {
   size_t row_stride = 0;
 };
 
-// Rotary position embedding of one head layout.
+// Rotary position embedding of one head layout, with the parameters of
+// ggml's rope_ext so every scaling a model file can ask for is one op:
+// pair i of a head turns by pos * f_i, where
+//   b_i = theta^(-2i / rope_dim) / freq_factors[i]   (extrapolated)
+//   f_i = b_i * (freq_scale * (1 - r_i) + r_i),      r_i = ext_factor *
+//         ramp_i (YaRN: 1 for fast-rotating pairs, 0 for slow ones, a linear
+//         ramp between the correction dims of beta_fast and beta_slow)
+// and both its cosine and sine are multiplied by RopeMagnitude (attn_factor,
+// times 1 + 0.1 ln(1 / freq_scale) when YaRN mixes). Linear scaling is
+// freq_scale = 1/factor; Llama 3 scaling is freq_factors (GGUF
+// rope_freqs.weight, or computed from a Hugging Face config).
 struct RopeParams {
   int64_t head_dim = 0;
-  int64_t rope_dim = 0;  // Leading dims rotated (== head_dim for Llama).
+  int64_t rope_dim = 0;  // Leading dims rotated (<= head_dim).
   double theta = 10000.0;
   // kNormal: pairs (2i, 2i+1) rotate together (GGUF llama order).
   // kNeox: pairs (i, i + rope_dim/2) (Hugging Face rotate_half order).
   bool neox = false;
-  // Llama 3 frequency scaling (rope_scaling type llama3); factor 1 = off.
-  double scaling_factor = 1.0;
-  double low_freq_factor = 1.0;
-  double high_freq_factor = 4.0;
-  int64_t original_max_positions = 8192;
+  double freq_scale = 1.0;   // 1 / (linear or YaRN factor).
+  double ext_factor = 0.0;   // YaRN extrapolation mix; 0 = off.
+  double attn_factor = 1.0;  // Magnitude of cos and sin.
+  double beta_fast = 32.0;   // YaRN correction dims (rotations over the
+  double beta_slow = 1.0;    // original context).
+  int64_t original_max_positions = 0;  // YaRN's original context (> 0 there).
+  // Empty, or rope_dim / 2 positive divisors of the base frequencies.
+  std::vector<float> freq_factors;
 };
 
 // The paged KV cache of one rank: for each layer, `num_blocks` blocks of
@@ -138,6 +152,10 @@ class Backend {
 
   // x[i] += y[i] for i < n.
   virtual absl::Status Add(float* x, const float* y, int64_t n) = 0;
+
+  // x[r, c] += bias[c] for r < rows, c < cols (Qwen2's Q/K/V biases).
+  virtual absl::Status AddBias(float* x, const float* bias, int64_t rows,
+                               int64_t cols) = 0;
 
   // Writes k, v [n_tokens, kv_heads, head_dim] of `layer` into their cache
   // slots, then out[t] = softmax(q[t] K^T * scale) V over the sequence's

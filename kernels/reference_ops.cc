@@ -123,31 +123,65 @@ absl::Status ValidateRopeParams(const RopeParams& p) {
         absl::StrCat("Rope: head_dim ", p.head_dim, ", rope_dim ", p.rope_dim,
                      " (rope_dim must be even and in (0, head_dim])"));
   }
-  if (!(p.theta > 0) || !(p.scaling_factor > 0)) {
-    return absl::InvalidArgumentError("Rope: theta and factor must be > 0");
+  auto positive = [](double v) { return std::isfinite(v) && v > 0; };
+  if (!positive(p.theta) || !positive(p.freq_scale) ||
+      !positive(p.attn_factor) || !std::isfinite(p.beta_fast) ||
+      !std::isfinite(p.beta_slow) ||
+      !(p.ext_factor >= 0 && p.ext_factor <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Rope: theta ", p.theta, ", freq_scale ", p.freq_scale,
+        ", attn_factor ", p.attn_factor, " must be finite and > 0, ext_factor ",
+        p.ext_factor, " in [0, 1], betas finite"));
   }
-  if (p.scaling_factor != 1.0 &&
-      (!(p.low_freq_factor > 0) || !(p.high_freq_factor > p.low_freq_factor) ||
-       p.original_max_positions <= 0)) {
+  if (p.ext_factor != 0 && p.original_max_positions <= 0) {
     return absl::InvalidArgumentError(
-        "Rope: llama3 scaling needs high_freq_factor > low_freq_factor > 0 "
-        "and original_max_positions > 0");
+        "Rope: YaRN (ext_factor != 0) needs original_max_positions > 0");
+  }
+  if (!p.freq_factors.empty()) {
+    if (static_cast<int64_t>(p.freq_factors.size()) != p.rope_dim / 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Rope: ", p.freq_factors.size(), " frequency factors for rope_dim ",
+          p.rope_dim, " (need rope_dim / 2)"));
+    }
+    for (float f : p.freq_factors) {
+      if (!positive(f)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "Rope: frequency factor ", f, " must be finite and > 0"));
+      }
+    }
   }
   return absl::OkStatus();
 }
 
-double RopeFrequency(const RopeParams& p, int64_t i) {
-  double freq = std::pow(
-      p.theta, -2.0 * static_cast<double>(i) / static_cast<double>(p.rope_dim));
-  if (p.scaling_factor == 1.0) return freq;
+void RopeYarnCorrDims(const RopeParams& p, double dims[2]) {
   const double kPi = 3.14159265358979323846;
-  const double orig = static_cast<double>(p.original_max_positions);
-  const double wavelen = 2 * kPi / freq;
-  if (wavelen < orig / p.high_freq_factor) return freq;
-  if (wavelen > orig / p.low_freq_factor) return freq / p.scaling_factor;
-  const double smooth = (orig / wavelen - p.low_freq_factor) /
-                        (p.high_freq_factor - p.low_freq_factor);
-  return (1 - smooth) * freq / p.scaling_factor + smooth * freq;
+  const double n = static_cast<double>(p.rope_dim);
+  const double ctx = static_cast<double>(p.original_max_positions);
+  auto corr_dim = [&](double rotations) {
+    return n * std::log(ctx / (rotations * 2 * kPi)) / (2 * std::log(p.theta));
+  };
+  dims[0] = std::max(0.0, std::floor(corr_dim(p.beta_fast)));
+  dims[1] = std::min(n - 1, std::ceil(corr_dim(p.beta_slow)));
+}
+
+double RopeFrequency(const RopeParams& p, int64_t i) {
+  double base = std::pow(
+      p.theta, -2.0 * static_cast<double>(i) / static_cast<double>(p.rope_dim));
+  if (!p.freq_factors.empty()) base /= p.freq_factors[i];
+  double mix = 0;  // Weight of the extrapolated (unscaled) frequency.
+  if (p.ext_factor != 0) {
+    double dims[2];
+    RopeYarnCorrDims(p, dims);
+    const double y =
+        (static_cast<double>(i) - dims[0]) / std::max(0.001, dims[1] - dims[0]);
+    mix = (1 - std::min(1.0, std::max(0.0, y))) * p.ext_factor;
+  }
+  return base * (p.freq_scale * (1 - mix) + mix);
+}
+
+double RopeMagnitude(const RopeParams& p) {
+  if (p.ext_factor == 0) return p.attn_factor;
+  return p.attn_factor * (1 + 0.1 * std::log(1 / p.freq_scale));
 }
 
 void QuantizeActivationBlock(const float* x, int8_t* q, float* d,
@@ -336,12 +370,14 @@ absl::Status RopeReference(float* x, int64_t n, int64_t heads,
   }
   if (n > 0 && x == nullptr) return absl::InvalidArgumentError("Rope: null x");
   const int64_t half = params.rope_dim / 2;
+  const double mscale = RopeMagnitude(params);
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t h = 0; h < heads; ++h) {
       float* xh = x + (t * heads + h) * params.head_dim;
       for (int64_t i = 0; i < half; ++i) {
         const double angle = pos[t] * RopeFrequency(params, i);
-        const double c = std::cos(angle), s = std::sin(angle);
+        const double c = std::cos(angle) * mscale;
+        const double s = std::sin(angle) * mscale;
         const int64_t i0 = params.neox ? i : 2 * i;
         const int64_t i1 = params.neox ? i + half : 2 * i + 1;
         const double x0 = xh[i0], x1 = xh[i1];
@@ -369,6 +405,25 @@ absl::Status AddReference(float* x, const float* y, int64_t n) {
     return absl::InvalidArgumentError("Add: bad arguments");
   }
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+  return absl::OkStatus();
+}
+
+absl::Status ValidateAddBias(const float* x, const float* bias, int64_t rows,
+                             int64_t cols) {
+  if (rows < 0 || cols <= 0 ||
+      (rows > 0 && (x == nullptr || bias == nullptr))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "AddBias: rows ", rows, ", cols ", cols, " (or a null pointer)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddBiasReference(float* x, const float* bias, int64_t rows,
+                              int64_t cols) {
+  if (absl::Status s = ValidateAddBias(x, bias, rows, cols); !s.ok()) return s;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) x[r * cols + c] += bias[c];
+  }
   return absl::OkStatus();
 }
 
@@ -474,6 +529,10 @@ class ReferenceBackend final : public HostBackend {
   }
   absl::Status Add(float* x, const float* y, int64_t n) override {
     return AddReference(x, y, n);
+  }
+  absl::Status AddBias(float* x, const float* bias, int64_t rows,
+                       int64_t cols) override {
+    return AddBiasReference(x, bias, rows, cols);
   }
   // Either type works here; half the memory.
   GgmlType KvCacheType() const override { return GgmlType::kF16; }

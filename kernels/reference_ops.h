@@ -42,20 +42,24 @@ absl::Status ValidateAttention(const AttentionBatch& batch,
                                int64_t q_heads, const float* out);
 
 // OK when head_dim > 0, rope_dim even and in (0, head_dim], theta > 0,
-// scaling_factor > 0 and, when scaling (factor != 1), high_freq_factor >
-// low_freq_factor > 0 and original_max_positions > 0.
+// freq_scale > 0, ext_factor in [0, 1], attn_factor > 0 (all finite),
+// original_max_positions > 0 when ext_factor != 0, and freq_factors empty or
+// rope_dim / 2 positive finite numbers.
 absl::Status ValidateRopeParams(const RopeParams& p);
 
-// The rotation frequency of pair i in [0, rope_dim / 2): theta^(-2i /
-// rope_dim), then Llama 3 scaling when scaling_factor != 1 (as llama.cpp and
-// Hugging Face's _compute_llama3_parameters):
-//   wavelen = 2 pi / freq
-//   wavelen < orig / high_freq_factor: freq unchanged (high frequencies)
-//   wavelen > orig / low_freq_factor:  freq / factor  (low frequencies)
-//   otherwise smooth = (orig / wavelen - low) / (high - low),
-//             freq = (1 - smooth) * freq / factor + smooth * freq.
+// The frequency f_i of pair i in [0, rope_dim / 2) (RopeParams), in double:
+// the angle of pair i at position p is p * f_i.
 // Assumes ValidateRopeParams(p) is OK.
 double RopeFrequency(const RopeParams& p, int64_t i);
+
+// The factor on cos and sin: attn_factor, times 1 + 0.1 ln(1 / freq_scale)
+// when ext_factor != 0 (YaRN's attention temperature, as ggml applies it).
+double RopeMagnitude(const RopeParams& p);
+
+// YaRN's correction dims [low, high] (ggml_rope_yarn_corr_dims, in double):
+// the pairs that turn more than beta_fast (fewer than beta_slow) times over
+// the original context extrapolate (interpolate).
+void RopeYarnCorrDims(const RopeParams& p, double dims[2]);
 
 // ---- Activation quantization of the integer matmul path ---------------------
 
@@ -136,6 +140,12 @@ absl::Status SiluMulReference(float* gate, const float* up, int64_t n);
 
 // Backend::Add.
 absl::Status AddReference(float* x, const float* y, int64_t n);
+
+// Shapes and pointers of Backend::AddBias; every backend checks with this.
+absl::Status ValidateAddBias(const float* x, const float* bias, int64_t rows,
+                             int64_t cols);
+absl::Status AddBiasReference(float* x, const float* bias, int64_t rows,
+                              int64_t cols);
 
 // Backend::Attention: writes every new k/v of the batch into the cache
 // (rounded to fp16) first, then attends (so tokens of one step see each

@@ -117,6 +117,17 @@ class HostStagingBackend final : public Backend {
     if (!dx || !dy) return st.status;
     return st.Finish(dev_->Add(dx, dy, n));
   }
+  absl::Status AddBias(float* x, const float* bias, int64_t rows,
+                       int64_t cols) override {
+    if (!ValidateAddBias(x, bias, rows, cols).ok() || rows == 0) {
+      return dev_->AddBias(x, bias, rows, cols);
+    }
+    Staging st(this);
+    float* dx = st.Out(x, static_cast<size_t>(rows) * cols);
+    const float* db = st.In(bias, static_cast<size_t>(cols));
+    if (!dx || !db) return st.status;
+    return st.Finish(dev_->AddBias(dx, db, rows, cols));
+  }
   GgmlType KvCacheType() const override { return dev_->KvCacheType(); }
   absl::Status Attention(const AttentionBatch& batch,
                          const KvCacheLayout& layout, void* k_cache,

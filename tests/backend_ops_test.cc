@@ -26,12 +26,14 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/dequantize.h"
 #include "common/ggml_blocks.h"
 #include "common/gguf.h"
+#include "common/model_config.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/matmul.h"
@@ -480,22 +482,34 @@ TEST(BackendOpsTest, EmbeddingGatherVocabParallel) {
 
 // ---- Rope -------------------------------------------------------------------
 
-// The formulas written out again, independently of reference_ops.cc.
+// The formulas written out again, independently of reference_ops.cc, as
+// Hugging Face's modeling_rope_utils computes them (default, linear, YaRN;
+// Llama 3 as frequency factors).
 double TestFreq(const RopeParams& p, int64_t i) {
-  const double base = 1.0 / std::pow(p.theta, (2.0 * i) / p.rope_dim);
-  if (p.scaling_factor == 1.0) return base;
-  const double wavelen = 2 * M_PI / base;
-  const double lo_wavelen = p.original_max_positions / p.low_freq_factor;
-  const double hi_wavelen = p.original_max_positions / p.high_freq_factor;
-  if (wavelen < hi_wavelen) return base;
-  if (wavelen > lo_wavelen) return base / p.scaling_factor;
-  const double smooth =
-      (p.original_max_positions / wavelen - p.low_freq_factor) /
-      (p.high_freq_factor - p.low_freq_factor);
-  return (1 - smooth) * base / p.scaling_factor + smooth * base;
+  const double dim = static_cast<double>(p.rope_dim);
+  double base = 1.0 / std::pow(p.theta, (2.0 * i) / dim);
+  if (!p.freq_factors.empty()) base /= p.freq_factors[i];
+  const double interpolated = base * p.freq_scale;
+  if (p.ext_factor == 0) return interpolated;
+  auto correction_dim = [&](double rotations) {
+    return dim * std::log(p.original_max_positions / (rotations * 2 * M_PI)) /
+           (2 * std::log(p.theta));
+  };
+  const double low = std::max(0.0, std::floor(correction_dim(p.beta_fast)));
+  double high = std::min(dim - 1, std::ceil(correction_dim(p.beta_slow)));
+  if (low == high) high += 0.001;
+  const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
+  const double extrapolation = (1 - ramp) * p.ext_factor;
+  return interpolated * (1 - extrapolation) + base * extrapolation;
 }
 
-TEST(BackendOpsTest, RopeNormalNeoxLlama3) {
+double TestMagnitude(const RopeParams& p) {
+  return p.ext_factor == 0
+             ? p.attn_factor
+             : p.attn_factor * (0.1 * std::log(1 / p.freq_scale) + 1);
+}
+
+TEST(BackendOpsTest, RopeNormalNeoxScaled) {
   std::mt19937 rng(5);
   RopeParams normal;
   normal.head_dim = 64;
@@ -503,37 +517,69 @@ TEST(BackendOpsTest, RopeNormalNeoxLlama3) {
   normal.theta = 10000;
   RopeParams neox = normal;
   neox.neox = true;
-  RopeParams llama3 = normal;
+  RopeParams llama3 = normal;  // rope_freqs.weight of Llama 3.1.
   llama3.theta = 500000;
-  llama3.scaling_factor = 8;
-  llama3.low_freq_factor = 1;
-  llama3.high_freq_factor = 4;
-  llama3.original_max_positions = 8192;
+  llama3.freq_factors = Llama3RopeFactors(500000, 64, 8, 1, 4, 8192);
+  RopeParams linear = neox;
+  linear.freq_scale = 0.25;
+  RopeParams yarn = neox;  // Qwen2.5-style YaRN, a short original context.
+  yarn.theta = 1000000;
+  yarn.freq_scale = 0.25;
+  yarn.ext_factor = 1;
+  yarn.original_max_positions = 4096;
+  RopeParams magnitude = normal;  // GGUF rope.scaling.attn_factor.
+  magnitude.attn_factor = 0.75;
   RopeParams partial = neox;  // Only the leading dims rotate.
   partial.head_dim = 80;
   partial.rope_dim = 32;
   // Each llama3 regime is exercised: some frequencies kept, some divided by
   // the factor, some smoothed.
   int kept = 0, divided = 0, smoothed = 0;
-  for (int64_t i = 0; i < 32; ++i) {
-    const double base = std::pow(llama3.theta, -2.0 * i / 64);
-    const double f = TestFreq(llama3, i);
-    if (f == base) {
+  for (float f : llama3.freq_factors) {
+    if (f == 1) {
       ++kept;
-    } else if (std::fabs(f - base / 8) < 1e-18) {
+    } else if (f == 8) {
       ++divided;
     } else {
       ++smoothed;
+      EXPECT_GT(f, 1);
+      EXPECT_LT(f, 8);
     }
-    EXPECT_NEAR(RopeFrequency(llama3, i), f, 1e-15 * base) << i;
   }
   EXPECT_GT(kept, 0);
   EXPECT_GT(divided, 0);
   EXPECT_GT(smoothed, 0);
+  // YaRN: some pairs extrapolate, some interpolate, some mix.
+  int extrapolated = 0, interpolated = 0, mixed = 0;
+  for (int64_t i = 0; i < 32; ++i) {
+    const double base = std::pow(yarn.theta, -2.0 * i / 64);
+    const double f = TestFreq(yarn, i);
+    if (std::fabs(f - base) < 1e-12 * base) {
+      ++extrapolated;
+    } else if (std::fabs(f - base / 4) < 1e-12 * base) {
+      ++interpolated;
+    } else {
+      ++mixed;
+    }
+  }
+  EXPECT_GT(extrapolated, 0);
+  EXPECT_GT(interpolated, 0);
+  EXPECT_GT(mixed, 0);
+  for (const RopeParams& p :
+       {normal, neox, llama3, linear, yarn, magnitude, partial}) {
+    for (int64_t i = 0; i < p.rope_dim / 2; ++i) {
+      EXPECT_NEAR(RopeFrequency(p, i), TestFreq(p, i), 1e-14 * TestFreq(p, i))
+          << i;
+    }
+    EXPECT_NEAR(RopeMagnitude(p), TestMagnitude(p), 1e-15);
+  }
 
-  for (const RopeParams& p : {normal, neox, llama3, partial}) {
-    SCOPED_TRACE(absl::StrCat("neox=", p.neox, " factor=", p.scaling_factor,
-                              " rope_dim=", p.rope_dim));
+  for (const RopeParams& p :
+       {normal, neox, llama3, linear, yarn, magnitude, partial}) {
+    SCOPED_TRACE(
+        absl::StrCat("neox=", p.neox, " freq_scale=", p.freq_scale,
+                     " ext=", p.ext_factor, " factors=", p.freq_factors.size(),
+                     " attn=", p.attn_factor, " rope_dim=", p.rope_dim));
     const int64_t n = 4, heads = 3;
     const std::vector<int32_t> pos = {0, 1, 77, 100000};
     const std::vector<float> x = RandomFloats(n * heads * p.head_dim, rng);
@@ -547,21 +593,24 @@ TEST(BackendOpsTest, RopeNormalNeoxLlama3) {
           const int64_t a = p.neox ? i : 2 * i,
                         b = p.neox ? i + half : 2 * i + 1;
           const double th = pos[t] * TestFreq(p, i);
-          v[a] = static_cast<float>(u[a] * std::cos(th) - u[b] * std::sin(th));
-          v[b] = static_cast<float>(u[a] * std::sin(th) + u[b] * std::cos(th));
+          const double c = std::cos(th) * TestMagnitude(p);
+          const double s = std::sin(th) * TestMagnitude(p);
+          v[a] = static_cast<float>(u[a] * c - u[b] * s);
+          v[b] = static_cast<float>(u[a] * s + u[b] * c);
         }
       }
     }
     // Angles are float, as ggml's (theta_i = pos * theta_scale^i by i
-    // float multiplications, then the llama3 division): relative error
-    // below (2i + 4) 2^-24, which at position 1e5 is ~1e-3 radians.
+    // float multiplications, then the factor division and the YaRN mix):
+    // relative error below (2i + 8) 2^-24, which at position 1e5 is ~1e-3
+    // radians.
     auto tolerance = [&](size_t e) {
       const int64_t t = static_cast<int64_t>(e) / (heads * p.head_dim);
       const int64_t dim = static_cast<int64_t>(e) % p.head_dim;
       if (dim >= p.rope_dim) return 4e-6;
       const int64_t i = p.neox ? dim % half : dim / 2;
       const double angle = pos[t] * TestFreq(p, i);
-      return 4e-6 + 2 * angle * (2 * i + 4) * std::ldexp(1.0, -24);
+      return 4e-6 + 2 * angle * (2 * i + 8) * std::ldexp(1.0, -24);
     };
     for (NamedBackend& nb : AllBackends()) {
       std::vector<float> got = x;
@@ -572,12 +621,20 @@ TEST(BackendOpsTest, RopeNormalNeoxLlama3) {
       }
     }
   }
-  RopeParams bad = normal;
-  bad.rope_dim = 63;
+  std::vector<RopeParams> bad(6, normal);
+  bad[0].rope_dim = 63;
+  bad[1].freq_factors = {1, 2};  // Not rope_dim / 2 of them.
+  bad[2].freq_factors.assign(32, 1);
+  bad[2].freq_factors[3] = 0;
+  bad[3].freq_scale = 0;
+  bad[4].ext_factor = 1;  // YaRN without an original context.
+  bad[5].attn_factor = NAN;
   std::vector<float> x(64);
   const std::vector<int32_t> pos = {0};
   for (NamedBackend& nb : AllBackends()) {
-    EXPECT_FALSE(nb.backend->Rope(x.data(), 1, 1, pos, bad).ok()) << nb.name;
+    for (const RopeParams& p : bad) {
+      EXPECT_FALSE(nb.backend->Rope(x.data(), 1, 1, pos, p).ok()) << nb.name;
+    }
   }
 }
 
@@ -613,6 +670,34 @@ TEST(BackendOpsTest, RmsNormSiluMulAdd) {
     a = x;
     ASSERT_TRUE(nb.backend->Add(a.data(), y.data(), n).ok());
     EXPECT_EQ(a, add_ref);
+  }
+}
+
+// The bias add of Qwen2's Q/K/V: one float add per element, so exact on
+// every backend; bad shapes are refused.
+TEST(BackendOpsTest, AddBias) {
+  std::mt19937 rng(11);
+  for (const auto& [rows, cols] :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 64}, {5, 384}, {0, 8}}) {
+    SCOPED_TRACE(absl::StrCat(rows, "x", cols));
+    const std::vector<float> x = RandomFloats(rows * cols, rng, -3, 3);
+    const std::vector<float> bias = RandomFloats(cols, rng, -1, 1);
+    std::vector<float> want = x;
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) want[r * cols + c] += bias[c];
+    }
+    for (NamedBackend& nb : AllBackends()) {
+      std::vector<float> got = x;
+      ASSERT_TRUE(nb.backend->AddBias(got.data(), bias.data(), rows, cols).ok())
+          << nb.name;
+      EXPECT_EQ(got, want) << nb.name;
+    }
+  }
+  std::vector<float> x(8), bias(8);
+  for (NamedBackend& nb : AllBackends()) {
+    EXPECT_FALSE(nb.backend->AddBias(x.data(), bias.data(), -1, 8).ok());
+    EXPECT_FALSE(nb.backend->AddBias(x.data(), bias.data(), 1, 0).ok());
+    EXPECT_FALSE(nb.backend->AddBias(x.data(), nullptr, 1, 8).ok());
   }
 }
 

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -56,11 +57,10 @@ TEST(HfModelTest, GoldenFolderConfig) {
   EXPECT_DOUBLE_EQ(c.rms_eps, 1e-5);
   EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
   EXPECT_EQ(c.rope_style, RopeStyle::kNeox);
-  EXPECT_EQ(c.rope_scaling.type, RopeScalingType::kLlama3);
-  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 8.0);
-  EXPECT_DOUBLE_EQ(c.rope_scaling.low_freq_factor, 1.0);
-  EXPECT_DOUBLE_EQ(c.rope_scaling.high_freq_factor, 4.0);
-  EXPECT_EQ(c.rope_scaling.original_max_positions, 64);
+  // llama3 scaling becomes frequency factors, as llama.cpp's converter
+  // writes them into rope_freqs.weight.
+  EXPECT_EQ(c.rope_scaling.type, RopeScalingType::kNone);
+  EXPECT_EQ(c.rope_freq_factors, Llama3RopeFactors(10000, 16, 8, 1, 4, 64));
   EXPECT_FALSE(c.tied_embeddings);
   EXPECT_EQ(c.bos_token_id, 1);
   EXPECT_EQ(c.eos_token_id, 2);
@@ -219,8 +219,86 @@ TEST(HfModelTest, ConfigDefaultsAndVariants) {
                        {"original_max_position_embeddings", 8192}};
   c = ConfigFromHfJson(j.dump());
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kLlama3);
-  EXPECT_DOUBLE_EQ(c->rope_scaling.factor, 32);
+  EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kNone);
+  EXPECT_EQ(c->rope_freq_factors,
+            Llama3RopeFactors(10000, c->rope_dim, 32, 1, 4, 8192));
+
+  j = TinyConfig();
+  j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 4}};
+  c = ConfigFromHfJson(j.dump());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kLinear);
+  EXPECT_DOUBLE_EQ(c->rope_scaling.factor, 4);
+  EXPECT_TRUE(c->rope_freq_factors.empty());
+
+  // YaRN as Qwen2.5 ships it; HF's attention_factor (default 0.1 ln f + 1)
+  // is kept as ggml's attn_factor, which ggml's rope multiplies by that
+  // same temperature again.
+  j = TinyConfig();
+  j["rope_scaling"] = {{"type", "yarn"},
+                       {"factor", 4.0},
+                       {"original_max_position_embeddings", 32768}};
+  c = ConfigFromHfJson(j.dump());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kYarn);
+  EXPECT_DOUBLE_EQ(c->rope_scaling.factor, 4);
+  EXPECT_EQ(c->rope_scaling.original_max_positions, 32768);
+  EXPECT_DOUBLE_EQ(c->rope_scaling.attn_factor, 1.0);
+  EXPECT_DOUBLE_EQ(c->rope_scaling.beta_fast, 32);
+  EXPECT_DOUBLE_EQ(c->rope_scaling.beta_slow, 1);
+  j["rope_scaling"]["attention_factor"] = 1.5;
+  c = ConfigFromHfJson(j.dump());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_DOUBLE_EQ(c->rope_scaling.attn_factor,
+                   1.5 / (1 + 0.1 * std::log(4.0)));
+}
+
+// Mistral is Llama's architecture; Qwen2 adds Q/K/V biases, Qwen3 per-head
+// Q/K norms; a sliding window caps the context.
+TEST(HfModelTest, ConfigFamilies) {
+  json j = TinyConfig();
+  j["model_type"] = "mistral";
+  j["architectures"] = {"MistralForCausalLM"};
+  j["max_position_embeddings"] = 32768;
+  j["sliding_window"] = 4096;
+  auto c = ConfigFromHfJson(j.dump());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->architecture, "llama");
+  EXPECT_EQ(c->max_positions, 4096);
+  EXPECT_FALSE(c->qkv_bias);
+  j["sliding_window"] = nullptr;  // Mistral v0.2+: no window.
+  c = ConfigFromHfJson(j.dump());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_positions, 32768);
+
+  j = TinyConfig();
+  j["model_type"] = "qwen2";
+  j["architectures"] = {"Qwen2ForCausalLM"};
+  j["sliding_window"] = 16;  // Off unless use_sliding_window.
+  j["use_sliding_window"] = false;
+  c = ConfigFromHfJson(j.dump());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->architecture, "qwen2");
+  EXPECT_TRUE(c->qkv_bias);
+  EXPECT_FALSE(c->qk_norm);
+  EXPECT_EQ(c->rope_style, RopeStyle::kNeox);
+  EXPECT_EQ(c->max_positions, 32);
+
+  j = TinyConfig();
+  j["model_type"] = "qwen3";
+  j["architectures"] = {"Qwen3ForCausalLM"};
+  j["attention_bias"] = false;
+  c = ConfigFromHfJson(j.dump());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->architecture, "qwen3");
+  EXPECT_FALSE(c->qkv_bias);
+  EXPECT_TRUE(c->qk_norm);
+
+  j["architectures"] = {"LlamaForCausalLM"};  // Disagrees with model_type.
+  c = ConfigFromHfJson(j.dump());
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()),
+              ::testing::HasSubstr("for model_type 'qwen3'"));
 }
 
 TEST(HfModelTest, BrokenConfigsGetClearErrors) {
@@ -253,22 +331,35 @@ TEST(HfModelTest, BrokenConfigsGetClearErrors) {
        "n_layers = -1 is outside"},
       {"bool as string", [](json& j) { j["tie_word_embeddings"] = "false"; },
        "'tie_word_embeddings' is a string, expected true or false"},
-      {"other architecture", [](json& j) { j["model_type"] = "mistral"; },
-       "model_type 'mistral' is not supported"},
+      {"other architecture", [](json& j) { j["model_type"] = "gemma"; },
+       "model_type 'gemma' is not supported"},
       {"other class",
        [](json& j) { j["architectures"] = {"LlamaForSequenceClassification"}; },
-       "do not include LlamaForCausalLM"},
+       "do not include a supported class"},
       {"no architecture",
        [](json& j) {
          j.erase("architectures");
          j.erase("model_type");
        },
        "neither 'model_type' nor 'architectures'"},
-      {"yarn",
+      {"dynamic",
+       [](json& j) {
+         j["rope_scaling"] = {{"rope_type", "dynamic"}, {"factor", 2}};
+       },
+       "'rope_scaling' type 'dynamic' is not supported"},
+      {"yarn without factor",
        [](json& j) {
          j["rope_scaling"] = {{"rope_type", "yarn"}};
        },
-       "'rope_scaling' type 'yarn' is not supported"},
+       "'rope_scaling.factor' is missing"},
+      {"deepseek yarn",
+       [](json& j) {
+         j["rope_scaling"] = {
+             {"rope_type", "yarn"}, {"factor", 4}, {"mscale_all_dim", 1}};
+       },
+       "mscale_all_dim (DeepSeek YaRN)"},
+      {"negative window", [](json& j) { j["sliding_window"] = -4; },
+       "sliding_window = -4 must be positive"},
       {"llama3 without factor",
        [](json& j) {
          j["rope_scaling"] = {{"rope_type", "llama3"},
@@ -360,16 +451,20 @@ TEST(HfModelTest, TensorNames) {
   EXPECT_EQ(*CanonicalTensorName("lm_head.weight"), "output.weight");
   EXPECT_EQ(
       *CanonicalTensorName("model.layers.3.self_attn.rotary_emb.inv_freq"), "");
+  EXPECT_EQ(*CanonicalTensorName("model.layers.1.self_attn.q_proj.bias"),
+            "blk.1.attn_q.bias");
+  EXPECT_EQ(*CanonicalTensorName("model.layers.2.self_attn.k_norm.weight"),
+            "blk.2.attn_k_norm.weight");
   for (const char* bad :
        {"model.layers.01.mlp.up_proj.weight",
         "model.layers.-1.mlp.up_proj.weight",
-        "model.layers.1.self_attn.q_proj.bias",
         "model.layers..mlp.up_proj.weight", "model.embed_tokens.weight.x",
         "transformer.h.0.attn.c_attn.weight"}) {
     auto name = CanonicalTensorName(bad);
     EXPECT_FALSE(name.ok()) << bad;
-    EXPECT_THAT(std::string(name.status().message()),
-                HasSubstr("is not a weight of a Llama model"));
+    EXPECT_THAT(
+        std::string(name.status().message()),
+        HasSubstr("is not a weight of a Llama, Mistral, Qwen2 or Qwen3"));
   }
   EXPECT_EQ(HfTensorName("blk.0.attn_output.weight"),
             "model.layers.0.self_attn.o_proj.weight");
@@ -468,7 +563,14 @@ TEST(HfModelTest, FoldersWithWrongTensorsGetClearErrors) {
          t.push_back({"model.layers.0.self_attn.q_proj.bias", "F32", {8}, ""});
        },
        "model.safetensors: tensor 'model.layers.0.self_attn.q_proj.bias' is "
-       "not a weight of a Llama model"},
+       "not part of a 'llama' model"},
+      {"q norm",
+       [](std::vector<StTensor>& t) {
+         t.push_back(
+             {"model.layers.0.self_attn.q_norm.weight", "F32", {4}, ""});
+       },
+       "tensor 'model.layers.0.self_attn.q_norm.weight' is not part of a "
+       "'llama' model"},
       {"quantized dtype", [](std::vector<StTensor>& t) { t[4].dtype = "I8"; },
        "tensor 'model.layers.0.self_attn.q_proj.weight' has dtype I8"},
   };

@@ -3,9 +3,10 @@
 //    scripts/make_llama_golden.py with llama-cpp-python built from source):
 //    the default model's greedy continuations token for token and its
 //    first-step logits within a stated tolerance;
-//  - tensor parallelism: TP=3 on the default model, and TP=2 and TP=4 on a
-//    synthetic Llama (tests/synthetic_model.h, random weights), give the
-//    same greedy tokens as TP=1, with logits equal within float tolerance.
+//  - tensor parallelism: TP=3 on the default model, and TP=2 and TP=4 on
+//    synthetic Llama (with rope_freqs), Qwen2 and Qwen3 models
+//    (tests/synthetic_model.h, random weights), give the same greedy tokens
+//    as TP=1, with logits equal within float tolerance.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -51,11 +52,18 @@ void ExpectSameLogits(const std::vector<float>& a, const std::vector<float>& b,
   EXPECT_LE(worst, tolerance) << "largest logit difference";
 }
 
-class SyntheticTpTest : public ::testing::TestWithParam<GgmlType> {};
+struct SyntheticCase {
+  GgmlType type;
+  const char* arch;  // Llama with rope_freqs, Qwen2 biases, Qwen3 Q/K norms.
+};
+
+class SyntheticTpTest : public ::testing::TestWithParam<SyntheticCase> {};
 
 TEST_P(SyntheticTpTest, TensorParallelMatchesTp1) {
-  auto model = OpenModel(testing::WriteSyntheticModel(GetParam()));
+  auto model =
+      OpenModel(testing::WriteSyntheticModel(GetParam().type, GetParam().arch));
   ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->config().architecture, GetParam().arch);
   const std::vector<int32_t> prompt = {5, 17, 99, 3, 42, 7, 0, 100, 64};
   auto tp1 = Greedy(**model, prompt, 1, 24);
   ASSERT_TRUE(tp1.ok()) << tp1.status();
@@ -76,8 +84,16 @@ TEST_P(SyntheticTpTest, TensorParallelMatchesTp1) {
               ::testing::HasSubstr("tensor parallel size 3 does not fit"));
 }
 
-INSTANTIATE_TEST_SUITE_P(WeightTypes, SyntheticTpTest,
-                         ::testing::Values(GgmlType::kQ8_0, GgmlType::kQ4_1));
+INSTANTIATE_TEST_SUITE_P(
+    WeightTypes, SyntheticTpTest,
+    ::testing::Values(SyntheticCase{GgmlType::kQ8_0, "llama"},
+                      SyntheticCase{GgmlType::kQ4_1, "llama"},
+                      SyntheticCase{GgmlType::kQ8_0, "qwen2"},
+                      SyntheticCase{GgmlType::kQ8_0, "qwen3"}),
+    [](const ::testing::TestParamInfo<SyntheticCase>& info) {
+      return std::string(info.param.arch) + "_" +
+             std::string(GgmlTypeName(info.param.type));
+    });
 
 class DefaultModelEngineTest : public ::testing::Test {
  protected:

@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <vector>
+
 #include "tests/gguf_builder.h"
 #include "tests/test_paths.h"
 
@@ -66,6 +69,89 @@ struct BadCase {
   std::vector<uint8_t> bytes;
   const char* error;
 };
+
+std::vector<uint8_t> F32Bytes(const std::vector<float>& v) {
+  std::vector<uint8_t> out(v.size() * 4);
+  std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+// RoPE as the file says: rope_freqs.weight and the rope.scaling keys, read
+// as llama.cpp reads them.
+TEST(ModelConfigTest, RopeFreqsAndScalingKeys) {
+  using testing::TinyLlama;
+  auto c = ConfigOf(TinyLlama()
+                        .Tensor("rope_freqs.weight", {2}, GgmlType::kF32,
+                                F32Bytes({1.0f, 4.5f}))
+                        .Build());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_freq_factors, (std::vector<float>{1.0f, 4.5f}));
+  EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kNone);
+
+  // A factor without a type is linear (llama.cpp's default type).
+  c = ConfigOf(TinyLlama().Float32("llama.rope.scaling.factor", 4).Build());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kLinear);
+  EXPECT_DOUBLE_EQ(c->rope_scaling.factor, 4);
+
+  c = ConfigOf(TinyLlama()
+                   .String("llama.rope.scaling.type", "yarn")
+                   .Float32("llama.rope.scaling.factor", 4)
+                   .Uint32("llama.rope.scaling.original_context_length", 16)
+                   .Float32("llama.rope.scaling.attn_factor", 0.5f)
+                   .Build());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kYarn);
+  EXPECT_EQ(c->rope_scaling.original_max_positions, 16);
+  // get_mscale(4) / (1 + 0.1 ln 4) (1 up to float rounding) times the key.
+  EXPECT_NEAR(c->rope_scaling.attn_factor, 0.5, 1e-7);
+
+  c = ConfigOf(TinyLlama()
+                   .String("llama.rope.scaling.type", "none")
+                   .Float32("llama.rope.scaling.factor", 4)
+                   .Build());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kNone);
+
+  // A sliding window shorter than the context caps it (TinyLlama: 64).
+  c = ConfigOf(
+      TinyLlama().Uint32("llama.attention.sliding_window", 32).Build());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_positions, 32);
+
+  const BadCase bad[] = {
+      {"rope_freqs size",
+       TinyLlama()
+           .Tensor("rope_freqs.weight", {3}, GgmlType::kF32,
+                   F32Bytes({1, 1, 1}))
+           .Build(),
+       "'rope_freqs.weight' must be F32 [2]"},
+      {"rope_freqs zero",
+       TinyLlama()
+           .Tensor("rope_freqs.weight", {2}, GgmlType::kF32, F32Bytes({1, 0}))
+           .Build(),
+       "rope frequency factor 0 must be finite and positive"},
+      {"longrope",
+       TinyLlama().String("llama.rope.scaling.type", "longrope").Build(),
+       "rope.scaling.type 'longrope' is not supported"},
+      {"deepseek yarn",
+       TinyLlama()
+           .String("llama.rope.scaling.type", "yarn")
+           .Float32("llama.rope.scaling.factor", 4)
+           .Float32("llama.rope.scaling.yarn_log_multiplier", 0.1f)
+           .Build(),
+       "yarn_log_multiplier"},
+      {"negative factor",
+       TinyLlama().Float32("llama.rope.scaling.factor", -2).Build(),
+       "rope scaling factor = -2"},
+  };
+  for (const BadCase& b : bad) {
+    auto config = ConfigOf(b.bytes);
+    ASSERT_FALSE(config.ok()) << b.what;
+    EXPECT_THAT(std::string(config.status().message()), HasSubstr(b.error))
+        << b.what;
+  }
+}
 
 TEST(ModelConfigTest, RefusesBrokenModelsWithClearErrors) {
   using testing::GgufBuilder;

@@ -18,6 +18,7 @@
 
 #include "common/ggml_blocks.h"
 #include "common/ggml_types.h"
+#include "common/gguf.h"
 #include "tests/gguf_builder.h"
 
 namespace tpserve::testing {
@@ -69,7 +70,11 @@ inline std::vector<uint8_t> QuantizeQ4_1(const std::vector<float>& x) {
 // A random Llama: hidden 128, 4 query heads of 32, 2 KV heads, FFN 256,
 // vocabulary 101 (splits unevenly), 2 layers; matmuls in `type` (Q8_0 or
 // Q4_1), so TP slices must respect 32-element blocks (they do at TP 1, 2, 4).
-inline std::string WriteSyntheticModel(GgmlType type) {
+// `arch` "llama" also carries rope_freqs.weight (frequency factors, as Llama
+// 3.1+ files do); "qwen2" adds Q/K/V biases, "qwen3" per-head Q/K norms
+// (both rotate-half RoPE).
+inline std::string WriteSyntheticModel(GgmlType type,
+                                       const std::string& arch = "llama") {
   std::mt19937 rng(42);
   std::normal_distribution<float> normal(0.f, 0.08f);
   auto random = [&](size_t n) {
@@ -87,22 +92,28 @@ inline std::string WriteSyntheticModel(GgmlType type) {
     return type == GgmlType::kQ4_1 ? QuantizeQ4_1(v) : QuantizeQ8_0(v);
   };
   GgufBuilder b;
-  b.String("general.architecture", "llama")
+  const std::string a = arch + ".";
+  b.String("general.architecture", arch)
       .String("general.name", "synthetic-tp")
-      .Uint32("llama.context_length", 256)
-      .Uint32("llama.embedding_length", h)
-      .Uint32("llama.block_count", 2)
-      .Uint32("llama.feed_forward_length", ffn)
-      .Uint32("llama.attention.head_count", 4)
-      .Uint32("llama.attention.head_count_kv", 2)
-      .Float32("llama.attention.layer_norm_rms_epsilon", 1e-5f)
-      .Float32("llama.rope.freq_base", 10000.f);
+      .Uint32(a + "context_length", 256)
+      .Uint32(a + "embedding_length", h)
+      .Uint32(a + "block_count", 2)
+      .Uint32(a + "feed_forward_length", ffn)
+      .Uint32(a + "attention.head_count", 4)
+      .Uint32(a + "attention.head_count_kv", 2)
+      .Float32(a + "attention.layer_norm_rms_epsilon", 1e-5f)
+      .Float32(a + "rope.freq_base", 10000.f);
   std::vector<float> ones(h);
   for (float& x : ones) x = 1.f + normal(rng);
   b.Tensor("token_embd.weight", {h, vocab}, GgmlType::kQ8_0,
            QuantizeQ8_0(random(h * vocab)));
   b.Tensor("output_norm.weight", {h}, GgmlType::kF32, f32(ones));
   b.Tensor("output.weight", {h, vocab}, type, quantize(random(h * vocab)));
+  if (arch == "llama") {
+    std::vector<float> factors(16);
+    for (size_t i = 0; i < factors.size(); ++i) factors[i] = 1.f + 0.5f * i;
+    b.Tensor("rope_freqs.weight", {16}, GgmlType::kF32, f32(factors));
+  }
   for (int i = 0; i < 2; ++i) {
     const std::string p = "blk." + std::to_string(i) + ".";
     b.Tensor(p + "attn_norm.weight", {h}, GgmlType::kF32, f32(ones));
@@ -114,9 +125,19 @@ inline std::string WriteSyntheticModel(GgmlType type) {
     b.Tensor(p + "ffn_gate.weight", {h, ffn}, type, quantize(random(h * ffn)));
     b.Tensor(p + "ffn_up.weight", {h, ffn}, type, quantize(random(h * ffn)));
     b.Tensor(p + "ffn_down.weight", {ffn, h}, type, quantize(random(ffn * h)));
+    if (arch == "qwen2") {
+      b.Tensor(p + "attn_q.bias", {q}, GgmlType::kF32, f32(random(q)));
+      b.Tensor(p + "attn_k.bias", {kv}, GgmlType::kF32, f32(random(kv)));
+      b.Tensor(p + "attn_v.bias", {kv}, GgmlType::kF32, f32(random(kv)));
+    } else if (arch == "qwen3") {
+      std::vector<float> norm(32);
+      for (float& x : norm) x = 1.f + 4 * normal(rng);
+      b.Tensor(p + "attn_q_norm.weight", {32}, GgmlType::kF32, f32(norm));
+      b.Tensor(p + "attn_k_norm.weight", {32}, GgmlType::kF32, f32(norm));
+    }
   }
-  const std::string path = ::testing::TempDir() + "/synthetic_tp_" +
-                           std::string(GgmlTypeName(type)) + ".gguf";
+  const std::string path = ::testing::TempDir() + "/synthetic_tp_" + arch +
+                           "_" + std::string(GgmlTypeName(type)) + ".gguf";
   const std::vector<uint8_t> bytes = b.Build();
   // Written aside and renamed into place: another test (or process) may
   // have the file mapped, and truncating a mapped file makes its readers

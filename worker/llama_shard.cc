@@ -60,6 +60,31 @@ absl::StatusOr<WeightMatrix> ColSlice(WeightMatrix w, int64_t begin,
 
 }  // namespace
 
+RopeParams RopeParamsFor(const ModelConfig& c) {
+  RopeParams r;
+  r.head_dim = c.head_dim;
+  r.rope_dim = c.rope_dim;
+  r.theta = c.rope_theta;
+  r.neox = c.rope_style == RopeStyle::kNeox;
+  r.freq_factors = c.rope_freq_factors;
+  const RopeScaling& s = c.rope_scaling;
+  // As llama_context sets up ggml_rope_ext: no scaling means freq_scale 1;
+  // YaRN mixes (ext_factor 1) over its original context.
+  if (s.type != RopeScalingType::kNone) {
+    r.freq_scale = static_cast<double>(1.0f / static_cast<float>(s.factor));
+  }
+  r.attn_factor = s.attn_factor;
+  if (s.type == RopeScalingType::kYarn) {
+    r.ext_factor = 1.0;
+    r.beta_fast = s.beta_fast;
+    r.beta_slow = s.beta_slow;
+    r.original_max_positions = s.original_max_positions > 0
+                                   ? s.original_max_positions
+                                   : c.max_positions;
+  }
+  return r;
+}
+
 absl::StatusOr<std::unique_ptr<LlamaShard>> LlamaShard::Create(
     const ModelWeights& model, const TpPlan& plan, Backend* backend,
     Communicator* comm, int64_t kv_blocks, int64_t block_size) {
@@ -100,30 +125,31 @@ LlamaShard::~LlamaShard() {
   for (float* p : owned_) backend_->Free(p);
 }
 
-absl::StatusOr<float*> LlamaShard::UploadVector(const TensorView& t) {
-  // Norm weights are tiny; keep them as f32 whatever the file stored.
+absl::StatusOr<float*> LlamaShard::UploadVector(const TensorView& t,
+                                                int64_t begin, int64_t count) {
+  // Norm weights and biases are tiny; keep them as f32 whatever the file
+  // stored.
   std::vector<float> host(t.n_elements);
   TP_RETURN_IF_ERROR(
       DequantizeRow(t.type, t.data, t.n_bytes, t.n_elements, host.data()));
-  TP_ASSIGN_OR_RETURN(float* dev, backend_->AllocFloats(host.size()));
+  if (count < 0) count = static_cast<int64_t>(host.size()) - begin;
+  if (begin < 0 || begin + count > static_cast<int64_t>(host.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model: tensor '", t.name, "' has ", host.size(),
+        " elements, rank needs [", begin, ", ", begin + count, ")"));
+  }
+  TP_ASSIGN_OR_RETURN(float* dev,
+                      backend_->AllocFloats(static_cast<size_t>(count)));
   owned_.push_back(dev);
-  TP_RETURN_IF_ERROR(backend_->CopyFromHost(host.data(), dev, host.size()));
+  TP_RETURN_IF_ERROR(backend_->CopyFromHost(host.data() + begin, dev,
+                                            static_cast<size_t>(count)));
   return dev;
 }
 
 absl::Status LlamaShard::Load(const ModelWeights& model) {
   const ModelConfig& c = config_;
   const int64_t hd = c.head_dim;
-  rope_.head_dim = hd;
-  rope_.rope_dim = c.rope_dim;
-  rope_.theta = c.rope_theta;
-  rope_.neox = c.rope_style == RopeStyle::kNeox;
-  if (c.rope_scaling.type == RopeScalingType::kLlama3) {
-    rope_.scaling_factor = c.rope_scaling.factor;
-    rope_.low_freq_factor = c.rope_scaling.low_freq_factor;
-    rope_.high_freq_factor = c.rope_scaling.high_freq_factor;
-    rope_.original_max_positions = c.rope_scaling.original_max_positions;
-  }
+  rope_ = RopeParamsFor(c);
 
   TP_ASSIGN_OR_RETURN(const TensorView* embd, Need(model, "token_embd.weight"));
   TP_ASSIGN_OR_RETURN(WeightMatrix embd_m, Matrix(*embd));
@@ -182,6 +208,31 @@ absl::Status LlamaShard::Load(const ModelWeights& model) {
                                   plan_.q_heads * hd));
     TP_ASSIGN_OR_RETURN(
         l.down, cols("ffn_down.weight", plan_.ffn_begin, plan_.ffn_size));
+    if (c.qkv_bias) {
+      // Sliced with their matrices' rows (this rank's heads).
+      auto bias = [&](const char* name, int64_t begin,
+                      int64_t count) -> absl::StatusOr<float*> {
+        TP_ASSIGN_OR_RETURN(const TensorView* t, Need(model, p + name));
+        return UploadVector(*t, begin, count);
+      };
+      TP_ASSIGN_OR_RETURN(l.q_bias, bias("attn_q.bias", plan_.q_head_begin * hd,
+                                         plan_.q_heads * hd));
+      TP_ASSIGN_OR_RETURN(
+          l.k_bias,
+          bias("attn_k.bias", plan_.kv_head_begin * hd, plan_.kv_heads * hd));
+      TP_ASSIGN_OR_RETURN(
+          l.v_bias,
+          bias("attn_v.bias", plan_.kv_head_begin * hd, plan_.kv_heads * hd));
+    }
+    if (c.qk_norm) {
+      // One head_dim vector shared by every head: replicated.
+      TP_ASSIGN_OR_RETURN(const TensorView* qn,
+                          Need(model, p + "attn_q_norm.weight"));
+      TP_ASSIGN_OR_RETURN(l.q_norm, UploadVector(*qn));
+      TP_ASSIGN_OR_RETURN(const TensorView* kn,
+                          Need(model, p + "attn_k_norm.weight"));
+      TP_ASSIGN_OR_RETURN(l.k_norm, UploadVector(*kn));
+    }
   }
 
   // In float-sized units (the allocator's), whatever the element type.
@@ -284,6 +335,19 @@ absl::Status LlamaShard::Forward(const StepInput& in,
     TP_RETURN_IF_ERROR(backend_->MatMul(l.q, h_, n, q_));
     TP_RETURN_IF_ERROR(backend_->MatMul(l.k, h_, n, k_));
     TP_RETURN_IF_ERROR(backend_->MatMul(l.v, h_, n, v_));
+    const int64_t q_cols = plan_.q_heads * hd, kv_cols = plan_.kv_heads * hd;
+    if (l.q_bias != nullptr) {
+      TP_RETURN_IF_ERROR(backend_->AddBias(q_, l.q_bias, n, q_cols));
+      TP_RETURN_IF_ERROR(backend_->AddBias(k_, l.k_bias, n, kv_cols));
+      TP_RETURN_IF_ERROR(backend_->AddBias(v_, l.v_bias, n, kv_cols));
+    }
+    if (l.q_norm != nullptr) {
+      // Each head's vector is a row of head_dim.
+      TP_RETURN_IF_ERROR(
+          backend_->RmsNorm(q_, l.q_norm, q_, n * plan_.q_heads, hd, eps));
+      TP_RETURN_IF_ERROR(
+          backend_->RmsNorm(k_, l.k_norm, k_, n * plan_.kv_heads, hd, eps));
+    }
     TP_RETURN_IF_ERROR(
         backend_->Rope(q_, n, plan_.q_heads, in.positions, rope_));
     TP_RETURN_IF_ERROR(

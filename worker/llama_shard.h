@@ -1,10 +1,13 @@
-// One tensor-parallel rank of a Llama model: its slices of the weights, its
-// KV cache blocks, and the forward pass over a batch of sequences.
+// One tensor-parallel rank of a Llama-family model (Llama, Mistral, Qwen2,
+// Qwen3): its slices of the weights, its KV cache blocks, and the forward
+// pass over a batch of sequences.
 //
 // The forward pass reads like the model (Megatron-style TP, DESIGN.md):
 //   x = embed(tokens)                       vocab-parallel gather + all-reduce
 //   for each layer:
 //     h = rmsnorm(x);  q,k,v = h Wq, h Wk, h Wv   (this rank's heads)
+//     q,k,v += bq,bk,bv                       (Qwen2)
+//     q,k = rmsnorm_per_head(q,k)             (Qwen3)
 //     q,k = rope(q,k);  a = attention(q, cache[k,v])
 //     x += allreduce(a Wo)                  row-parallel output projection
 //     h = rmsnorm(x)
@@ -42,6 +45,10 @@ struct StepInput {
   std::vector<int32_t> prompt_len;
 };
 
+// The RoPE of `config` as the backends' op takes it: frequency factors,
+// linear and YaRN scaling folded into ggml's rope_ext parameters.
+RopeParams RopeParamsFor(const ModelConfig& config);
+
 class LlamaShard {
  public:
   // Takes this rank's slices of `model` (no copies of quantized weights on
@@ -72,6 +79,10 @@ class LlamaShard {
     float* attn_norm = nullptr;
     float* ffn_norm = nullptr;
     WeightMatrix q, k, v, o, gate, up, down;
+    // Qwen2: this rank's slices of the Q/K/V biases; Qwen3: the per-head
+    // Q/K norm weights (head_dim each). Null when the model has none.
+    float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr;
+    float *q_norm = nullptr, *k_norm = nullptr;
   };
 
   LlamaShard(const ModelConfig& config, const TpPlan& plan, Backend* backend,
@@ -79,7 +90,9 @@ class LlamaShard {
       : config_(config), plan_(plan), backend_(backend), comm_(comm) {}
   absl::Status Load(const ModelWeights& model);
   absl::Status EnsureScratch(int64_t n_tokens, int64_t n_logits);
-  absl::StatusOr<float*> UploadVector(const TensorView& t);
+  // The whole vector, or elements [begin, begin + count) of it.
+  absl::StatusOr<float*> UploadVector(const TensorView& t, int64_t begin = 0,
+                                      int64_t count = -1);
   absl::Status AllReduce(float* data, size_t count);
 
   ModelConfig config_;

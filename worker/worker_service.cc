@@ -88,11 +88,12 @@ uint64_t RankWeightBytes(const ModelWeights& model, const TpPlan& plan) {
     uint64_t bytes = t.n_bytes;
     if (n == "token_embd.weight" || n == "output.weight") {
       bytes = share(bytes, plan.vocab_size, c.vocab_size);
-    } else if (ends_with(n, ".attn_q.weight") ||
+    } else if (ends_with(n, ".attn_q.weight") || ends_with(n, ".attn_q.bias") ||
                ends_with(n, ".attn_output.weight")) {
       bytes = share(bytes, plan.q_heads, c.n_heads);
     } else if (ends_with(n, ".attn_k.weight") ||
-               ends_with(n, ".attn_v.weight")) {
+               ends_with(n, ".attn_v.weight") || ends_with(n, ".attn_k.bias") ||
+               ends_with(n, ".attn_v.bias")) {
       bytes = share(bytes, plan.kv_heads, c.n_kv_heads);
     } else if (ends_with(n, ".ffn_gate.weight") ||
                ends_with(n, ".ffn_up.weight") ||

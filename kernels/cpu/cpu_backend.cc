@@ -86,6 +86,19 @@ class CpuBackend final : public HostBackend {
     return AddReference(x, y, n);
   }
 
+  absl::Status AddBias(float* x, const float* bias, int64_t rows,
+                       int64_t cols) override {
+    if (absl::Status s = ValidateAddBias(x, bias, rows, cols); !s.ok()) {
+      return s;
+    }
+    // One float add per element, as ggml's broadcast add: exact.
+    for (int64_t r = 0; r < rows; ++r) {
+      float* xr = x + r * cols;
+      for (int64_t c = 0; c < cols; ++c) xr[c] += bias[c];
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Attention(const AttentionBatch& batch,
                          const KvCacheLayout& layout, void* k_cache,
                          void* v_cache, int64_t layer, const float* q,
@@ -99,7 +112,6 @@ class CpuBackend final : public HostBackend {
   std::vector<float> act_d_;
   std::vector<int16_t> act_sums_;
   std::vector<float> act_dsum_;
-  std::vector<float> rope_factor_;
   // Per-thread attention scratch: scores then the output accumulator.
   std::vector<std::vector<float>> attn_scratch_;
   // Per-thread K and V slot pointers of the head being attended.
@@ -160,29 +172,52 @@ absl::Status CpuBackend::Rope(float* x, int64_t n, int64_t heads,
   }
   if (n > 0 && x == nullptr) return absl::InvalidArgumentError("Rope: null x");
   const int64_t half = params.rope_dim / 2;
-  // ggml's rope, operation for operation, so Q and K are bit for bit
-  // llama.cpp's: angles in float, theta_i = pos * theta_scale^i built by
-  // repeated multiplication from theta_scale = powf(base, -2 / rope_dim),
-  // divided by the llama3 frequency factor where scaled, then cosf/sinf.
-  // (Float angles drift by ~1e-6 relative at large positions, as in ggml
-  // and in Hugging Face's float32 rotary embedding.)
-  float* factor = Grow(rope_factor_, static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) {
-    RopeParams unscaled = params;
-    unscaled.scaling_factor = 1.0;
-    factor[i] = static_cast<float>(RopeFrequency(unscaled, i) /
-                                   RopeFrequency(params, i));
+  // ggml's rope_ext (ggml_rope_cache_init, rope_yarn), operation for
+  // operation, so Q and K are bit for bit llama.cpp's: angles in float,
+  // theta_i = pos * theta_scale^i built by repeated multiplication from
+  // theta_scale = powf(base, -2 / rope_dim), divided by the frequency
+  // factor, scaled (and YaRN-mixed) by freq_scale, then cosf/sinf times the
+  // magnitude. (Float angles drift by ~1e-6 relative at large positions, as
+  // in ggml and in Hugging Face's float32 rotary embedding.)
+  const float freq_scale = static_cast<float>(params.freq_scale);
+  const float ext_factor = static_cast<float>(params.ext_factor);
+  float mscale = static_cast<float>(params.attn_factor);
+  float corr[2] = {0, 0};
+  if (ext_factor != 0.0f) {
+    // GCC contracts ggml's a * b + c into fma(a, b, c), here and below.
+    mscale *= std::fma(0.1f, std::log(1.0f / freq_scale), 1.0f);
+    // ggml_rope_yarn_corr_dims, in float.
+    const float n_dims = static_cast<float>(params.rope_dim);
+    const float ctx = static_cast<float>(params.original_max_positions);
+    const float base = static_cast<float>(params.theta);
+    auto corr_dim = [&](float rotations) {
+      return n_dims *
+             std::log(ctx / (rotations * 2 * 3.14159265358979323846f)) /
+             (2 * std::log(base));
+    };
+    corr[0] = std::max(
+        0.0f, std::floor(corr_dim(static_cast<float>(params.beta_fast))));
+    corr[1] = std::min(
+        n_dims - 1, std::ceil(corr_dim(static_cast<float>(params.beta_slow))));
   }
-  const bool scaled = params.scaling_factor != 1.0;
+  const float* factors =
+      params.freq_factors.empty() ? nullptr : params.freq_factors.data();
   const float theta_scale =
       std::pow(static_cast<float>(params.theta),
                -2.0f / static_cast<float>(params.rope_dim));
   for (int64_t t = 0; t < n; ++t) {
     float theta = static_cast<float>(pos[t]);
     for (int64_t i = 0; i < half; ++i, theta *= theta_scale) {
-      const float angle = scaled ? theta / factor[i] : theta;
-      const float c = std::cos(angle);
-      const float s = std::sin(angle);
+      const float extrap = factors != nullptr ? theta / factors[i] : theta;
+      float angle = freq_scale * extrap;
+      if (ext_factor != 0.0f) {
+        const float y = (static_cast<float>(i) - corr[0]) /
+                        std::max(0.001f, corr[1] - corr[0]);
+        const float mix = (1 - std::min(1.0f, std::max(0.0f, y))) * ext_factor;
+        angle = std::fma(angle, 1 - mix, extrap * mix);
+      }
+      const float c = std::cos(angle) * mscale;
+      const float s = std::sin(angle) * mscale;
       const int64_t i0 = params.neox ? i : 2 * i;
       const int64_t i1 = params.neox ? i + half : 2 * i + 1;
       for (int64_t h = 0; h < heads; ++h) {

@@ -157,6 +157,8 @@ class CudaBackend final : public Backend {
                     const RopeParams& params) override;
   absl::Status SiluMul(float* gate, const float* up, int64_t n) override;
   absl::Status Add(float* x, const float* y, int64_t n) override;
+  absl::Status AddBias(float* x, const float* bias, int64_t rows,
+                       int64_t cols) override;
   // f32 elements holding fp16 values for now (docs/cuda.md).
   GgmlType KvCacheType() const override { return GgmlType::kF32; }
   absl::Status Attention(const AttentionBatch& batch,
@@ -183,7 +185,7 @@ class CudaBackend final : public Backend {
   IntUploads ints_;
   Scratch act_bf16_, weight_bf16_, attn_part_o_, attn_part_ml_, cublas_ws_;
   struct RopeTable {
-    RopeParams params;
+    std::vector<double> host;  // The key: RopeFrequency of every pair.
     double* freq = nullptr;
   };
   std::vector<RopeTable> rope_tables_;
@@ -427,24 +429,18 @@ absl::Status CudaBackend::MatMul(const WeightMatrix& w, const float* x,
 
 absl::StatusOr<const double*> CudaBackend::RopeFrequencies(
     const RopeParams& p) {
-  for (const RopeTable& t : rope_tables_) {
-    const RopeParams& q = t.params;
-    if (q.head_dim == p.head_dim && q.rope_dim == p.rope_dim &&
-        q.theta == p.theta && q.neox == p.neox &&
-        q.scaling_factor == p.scaling_factor &&
-        q.low_freq_factor == p.low_freq_factor &&
-        q.high_freq_factor == p.high_freq_factor &&
-        q.original_max_positions == p.original_max_positions) {
-      return t.freq;
-    }
-  }
-  // First use of these parameters (model load, warm-up): a synchronous
-  // upload is fine here.
+  // The frequency table is all that depends on the parameters (besides the
+  // magnitude, passed per launch), so tables are keyed on it.
   std::vector<double> freq(static_cast<size_t>(p.rope_dim / 2));
   for (size_t i = 0; i < freq.size(); ++i) {
     freq[i] = RopeFrequency(p, static_cast<int64_t>(i));
   }
-  RopeTable t{p, nullptr};
+  for (const RopeTable& t : rope_tables_) {
+    if (t.host == freq) return t.freq;
+  }
+  // First use of these parameters (model load, warm-up): a synchronous
+  // upload is fine here.
+  RopeTable t{freq, nullptr};
   TP_CUDA_RETURN_IF_ERROR(cudaMalloc(&t.freq, freq.size() * sizeof(double)));
   rope_tables_.push_back(t);
   // Stream-ordered before the kernel that reads it; waited for so that
@@ -469,8 +465,9 @@ absl::Status CudaBackend::Rope(float* x, int64_t n, int64_t heads,
   TP_RETURN_IF_ERROR(Activate());
   TP_ASSIGN_OR_RETURN(const double* freq, RopeFrequencies(params));
   TP_ASSIGN_OR_RETURN(const int32_t* d_pos, ints_.Get(pos, stream_));
-  return cuda::Rope(x, n, heads, d_pos, freq, params.head_dim, params.rope_dim,
-                    params.neox, stream_);
+  return cuda::Rope(x, n, heads, d_pos, freq,
+                    static_cast<float>(RopeMagnitude(params)), params.head_dim,
+                    params.rope_dim, params.neox, stream_);
 }
 
 absl::Status CudaBackend::SiluMul(float* gate, const float* up, int64_t n) {
@@ -489,6 +486,14 @@ absl::Status CudaBackend::Add(float* x, const float* y, int64_t n) {
   if (n == 0) return absl::OkStatus();
   TP_RETURN_IF_ERROR(Activate());
   return cuda::Add(x, y, n, stream_);
+}
+
+absl::Status CudaBackend::AddBias(float* x, const float* bias, int64_t rows,
+                                  int64_t cols) {
+  TP_RETURN_IF_ERROR(ValidateAddBias(x, bias, rows, cols));
+  if (rows == 0) return absl::OkStatus();
+  TP_RETURN_IF_ERROR(Activate());
+  return cuda::AddBias(x, bias, rows, cols, stream_);
 }
 
 absl::Status CudaBackend::Attention(const AttentionBatch& batch,

@@ -55,10 +55,11 @@ absl::Status ConvertF32ToBf16(const float* x, int64_t n, uint16_t* out,
 // ---- rope.cu
 // Rotates x [n, heads, head_dim] in place; token t at position pos[t]; pair
 // i of [0, rope_dim / 2) turns by pos * freq[i] (angles and their sine and
-// cosine in double, as the CPU backend does: positions reach 1e5).
+// cosine in double: positions reach 1e5), and both are scaled by `mscale`
+// (RopeMagnitude: YaRN's attention temperature, 1 otherwise).
 absl::Status Rope(float* x, int64_t n, int64_t heads, const int32_t* pos,
-                  const double* freq, int64_t head_dim, int64_t rope_dim,
-                  bool neox, cudaStream_t stream);
+                  const double* freq, float mscale, int64_t head_dim,
+                  int64_t rope_dim, bool neox, cudaStream_t stream);
 
 // ---- silu_mul.cu
 // gate[i] = silu(gate[i]) * up[i] for i < n.
@@ -68,6 +69,10 @@ absl::Status SiluMul(float* gate, const float* up, int64_t n,
 // ---- add.cu
 // x[i] += y[i] for i < n.
 absl::Status Add(float* x, const float* y, int64_t n, cudaStream_t stream);
+
+// x[r, c] += bias[c] for r < rows, c < cols.
+absl::Status AddBias(float* x, const float* bias, int64_t rows, int64_t cols,
+                     cudaStream_t stream);
 
 // ---- Paged attention (kv_write.cu, attention.cu, attention_combine.cu) --
 

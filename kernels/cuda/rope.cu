@@ -2,8 +2,9 @@
 // angle pos * freq and its sine and cosine are computed once in double (a
 // float angle is off by ~1e-2 radians at position 1e5; Hopper's FP64 makes
 // this cheap) and applied to that pair of every head of the token.
-// freq[] comes from RopeFrequency on the host (normal, NeoX and Llama 3
-// scaling all reduce to a frequency table), uploaded once per RopeParams.
+// freq[] comes from RopeFrequency on the host (frequency factors, linear
+// and YaRN scaling all reduce to a frequency table and one magnitude),
+// uploaded once per distinct table.
 #include <algorithm>
 
 #include "kernels/cuda/cuda_status.h"
@@ -14,8 +15,8 @@ namespace {
 
 __global__ void RopeKernel(float* __restrict__ x, int64_t n, int64_t heads,
                            const int32_t* __restrict__ pos,
-                           const double* __restrict__ freq, int64_t head_dim,
-                           int64_t half, bool neox) {
+                           const double* __restrict__ freq, float mscale,
+                           int64_t head_dim, int64_t half, bool neox) {
   const int64_t total = n * half;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -23,7 +24,8 @@ __global__ void RopeKernel(float* __restrict__ x, int64_t n, int64_t heads,
     const int64_t t = k / half, i = k % half;
     double sd, cd;
     sincos(static_cast<double>(pos[t]) * freq[i], &sd, &cd);
-    const float s = static_cast<float>(sd), c = static_cast<float>(cd);
+    const float s = static_cast<float>(sd) * mscale;
+    const float c = static_cast<float>(cd) * mscale;
     const int64_t i0 = neox ? i : 2 * i;
     const int64_t i1 = neox ? i + half : 2 * i + 1;
     // size_t: n * heads * head_dim exceeds 2^31 for long prompts.
@@ -40,8 +42,8 @@ __global__ void RopeKernel(float* __restrict__ x, int64_t n, int64_t heads,
 }  // namespace
 
 absl::Status Rope(float* x, int64_t n, int64_t heads, const int32_t* pos,
-                  const double* freq, int64_t head_dim, int64_t rope_dim,
-                  bool neox, cudaStream_t stream) {
+                  const double* freq, float mscale, int64_t head_dim,
+                  int64_t rope_dim, bool neox, cudaStream_t stream) {
   if (n < 0 || heads <= 0 || head_dim <= 0 || rope_dim <= 0 ||
       rope_dim % 2 != 0 || rope_dim > head_dim) {
     return absl::InvalidArgumentError("cuda::Rope: bad shape");
@@ -55,7 +57,7 @@ absl::Status Rope(float* x, int64_t n, int64_t heads, const int32_t* pos,
   const int64_t blocks =
       std::min<int64_t>((n * half + kThreads - 1) / kThreads, 1 << 16);
   RopeKernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-      x, n, heads, pos, freq, head_dim, half, neox);
+      x, n, heads, pos, freq, mscale, head_dim, half, neox);
   return CudaStatus(cudaGetLastError(), "RopeKernel launch");
 }
 
