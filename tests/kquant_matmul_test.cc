@@ -4,9 +4,11 @@
 // llama-cpp-python 0.3.36): quantize_row_q8_K_ref for the activations,
 // the AVX2 branches of ggml_vec_dot_q{4,5,6}_K_q8_K, and the repacked
 // ggml_gemv/gemm_q4_K_8x8_q8_K a default llama.cpp build uses for Q4_K
-// weights with a multiple of 8 rows. Every Highway target this CPU runs
-// (AVX2, AVX-512, and the scalar fallback) must give the model's bits, for
-// decode (n = 1) and batches of every remainder against the kernels' tiles.
+// weights with a multiple of 8 rows, and for a batch (MatMulArgs::
+// ggml_batch) the repacked gemm and the tiled kernel ggml-cpu/tiled. Every
+// Highway target this CPU runs (AVX2, AVX-512, and the scalar fallback)
+// must give the model's bits, for decode (n = 1) and batches of every
+// remainder against the kernels' tiles.
 #include <gtest/gtest.h>
 #include <hwy/highway.h>
 #include <hwy/targets.h>
@@ -158,6 +160,85 @@ float RepackDotQ4K(const uint8_t* row, const Q8K* y, int nb) {
   return acc - acc_min;
 }
 
+// ggml_gemm_q4_K_8x8_q8_K (the rows of whole groups of four in a batch),
+// one output: the FMAs per 64 elements (two sub-blocks), not per 256.
+float RepackGemmDotQ4K(const uint8_t* row, const Q8K* y, int nb) {
+  float acc = 0, acc_min = 0;
+  for (int i = 0; i < nb; ++i) {
+    const uint8_t* blk = row + i * sizeof(BlockQ4_K);
+    GgmlHalf xd, xdmin;
+    std::memcpy(&xd, blk, 2);
+    std::memcpy(&xdmin, blk + 2, 2);
+    for (int j = 0; j < 4; ++j) {
+      int32_t iacc = 0, imin = 0;
+      for (int s = 2 * j; s < 2 * j + 2; ++s) {
+        uint8_t sc, m;
+        GetScaleMinK4(s, blk + 4, &sc, &m);
+        int32_t dot = 0;
+        for (int l = 0; l < 32; ++l) {
+          dot += QuantQ45(blk + 16, nullptr, s / 2, s % 2, l) *
+                 y[i].qs[32 * s + l];
+        }
+        iacc += sc * dot;
+        imin += m * (y[i].bsums[2 * s] + y[i].bsums[2 * s + 1]);
+      }
+      acc = std::fma(static_cast<float>(iacc), Fp16ToFp32(xd) * y[i].d, acc);
+      acc_min = std::fma(static_cast<float>(imin), Fp16ToFp32(xdmin) * y[i].d,
+                         acc_min);
+    }
+  }
+  return acc - acc_min;
+}
+
+// The tiled K-quant matmul (ggml-cpu/tiled, batches of >= 8 rows; its
+// AVX512-VNNI microkernel), one output: per super-block the exact scale
+// sum s1 and min sum s2, t = float(s1) * d - dmin * float(s2) (one
+// rounding, vfnmadd), acc = fma(t, d_act, acc) (GCC contracts its mul and
+// add; checked in the built libggml-cpu.so).
+float TiledDot(GgmlType type, const uint8_t* row, const Q8K* y, int nb) {
+  float acc = 0;
+  const size_t bytes = GetGgmlType(type).type_size;
+  for (int i = 0; i < nb; ++i) {
+    const uint8_t* blk = row + i * bytes;
+    int32_t s1 = 0, s2 = 0;
+    float d, dmin = 0;
+    if (type == GgmlType::kQ6_K) {
+      const auto* x = reinterpret_cast<const BlockQ6_K*>(blk);
+      d = Fp16ToFp32(x->d);
+      for (int e = 0; e < kQK_K; ++e) {
+        const int j = e / 128, g = (e % 128) / 32, l = e % 32;
+        const int lo = g % 2 == 0 ? x->ql[64 * j + l] : x->ql[64 * j + 32 + l];
+        const int q = (g < 2 ? (lo & 0xF) : (lo >> 4)) |
+                      (((x->qh[32 * j + l] >> (2 * g)) & 3) << 4);
+        s1 += x->scales[e / 16] * (q - 32) * y[i].qs[e];
+      }
+    } else {
+      const bool five = type == GgmlType::kQ5_K;
+      GgmlHalf xd, xdmin;
+      std::memcpy(&xd, blk, 2);
+      std::memcpy(&xdmin, blk + 2, 2);
+      d = Fp16ToFp32(xd);
+      dmin = Fp16ToFp32(xdmin);
+      const uint8_t* qh = five ? blk + 16 : nullptr;
+      const uint8_t* qs = five ? blk + 48 : blk + 16;
+      for (int s = 0; s < 8; ++s) {
+        uint8_t sc, m;
+        GetScaleMinK4(s, blk + 4, &sc, &m);
+        int32_t dot = 0;
+        for (int l = 0; l < 32; ++l) {
+          dot += QuantQ45(qs, qh, s / 2, s % 2, l) * y[i].qs[32 * s + l];
+        }
+        s1 += sc * dot;
+        s2 += m * (y[i].bsums[2 * s] + y[i].bsums[2 * s + 1]);
+      }
+    }
+    const float t =
+        std::fma(-dmin, static_cast<float>(s2), static_cast<float>(s1) * d);
+    acc = std::fma(t, y[i].d, acc);
+  }
+  return acc;
+}
+
 // ggml_vec_dot_q6_K_q8_K (AVX2).
 float VecDotQ6K(const uint8_t* row, const Q8K* y, int nb) {
   float acc[8] = {};
@@ -188,9 +269,10 @@ float VecDotQ6K(const uint8_t* row, const Q8K* y, int nb) {
   return Hsum8(acc);
 }
 
-// y = x w^T as llama.cpp computes it.
-std::vector<float> GgmlMatMul(const WeightMatrix& w, const float* x,
-                              int64_t n) {
+// y = x w^T as llama.cpp computes it: as one batch of n rows (a prompt),
+// or (one_batch false) each row as a batch of its own (decode).
+std::vector<float> GgmlMatMul(const WeightMatrix& w, const float* x, int64_t n,
+                              bool one_batch = false) {
   const int nb = static_cast<int>(w.cols / kQK_K);
   std::vector<float> y(n * w.rows);
   for (int64_t i = 0; i < n; ++i) {
@@ -199,10 +281,13 @@ std::vector<float> GgmlMatMul(const WeightMatrix& w, const float* x,
     for (int64_t r = 0; r < w.rows; ++r) {
       const uint8_t* row = w.data + r * w.row_stride;
       float v;
-      if (w.type == GgmlType::kQ6_K) {
+      if (w.type == GgmlType::kQ4_K && w.rows % 8 == 0) {  // CPU_REPACK.
+        v = one_batch && i < n - n % 4 ? RepackGemmDotQ4K(row, q.data(), nb)
+                                       : RepackDotQ4K(row, q.data(), nb);
+      } else if (one_batch && n >= 8) {
+        v = TiledDot(w.type, row, q.data(), nb);
+      } else if (w.type == GgmlType::kQ6_K) {
         v = VecDotQ6K(row, q.data(), nb);
-      } else if (w.type == GgmlType::kQ4_K && w.rows % 8 == 0) {
-        v = RepackDotQ4K(row, q.data(), nb);  // CPU_REPACK buffer.
       } else {
         v = VecDotQ45K(row, q.data(), nb, w.type == GgmlType::kQ5_K);
       }
@@ -283,7 +368,7 @@ std::vector<Case> Cases() {
     // rows % 8 == 0 and not (Q4_K's two orders); n covering every tile
     // remainder (1 .. 4 rows, and more than one group).
     for (int64_t rows : {8, 24, 13}) {
-      for (int64_t n : {1, 2, 3, 4, 5, 11}) {
+      for (int64_t n : {1, 2, 3, 4, 5, 8, 11}) {
         cases.push_back({type, rows, 512, n, n % 2 == 0 ? 6u : 0u, false});
       }
     }
@@ -352,9 +437,50 @@ TEST(KQuantMatMulTest, MatMulIsGgmlBitForBitOnEveryTarget) {
   }
 }
 
-// One token's outputs do not depend on the batch it is computed in (ggml's
-// K-quant results are per output; the CPU kernels' tiles must not change
-// them either).
+// MatMulArgs::ggml_batch: the n rows as llama.cpp computes one batch of n
+// (the repacked Q4_K gemm for whole groups of four rows, the tiled kernel
+// for n >= 8), on every target and for any split of the weight rows.
+TEST(KQuantMatMulTest, OneGgmlBatchIsGgmlBitForBit) {
+  std::mt19937 rng(31);
+  for (const Case& c : Cases()) {
+    SCOPED_TRACE(Name(c));
+    const size_t stride = *GgmlRowBytes(c.type, c.cols) + c.pad;
+    std::vector<uint8_t> data =
+        RandomWeights(c.type, c.rows, c.cols, stride, c.extreme, rng);
+    const WeightMatrix w{c.type, c.rows, c.cols, data.data(), stride};
+    const std::vector<float> x = Activations(c.n, c.cols, c.extreme, rng);
+    const std::vector<float> want = GgmlMatMul(w, x.data(), c.n, true);
+    std::vector<int8_t> q(c.n * c.cols);
+    std::vector<float> d(c.n * c.cols / 32), dsum(c.n * c.cols / 32);
+    std::vector<int16_t> sums(c.n * c.cols / 16);
+    cpu::QuantizeActRows(c.type, x.data(), c.cols, 0, c.n, q.data(), d.data(),
+                         sums.data(), dsum.data());
+    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+      hwy::SetSupportedTargetsForTest(target);
+      SCOPED_TRACE(hwy::TargetName(target));
+      std::vector<float> y(c.n * c.rows, NAN);
+      cpu::MatMulArgs args{
+          w,
+          x.data(),
+          {q.data(), d.data(), sums.data(), dsum.data(), c.cols},
+          c.n,
+          y.data()};
+      args.ggml_batch = true;
+      const int64_t split = c.rows / 3;
+      cpu::MatMulRows(args, 0, split);
+      cpu::MatMulRows(args, split, c.rows);
+      for (size_t k = 0; k < y.size(); ++k) {
+        ASSERT_EQ(Fp32Bits(y[k]), Fp32Bits(want[k]))
+            << "output " << k << ": got " << y[k] << " want " << want[k];
+      }
+    }
+    hwy::SetSupportedTargetsForTest(0);
+  }
+}
+
+// By default one token's outputs do not depend on the batch it is computed
+// in (each row as llama.cpp's decode computes it; the CPU kernels' tiles
+// must not change that either).
 TEST(KQuantMatMulTest, BatchInvariant) {
   std::mt19937 rng(9);
   std::unique_ptr<Backend> backend = MakeCpuBackend(2);

@@ -61,6 +61,12 @@ struct MatMulArgs {
   QuantizedActs acts;  // For the integer path.
   int64_t n;
   float* y;  // [n, w.rows].
+  // K-quants only (matmul_kquant.h): compute the n rows in the order
+  // llama.cpp uses for one ggml batch of n rows (a prompt: the repacked
+  // Q4_K gemm for whole groups of four rows, the tiled kernel for n >= 8),
+  // instead of each row as llama.cpp computes a batch of one (decode; the
+  // default, and batch-invariant).
+  bool ggml_batch = false;
 };
 
 // Computes y[i, r] for every i < n and r in [r0, r1) on the best SIMD

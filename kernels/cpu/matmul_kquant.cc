@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "common/ggml_blocks.h"
 #include "kernels/cpu/matmul_kquant.h"
@@ -47,8 +48,12 @@ constexpr size_t kKBlockBytes = kType == GgmlType::kQ4_K   ? sizeof(BlockQ4_K)
                                 : kType == GgmlType::kQ5_K ? sizeof(BlockQ5_K)
                                                            : sizeof(BlockQ6_K);
 
-// Which float order a kernel follows (matmul_kquant.h).
-enum class KOrder { kVecDot, kRepack };
+// Which of ggml's float orders a kernel follows (matmul_kquant.h):
+// kVecDot   ggml_vec_dot_q*_K_q8_K;
+// kGemv     the repacked Q4_K gemv: one FMA pair per super-block;
+// kGemm     the repacked Q4_K gemm: one FMA pair per 64 elements;
+// kTiled    the tiled K-quant matmul (ggml-cpu/tiled, batches >= 8).
+enum class KOrder { kVecDot, kGemv, kGemm, kTiled };
 
 // The eight 6-bit scales and mins of a Q4_K/Q5_K super-block.
 struct ScalesMins {
@@ -175,9 +180,13 @@ float ScalarDot(const MatMulArgs& a, const uint8_t* wrow, int64_t i) {
     const float da = a.acts.d[static_cast<size_t>(i) * (a.w.cols / 32) + sb];
     int32_t w[kQK_K], scale[kQK_K];
     DecodeSuperBlock<kType>(blk, h, w, scale);
-    int32_t lane[8] = {};
-    for (int e = 0; e < kQK_K; ++e)
+    // lane: ggml's eight vec_dot lanes; chunk: the scaled sums of each 64
+    // elements (Q6_K: without the offset term).
+    int32_t lane[8] = {}, chunk[4] = {};
+    for (int e = 0; e < kQK_K; ++e) {
       lane[(e % 32) / 4] += scale[e] * w[e] * aq[e];
+      chunk[e / 64] += scale[e] * w[e] * aq[e];
+    }
     if constexpr (kType == GgmlType::kQ6_K) {
       const auto* b = reinterpret_cast<const BlockQ6_K*>(blk);
       for (int k = 0; k < 8; ++k) {
@@ -187,12 +196,23 @@ float ScalarDot(const MatMulArgs& a, const uint8_t* wrow, int64_t i) {
     }
     int32_t part[4] = {};
     if constexpr (kType != GgmlType::kQ6_K) MinParts(h.sm, bs, part);
-    if constexpr (kOrder == KOrder::kRepack) {
-      int32_t isum = 0;
-      for (int k = 0; k < 8; ++k) isum += lane[k];
-      const int32_t msum = part[0] + part[1] + part[2] + part[3];
+    const int32_t isum = lane[0] + lane[1] + lane[2] + lane[3] + lane[4] +
+                         lane[5] + lane[6] + lane[7];
+    const int32_t msum = part[0] + part[1] + part[2] + part[3];
+    if constexpr (kOrder == KOrder::kGemv) {
       rep_a = std::fma(static_cast<float>(isum), h.d * da, rep_a);
       rep_m = std::fma(static_cast<float>(msum), h.dmin * da, rep_m);
+    } else if constexpr (kOrder == KOrder::kGemm) {
+      for (int c = 0; c < 4; ++c) {
+        rep_a = std::fma(static_cast<float>(chunk[c]), h.d * da, rep_a);
+        rep_m = std::fma(static_cast<float>(part[c]), h.dmin * da, rep_m);
+      }
+    } else if constexpr (kOrder == KOrder::kTiled) {
+      float t = static_cast<float>(isum) * h.d;
+      if constexpr (kType != GgmlType::kQ6_K) {
+        t = std::fma(-h.dmin, static_cast<float>(msum), t);
+      }
+      rep_a = std::fma(t, da, rep_a);
     } else {
       const float d = da * h.d;
       for (int k = 0; k < 8; ++k) {
@@ -204,14 +224,14 @@ float ScalarDot(const MatMulArgs& a, const uint8_t* wrow, int64_t i) {
           acc_m[t] = std::fma(dmin, static_cast<float>(part[t]), acc_m[t]);
         }
       } else if constexpr (kType == GgmlType::kQ5_K) {
-        summs = std::fma(
-            dmin, static_cast<float>(part[0] + part[1] + part[2] + part[3]),
-            summs);
+        summs = std::fma(dmin, static_cast<float>(msum), summs);
       }
     }
   }
-  if constexpr (kOrder == KOrder::kRepack) {
+  if constexpr (kOrder == KOrder::kGemv || kOrder == KOrder::kGemm) {
     return rep_a - rep_m;
+  } else if constexpr (kOrder == KOrder::kTiled) {
+    return rep_a;
   } else if constexpr (kType == GgmlType::kQ4_K) {
     return Hsum8(acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]));
   } else if constexpr (kType == GgmlType::kQ5_K) {
@@ -221,10 +241,12 @@ float ScalarDot(const MatMulArgs& a, const uint8_t* wrow, int64_t i) {
   }
 }
 
+// Activation rows [i0, i0 + na) against weight rows [r0, r1).
 template <GgmlType kType, KOrder kOrder>
-void ScalarRun(const MatMulArgs& a, int64_t r0, int64_t r1) {
+void ScalarGroup(const MatMulArgs& a, int64_t r0, int64_t r1, int64_t i0,
+                 int64_t na) {
   const size_t rows = static_cast<size_t>(a.w.rows);
-  for (int64_t i = 0; i < a.n; ++i) {
+  for (int64_t i = i0; i < i0 + na; ++i) {
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* wrow = a.w.data + static_cast<size_t>(r) * a.w.row_stride;
       a.y[static_cast<size_t>(i) * rows + static_cast<size_t>(r)] =
@@ -288,7 +310,8 @@ struct SimdKernel {
 
   // Integer lanes of super-block blk[p] against activation quants aq[j]
   // (256 each) into lanes[p * NA + j] (Q6_K before its offset term).
-  template <int P, int NA>
+  // (Q4_K/Q5_K: only the 64-element chunks [kC0, kC1).)
+  template <int P, int NA, int kC0 = 0, int kC1 = 4>
   static HWY_INLINE void Lanes(const uint8_t* const* blk,
                                const SbHeader<kType>* h,
                                const int8_t* const* aq, __m256i* lanes) {
@@ -338,7 +361,7 @@ struct SimdKernel {
       }
     } else {
       TPSERVE_KQ_UNROLL
-      for (int c = 0; c < 4; ++c) {
+      for (int c = kC0; c < kC1; ++c) {
         TPSERVE_KQ_UNROLL
         for (int p = 0; p < P; ++p) {
           const uint8_t* qs;
@@ -377,6 +400,53 @@ struct SimdKernel {
     }
   }
 
+  // One super-block in the repacked gemm's order: per 64-element chunk c,
+  // A += float(chunk sum) * (d_w d_act), M += float(chunk min sum) *
+  // (dmin_w d_act), pairs in lanes.
+  template <int P, int NA>
+  static HWY_INLINE void GemmStep(const uint8_t* const* blk,
+                                  const SbHeader<kType>* h,
+                                  const int8_t* const* aq,
+                                  const int16_t* const* bs, const float* da,
+                                  __m128* rep_a, __m128* rep_m) {
+    constexpr int kPairs = P * NA;
+    alignas(16) float dw[4] = {}, dm[4] = {}, dav[4] = {};
+    alignas(16) int32_t part[4][4] = {};  // [chunk][pair]
+    TPSERVE_KQ_UNROLL
+    for (int p = 0; p < P; ++p) {
+      TPSERVE_KQ_UNROLL
+      for (int j = 0; j < NA; ++j) {
+        int32_t pp[4];
+        MinParts(h[p].sm, bs[j], pp);
+        TPSERVE_KQ_UNROLL
+        for (int c = 0; c < 4; ++c) part[c][p * NA + j] = pp[c];
+        dw[p * NA + j] = h[p].d;
+        dm[p * NA + j] = h[p].dmin;
+        dav[p * NA + j] = da[j];
+      }
+    }
+    const __m128 vda = _mm_load_ps(dav);
+    const __m128 sa = _mm_mul_ps(_mm_load_ps(dw), vda);
+    const __m128 sm = _mm_mul_ps(_mm_load_ps(dm), vda);
+    __m256i lanes[4];
+    auto chunk = [&](auto c_tag) {
+      constexpr int c = decltype(c_tag)::value;
+      TPSERVE_KQ_UNROLL
+      for (int k = 0; k < 4; ++k) lanes[k] = _mm256_setzero_si256();
+      Lanes<P, NA, c, c + 1>(blk, h, aq, lanes);
+      (void)kPairs;
+      const __m128i isum = SumLanes4(lanes);
+      *rep_a = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), sa, *rep_a);
+      *rep_m = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_load_si128(
+                                reinterpret_cast<const __m128i*>(part[c]))),
+                            sm, *rep_m);
+    };
+    chunk(std::integral_constant<int, 0>());
+    chunk(std::integral_constant<int, 1>());
+    chunk(std::integral_constant<int, 2>());
+    chunk(std::integral_constant<int, 3>());
+  }
+
   // y for weight rows r .. r + P - 1 and activation rows i0 .. i0 + NA - 1.
   template <int P, int NA>
   static HWY_INLINE void Tile(const MatMulArgs& a, int64_t r, int64_t i0) {
@@ -403,8 +473,8 @@ struct SimdKernel {
       bs0[j] = a.acts.sums + i * (cols / 16);
       da0[j] = a.acts.d + i * (cols / 32);
     }
-    // kRepack: A and M of pair k in lane k. kVecDot: 8 lanes per pair, and
-    // the min chains (Q4_K 4 lanes, Q5_K lane 0).
+    // kGemv/kGemm/kTiled: A (and M) of pair k in lane k. kVecDot: 8 lanes
+    // per pair, and the min chains (Q4_K 4 lanes, Q5_K lane 0).
     __m128 rep_a = _mm_setzero_ps(), rep_m = _mm_setzero_ps();
     __m256 acc[kPairs];
     __m128 acc_m[kPairs];
@@ -438,6 +508,11 @@ struct SimdKernel {
         da[j] = da0[j][sb];
       }
       __m256i lanes[4];
+      if constexpr (kOrder == KOrder::kGemm) {
+        static_assert(kType == GgmlType::kQ4_K, "gemm order is Q4_K's");
+        GemmStep<P, NA>(blk, h, aq, bs, da, &rep_a, &rep_m);
+        continue;
+      }
       Lanes<P, NA>(blk, h, aq, lanes);
       if constexpr (kType == GgmlType::kQ6_K) {
         TPSERVE_KQ_UNROLL
@@ -453,7 +528,7 @@ struct SimdKernel {
           }
         }
       }
-      if constexpr (kOrder == KOrder::kRepack) {
+      if constexpr (kOrder == KOrder::kGemv || kOrder == KOrder::kTiled) {
         __m128i parts[4];
         TPSERVE_KQ_UNROLL
         for (int k = kPairs; k < 4; ++k) {
@@ -475,10 +550,18 @@ struct SimdKernel {
         const __m128i msum = _mm_hadd_epi32(_mm_hadd_epi32(parts[0], parts[1]),
                                             _mm_hadd_epi32(parts[2], parts[3]));
         const __m128 vda = _mm_load_ps(dav);
-        rep_a = _mm_fmadd_ps(_mm_cvtepi32_ps(isum),
-                             _mm_mul_ps(_mm_load_ps(dw), vda), rep_a);
-        rep_m = _mm_fmadd_ps(_mm_cvtepi32_ps(msum),
-                             _mm_mul_ps(_mm_load_ps(dm), vda), rep_m);
+        if constexpr (kOrder == KOrder::kGemv) {
+          rep_a = _mm_fmadd_ps(_mm_cvtepi32_ps(isum),
+                               _mm_mul_ps(_mm_load_ps(dw), vda), rep_a);
+          rep_m = _mm_fmadd_ps(_mm_cvtepi32_ps(msum),
+                               _mm_mul_ps(_mm_load_ps(dm), vda), rep_m);
+        } else {
+          __m128 t = _mm_mul_ps(_mm_cvtepi32_ps(isum), _mm_load_ps(dw));
+          if constexpr (kType != GgmlType::kQ6_K) {
+            t = _mm_fnmadd_ps(_mm_load_ps(dm), _mm_cvtepi32_ps(msum), t);
+          }
+          rep_a = _mm_fmadd_ps(t, vda, rep_a);
+        }
       } else {
         TPSERVE_KQ_UNROLL
         for (int p = 0; p < P; ++p) {
@@ -507,8 +590,10 @@ struct SimdKernel {
     }
     const size_t rows = static_cast<size_t>(a.w.rows);
     alignas(16) float rep[4];
-    if constexpr (kOrder == KOrder::kRepack) {
+    if constexpr (kOrder == KOrder::kGemv || kOrder == KOrder::kGemm) {
       _mm_store_ps(rep, _mm_sub_ps(rep_a, rep_m));
+    } else if constexpr (kOrder == KOrder::kTiled) {
+      _mm_store_ps(rep, rep_a);
     }
     TPSERVE_KQ_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -516,7 +601,7 @@ struct SimdKernel {
       for (int j = 0; j < NA; ++j) {
         const int k = p * NA + j;
         float out;
-        if constexpr (kOrder == KOrder::kRepack) {
+        if constexpr (kOrder != KOrder::kVecDot) {
           out = rep[k];
         } else if constexpr (kType == GgmlType::kQ4_K) {
           __m128 m = _mm_add_ps(acc_m[k], _mm_movehl_ps(acc_m[k], acc_m[k]));
@@ -533,54 +618,78 @@ struct SimdKernel {
     }
   }
 
-  // Activation rows in groups of four (outer), weight rows inner, so a row
-  // chunk's weights stay in cache while a long batch's groups pass over it.
-  static void Run(const MatMulArgs& a, int64_t r0, int64_t r1) {
-    for (int64_t i0 = 0; i0 < a.n; i0 += 4) {
-      const int64_t na = std::min<int64_t>(4, a.n - i0);
-      int64_t r = r0;
-      switch (na) {
-        case 4:
-          for (; r < r1; ++r) Tile<1, 4>(a, r, i0);
-          break;
-        case 3:
-          for (; r < r1; ++r) Tile<1, 3>(a, r, i0);
-          break;
-        case 2:
-          for (; r + 2 <= r1; r += 2) Tile<2, 2>(a, r, i0);
-          for (; r < r1; ++r) Tile<1, 2>(a, r, i0);
-          break;
-        default:
-          for (; r + 4 <= r1; r += 4) Tile<4, 1>(a, r, i0);
-          for (; r < r1; ++r) Tile<1, 1>(a, r, i0);
-          break;
-      }
+  // Activation rows [i0, i0 + na), na <= 4, against weight rows [r0, r1).
+  static void Group(const MatMulArgs& a, int64_t r0, int64_t r1, int64_t i0,
+                    int64_t na) {
+    int64_t r = r0;
+    switch (na) {
+      case 4:
+        for (; r < r1; ++r) Tile<1, 4>(a, r, i0);
+        break;
+      case 3:
+        for (; r < r1; ++r) Tile<1, 3>(a, r, i0);
+        break;
+      case 2:
+        for (; r + 2 <= r1; r += 2) Tile<2, 2>(a, r, i0);
+        for (; r < r1; ++r) Tile<1, 2>(a, r, i0);
+        break;
+      default:
+        for (; r + 4 <= r1; r += 4) Tile<4, 1>(a, r, i0);
+        for (; r < r1; ++r) Tile<1, 1>(a, r, i0);
+        break;
     }
   }
 };
 
 template <GgmlType kType, KOrder kOrder>
-void RunKernel(const MatMulArgs& a, int64_t r0, int64_t r1) {
-  SimdKernel<kType, kOrder>::Run(a, r0, r1);
+void Group(const MatMulArgs& a, int64_t r0, int64_t r1, int64_t i0,
+           int64_t na) {
+  SimdKernel<kType, kOrder>::Group(a, r0, r1, i0, na);
 }
 #else
 template <GgmlType kType, KOrder kOrder>
-void RunKernel(const MatMulArgs& a, int64_t r0, int64_t r1) {
-  ScalarRun<kType, kOrder>(a, r0, r1);
+void Group(const MatMulArgs& a, int64_t r0, int64_t r1, int64_t i0,
+           int64_t na) {
+  ScalarGroup<kType, kOrder>(a, r0, r1, i0, na);
 }
 #endif  // TPSERVE_KQ_X86
+
+// Activation rows in groups of four (outer), weight rows inner, so a row
+// chunk's weights stay in cache while a long batch's groups pass over it.
+// Each group takes the order llama.cpp gives its rows (matmul_kquant.h).
+template <GgmlType kType>
+void Run(const MatMulArgs& a, int64_t r0, int64_t r1) {
+  const bool repacked = KQuantRepackOrder(a.w);
+  const bool tiled = a.ggml_batch && a.n >= 8;
+  for (int64_t i0 = 0; i0 < a.n; i0 += 4) {
+    const int64_t na = std::min<int64_t>(4, a.n - i0);
+    if constexpr (kType == GgmlType::kQ4_K) {
+      if (repacked) {
+        // ggml's gemm takes the rows of whole groups of four.
+        if (a.ggml_batch && na == 4) {
+          Group<kType, KOrder::kGemm>(a, r0, r1, i0, na);
+        } else {
+          Group<kType, KOrder::kGemv>(a, r0, r1, i0, na);
+        }
+        continue;
+      }
+    }
+    if (tiled) {
+      Group<kType, KOrder::kTiled>(a, r0, r1, i0, na);
+    } else {
+      Group<kType, KOrder::kVecDot>(a, r0, r1, i0, na);
+    }
+  }
+}
 
 void KQuantRowsImpl(const MatMulArgs& a, int64_t r0, int64_t r1) {
   switch (a.w.type) {
     case GgmlType::kQ4_K:
-      if (KQuantRepackOrder(a.w)) {
-        return RunKernel<GgmlType::kQ4_K, KOrder::kRepack>(a, r0, r1);
-      }
-      return RunKernel<GgmlType::kQ4_K, KOrder::kVecDot>(a, r0, r1);
+      return Run<GgmlType::kQ4_K>(a, r0, r1);
     case GgmlType::kQ5_K:
-      return RunKernel<GgmlType::kQ5_K, KOrder::kVecDot>(a, r0, r1);
+      return Run<GgmlType::kQ5_K>(a, r0, r1);
     case GgmlType::kQ6_K:
-      return RunKernel<GgmlType::kQ6_K, KOrder::kVecDot>(a, r0, r1);
+      return Run<GgmlType::kQ6_K>(a, r0, r1);
     default:
       return;
   }
