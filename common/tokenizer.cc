@@ -92,6 +92,20 @@ std::string Tokenizer::Decode(absl::Span<const int32_t> ids,
   return out;
 }
 
+StreamingDetokenizer::StreamingDetokenizer(const Tokenizer& tokenizer,
+                                           bool render_special,
+                                           absl::Span<const int32_t> context)
+    : tokenizer_(tokenizer), render_special_(render_special) {
+  // Only whether the context decodes to any text matters: Decode drops the
+  // leading space of the first token that gives bytes, and of no other.
+  for (int32_t id : context) {
+    if (!tokenizer_.TokenBytes(id, render_special_).empty()) {
+      first_ = false;
+      break;
+    }
+  }
+}
+
 std::string StreamingDetokenizer::Push(int32_t id) {
   std::string bytes = tokenizer_.TokenBytes(id, render_special_);
   if (first_ && !bytes.empty()) {

@@ -77,8 +77,10 @@ class Tokenizer {
   virtual int32_t vocab_size() const = 0;
   virtual TokenType token_type(int32_t id) const = 0;
 
-  // Whether decoding drops one leading space at the start of a sequence
-  // (SentencePiece's prefix-space rule).
+  // Whether decoding drops one leading space at the start of a text
+  // (SentencePiece's prefix-space rule: the space Encode prefixed). Only at
+  // the start of the whole text: generated tokens that follow a prompt keep
+  // theirs (StreamingDetokenizer's context).
   virtual bool strips_leading_space() const = 0;
 
   int32_t bos_id() const { return bos_id_; }
@@ -90,6 +92,10 @@ class Tokenizer {
   bool IsEndOfGeneration(int32_t id) const;
 
   // Whole-sequence decode: valid UTF-8 (ill-formed bytes become U+FFFD).
+  // `ids` are a text of their own, so the leading space rule applies to the
+  // first token that has text (as Hugging Face's decode); to decode tokens
+  // that continue a prompt, give the prompt as a StreamingDetokenizer's
+  // context.
   std::string Decode(absl::Span<const int32_t> ids, bool render_special) const;
 
  protected:
@@ -120,11 +126,22 @@ std::string SpmPieceBytes(absl::string_view piece, bool is_byte_piece);
 
 // Streams text out of a sequence of tokens as they are generated: never
 // emits half a UTF-8 character (held until complete), applies the leading
-// space rule once, and replaces bytes that cannot become valid with U+FFFD.
+// space rule, and replaces bytes that cannot become valid with U+FFFD.
+//
+// Text is decoded in context: `context` holds the tokens the streamed ones
+// follow (a prompt), whose own text is not emitted. The leading space rule
+// (strips_leading_space) drops a space only at the start of the whole text,
+// so it applies to the first streamed token only when the context decodes
+// to nothing; after "The capital of France is", "▁Paris" gives " Paris".
+// The streamed text is therefore Decode(context + ids) minus
+// Decode(context), the approach of vLLM's incremental detokenizer and what
+// llama.cpp's token_to_piece gives. (Were the context to end inside a UTF-8
+// character, those bytes stay the context's: continuation bytes streamed
+// after it become U+FFFD.)
 class StreamingDetokenizer {
  public:
-  StreamingDetokenizer(const Tokenizer& tokenizer, bool render_special)
-      : tokenizer_(tokenizer), render_special_(render_special) {}
+  StreamingDetokenizer(const Tokenizer& tokenizer, bool render_special,
+                       absl::Span<const int32_t> context = {});
 
   // Text that became complete with `id` (possibly empty).
   std::string Push(int32_t id);
@@ -134,7 +151,7 @@ class StreamingDetokenizer {
  private:
   const Tokenizer& tokenizer_;
   const bool render_special_;
-  bool first_ = true;
+  bool first_ = true;  // Nothing has decoded to text yet.
   std::string pending_;
 };
 

@@ -13,6 +13,7 @@
 #include "common/model_weights.h"
 #include "common/sampling.h"
 #include "coordinator/cli.h"
+#include "coordinator/output_text.h"
 #include "worker/local_generator.h"
 
 namespace tpserve::cli {
@@ -135,14 +136,19 @@ int Generate(int argc, char** argv) {
   if (!flags->Bool("ignore-eos"))
     options.stop_ids = tok.end_of_generation_ids();
 
-  StreamingDetokenizer stream(tok, flags->Bool("special"));
+  // The servers' text path (coordinator/output_text.h): decoded in the
+  // prompt's context, with the stop string applied.
+  std::vector<std::string> stop;
+  if (!flags->Get("stop").empty()) stop.push_back(flags->Get("stop"));
+  OutputText text_out(tok, *prompt, std::move(stop), flags->Bool("special"));
   if (!flags->Bool("chat")) std::cout << prompt_text << std::flush;
   auto result = tpserve::Generate(
       **model, *prompt, options, [&](const GeneratedToken& t) {
-        std::cout << stream.Push(t.id) << std::flush;
-        return true;
+        OutputText::Delta delta = text_out.Push(t.id);
+        std::cout << delta.text << std::flush;
+        return !delta.stopped;
       });
-  std::cout << stream.Finish() << std::endl;
+  std::cout << text_out.Finish() << std::endl;
   if (!result.ok()) return Fail(result.status());
   const int generated = static_cast<int>(result->tokens.size());
   std::cerr << absl::StrFormat(
@@ -153,7 +159,10 @@ int Generate(int argc, char** argv) {
       generated,
       generated > 1 ? (generated - 1) / std::max(result->decode_seconds, 1e-9)
                     : 0.0,
-      options.tp, result->stopped ? ", stopped at end of generation" : "");
+      options.tp,
+      text_out.stopped() ? ", stopped at the stop string"
+      : result->stopped  ? ", stopped at end of generation"
+                         : "");
   return 0;
 }
 

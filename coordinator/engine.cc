@@ -150,7 +150,8 @@ absl::Status Engine::Submit(const std::shared_ptr<Generation>& generation) {
   generation->set_id(id);
   Active a;
   a.generation = generation;
-  a.text = std::make_unique<OutputText>(*tokenizer_, r.stop, r.render_special);
+  a.text = std::make_unique<OutputText>(*tokenizer_, r.prompt, r.stop,
+                                        r.render_special);
   a.admitted = Clock::now();
   active_.emplace(id, std::move(a));
   cv_.notify_all();

@@ -8,8 +8,9 @@
 namespace tpserve {
 
 OutputText::OutputText(const Tokenizer& tokenizer,
+                       absl::Span<const int32_t> prompt,
                        std::vector<std::string> stop, bool render_special)
-    : detokenizer_(tokenizer, render_special) {
+    : detokenizer_(tokenizer, render_special, prompt) {
   matchers_.reserve(stop.size());
   for (std::string& s : stop) {
     if (s.empty()) {

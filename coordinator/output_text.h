@@ -1,10 +1,18 @@
 // The text side of one generation: token ids in, UTF-8 text out, with stop
-// strings applied. Used for streaming (each Push's text is one chunk) and
-// unary responses (emitted() at the end) alike, so both give the same text.
+// strings applied. It is the one place completion text is made: every door
+// (`tpserve generate`, gRPC Generate and GenerateStream, the HTTP door's
+// unary and streamed responses) gets its text from here, so streaming (each
+// Push's text is one chunk) and unary responses (emitted() at the end) give
+// the same text.
+//
+// Tokens are decoded in the context of the prompt (StreamingDetokenizer):
+// the text of the generated tokens is Decode(prompt + generated) minus
+// Decode(prompt), so a SentencePiece "▁Paris" after "The capital of France
+// is" keeps its space, as llama.cpp and vLLM return it.
 //
 // Invariant: the concatenation of every Push's text and Finish's equals
-// Tokenizer::Decode of all tokens pushed, truncated where the first stop
-// string occurrence begins. Text that could still become the start of a
+// that in-context decode of all tokens pushed, truncated where the first
+// stop string occurrence begins. Text that could still become the start of a
 // stop string is held back until it cannot; the stop text itself and
 // anything after it are never emitted.
 //
@@ -20,16 +28,18 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "common/tokenizer.h"
 
 namespace tpserve {
 
 class OutputText {
  public:
-  // `tokenizer` must outlive this. `stop` strings must be non-empty (as
+  // `tokenizer` must outlive this; `prompt` is the context the generated
+  // tokens follow (only read here). `stop` strings must be non-empty (as
   // PrepareRequest ensures); an empty one aborts.
-  OutputText(const Tokenizer& tokenizer, std::vector<std::string> stop,
-             bool render_special);
+  OutputText(const Tokenizer& tokenizer, absl::Span<const int32_t> prompt,
+             std::vector<std::string> stop, bool render_special);
 
   struct Delta {
     std::string text;  // Safe to emit now (possibly empty).

@@ -56,6 +56,43 @@ class GgufBuilder {
     ++n_kv_;
     return *this;
   }
+  // A copy of an entry read from another file (e.g. a vocabulary).
+  GgufBuilder& Copy(const GgufKv& kv) {
+    Key(kv.key, kv.type);
+    if (kv.type == GgufType::kString) {
+      Str(kv_, std::string(kv.strings.at(0)));
+    } else if (kv.type != GgufType::kArray) {
+      kv_.insert(kv_.end(), kv.data, kv.data + ScalarSize(kv.type));
+    } else {
+      Put<uint32_t>(kv_, static_cast<uint32_t>(kv.elem_type));
+      Put<uint64_t>(kv_, kv.count);
+      if (kv.elem_type == GgufType::kString) {
+        for (absl::string_view e : kv.strings) Str(kv_, std::string(e));
+      } else {
+        kv_.insert(kv_.end(), kv.data,
+                   kv.data + kv.count * ScalarSize(kv.elem_type));
+      }
+    }
+    ++n_kv_;
+    return *this;
+  }
+  static size_t ScalarSize(GgufType t) {
+    switch (t) {
+      case GgufType::kUint8:
+      case GgufType::kInt8:
+      case GgufType::kBool:
+        return 1;
+      case GgufType::kUint16:
+      case GgufType::kInt16:
+        return 2;
+      case GgufType::kUint32:
+      case GgufType::kInt32:
+      case GgufType::kFloat32:
+        return 4;
+      default:
+        return 8;
+    }
+  }
   // Raw bytes appended to the metadata section, counted as `kvs` entries.
   GgufBuilder& RawKv(const std::vector<uint8_t>& bytes, uint64_t kvs) {
     kv_.insert(kv_.end(), bytes.begin(), bytes.end());

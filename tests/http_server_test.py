@@ -8,6 +8,9 @@ against a real `tpserve serve --tp 1 --http-listen 127.0.0.1:0`.
 Environment:
   TPSERVE_BIN     the tpserve binary (required)
   TPSERVE_MODEL   the model (default: the default model in .cache/models)
+  TPSERVE_VOCAB_DIR  llama.cpp's vocabulary files (scripts/fetch-test-data.sh;
+                  default .cache/testdata/llama-vocab), for the SentencePiece
+                  model the test writes
   TPSERVE_READY_TIMEOUT  seconds to wait for the ready line (default 180)
 
 Run from the repository root with the python of scripts/python-env.sh:
@@ -17,7 +20,9 @@ Run from the repository root with the python of scripts/python-env.sh:
 import concurrent.futures
 import json
 import os
+import random
 import signal
+import struct
 import subprocess
 import tempfile
 import threading
@@ -39,11 +44,11 @@ def log(msg):
 class Server:
     """`tpserve serve` as a child process; addresses from its stdout lines."""
 
-    def __init__(self, extra_args=()):
+    def __init__(self, extra_args=(), model=None):
         binary = os.environ.get("TPSERVE_BIN")
         if not binary:
             raise unittest.SkipTest("TPSERVE_BIN is not set")
-        self.model = os.environ.get("TPSERVE_MODEL") or DEFAULT_MODEL
+        self.model = model or os.environ.get("TPSERVE_MODEL") or DEFAULT_MODEL
         if not os.path.exists(self.model):
             raise unittest.SkipTest(f"model {self.model} not found (scripts/fetch-model.sh)")
         cmd = [binary, "serve", "--model", self.model, "--tp", "1",
@@ -83,6 +88,105 @@ class Server:
             self.proc.kill()
             self.proc.wait()
             return None
+
+
+def write_synthetic_spm_model(vocab_path, out_path):
+    """A random-weight Llama speaking the vocabulary of `vocab_path` (a
+    vocabulary-only GGUF, e.g. llama.cpp's ggml-vocab-llama-spm.gguf): its
+    tokenizer.* entries copied as they are, fixed random Q8_0 weights (hidden
+    64, 2 heads of 32, 1 KV head, FFN 128, 2 layers). It generates arbitrary
+    but fixed tokens."""
+    with open(vocab_path, "rb") as f:
+        src = f.read()
+    assert src[:4] == b"GGUF", vocab_path
+    _, _, n_kv = struct.unpack_from("<IQQ", src, 4)
+    pos = 24
+    scalar = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+    def skip_string(p):
+        (n,) = struct.unpack_from("<Q", src, p)
+        return p + 8 + n
+
+    copied, n_vocab = [], 0
+    for _ in range(n_kv):
+        start = pos
+        (klen,) = struct.unpack_from("<Q", src, pos)
+        key = src[pos + 8:pos + 8 + klen].decode()
+        pos += 8 + klen
+        (vtype,) = struct.unpack_from("<I", src, pos)
+        pos += 4
+        if vtype == 8:
+            pos = skip_string(pos)
+        elif vtype == 9:
+            etype, count = struct.unpack_from("<IQ", src, pos)
+            pos += 12
+            if etype == 8:
+                for _ in range(count):
+                    pos = skip_string(pos)
+            else:
+                pos += count * scalar[etype]
+            if key == "tokenizer.ggml.tokens":
+                n_vocab = count
+        else:
+            pos += scalar[vtype]
+        if key.startswith("tokenizer."):
+            copied.append(src[start:pos])
+    assert n_vocab > 0
+
+    def kv_string(key, value):
+        k, v = key.encode(), value.encode()
+        return struct.pack("<Q", len(k)) + k + struct.pack("<IQ", 8, len(v)) + v
+
+    def kv_u32(key, value):
+        k = key.encode()
+        return struct.pack("<Q", len(k)) + k + struct.pack("<II", 4, value)
+
+    def kv_f32(key, value):
+        k = key.encode()
+        return struct.pack("<Q", len(k)) + k + struct.pack("<If", 6, value)
+
+    h, ffn, q, kv = 64, 128, 64, 32
+    kvs = [kv_string("general.architecture", "llama"),
+           kv_string("general.name", "synthetic-llama-spm"),
+           kv_u32("llama.context_length", 256), kv_u32("llama.embedding_length", h),
+           kv_u32("llama.block_count", 2), kv_u32("llama.feed_forward_length", ffn),
+           kv_u32("llama.attention.head_count", 2),
+           kv_u32("llama.attention.head_count_kv", 1),
+           kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5),
+           kv_f32("llama.rope.freq_base", 10000.0)] + copied
+    rng = random.Random(1234)
+    scale = struct.pack("<e", 0.0006)  # Weights ~ U(-0.077, 0.076).
+
+    def q8_0(n):  # Blocks of 32: an f16 scale, 32 int8 quants.
+        return b"".join(scale + rng.randbytes(32) for _ in range(n // 32))
+
+    ones = struct.pack(f"<{h}f", *([1.0] * h))
+    tensors = [("token_embd.weight", [h, n_vocab], 8, q8_0(h * n_vocab)),
+               ("output_norm.weight", [h], 0, ones),
+               ("output.weight", [h, n_vocab], 8, q8_0(h * n_vocab))]
+    for i in range(2):
+        p = f"blk.{i}."
+        tensors += [(p + "attn_norm.weight", [h], 0, ones),
+                    (p + "ffn_norm.weight", [h], 0, ones),
+                    (p + "attn_q.weight", [h, q], 8, q8_0(h * q)),
+                    (p + "attn_k.weight", [h, kv], 8, q8_0(h * kv)),
+                    (p + "attn_v.weight", [h, kv], 8, q8_0(h * kv)),
+                    (p + "attn_output.weight", [q, h], 8, q8_0(q * h)),
+                    (p + "ffn_gate.weight", [h, ffn], 8, q8_0(h * ffn)),
+                    (p + "ffn_up.weight", [h, ffn], 8, q8_0(h * ffn)),
+                    (p + "ffn_down.weight", [ffn, h], 8, q8_0(ffn * h))]
+    infos, data = b"", b""
+    for name, dims, ggml_type, payload in tensors:
+        data += b"\0" * (-len(data) % 32)
+        n = name.encode()
+        infos += (struct.pack("<Q", len(n)) + n + struct.pack("<I", len(dims)) +
+                  struct.pack(f"<{len(dims)}Q", *dims) +
+                  struct.pack("<IQ", ggml_type, len(data)))
+        data += payload
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs)) + b"".join(kvs) + infos
+    out += b"\0" * (-len(out) % 32) + data
+    with open(out_path, "wb") as f:
+        f.write(out)
 
 
 def assert_error_object(test, response, status):
@@ -368,6 +472,81 @@ class HttpServerTest(unittest.TestCase):
         code = self.server.stop(timeout=60)
         log(f"SIGTERM: exit code {code} after {time.monotonic() - start:.1f} s")
         self.assertEqual(code, 0)
+
+
+class SentencePieceTest(unittest.TestCase):
+    """Issue 14: with a SentencePiece vocabulary the first generated token lost
+    its leading space ("The capital of France is" + "▁Paris" gave "Paris",
+    where llama.cpp and vLLM give " Paris"). A random-weight model speaking
+    Llama 2's vocabulary generates arbitrary tokens; whatever they are, the
+    text must be what they decode to after the prompt, unary and streamed."""
+
+    PROMPTS = ["The capital of France is", "Le milliard de téléchargements",
+               "Once upon a time", "My favourite fruit is",
+               "The three primary colours are", "def fibonacci(n):"]
+
+    @classmethod
+    def setUpClass(cls):
+        vocab_dir = os.environ.get("TPSERVE_VOCAB_DIR") or ".cache/testdata/llama-vocab"
+        vocab = os.path.join(vocab_dir, "ggml-vocab-llama-spm.gguf")
+        if not os.path.exists(vocab):
+            raise unittest.SkipTest(f"{vocab} not found (scripts/fetch-test-data.sh)")
+        cls.tmp = tempfile.TemporaryDirectory()
+        model = os.path.join(cls.tmp.name, "synthetic-llama-spm.gguf")
+        write_synthetic_spm_model(vocab, model)
+        cls.server = Server(model=model)
+        cls.model = os.path.basename(model)
+        cls.http = httpx.Client(base_url=cls.server.url, timeout=TIMEOUT_S)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.http.close()
+        if cls.server.proc.poll() is None:
+            cls.server.stop(10)
+        cls.tmp.cleanup()
+
+    def test_text_is_the_decode_in_context(self):
+        first_spaces = 0
+        for prompt in self.PROMPTS:
+            with self.subTest(prompt=prompt):
+                body = {"model": self.model, "prompt": prompt, "max_tokens": 12,
+                        "temperature": 0, "logprobs": 0}
+                r = self.http.post("/v1/completions", json=body)
+                self.assertEqual(r.status_code, 200, r.text)
+                choice = r.json()["choices"][0]
+                text, tokens = choice["text"], choice["logprobs"]["tokens"]
+                log(f"{prompt!r} -> {text!r} {tokens}")
+                self.assertTrue(tokens)
+                # Each token's own bytes (llama.cpp's token_to_piece): after
+                # a prompt, their concatenation is the text, first space
+                # included, when every token is whole UTF-8 and plain text.
+                plain = all("\ufffd" not in t and t not in ("<s>", "</s>", "<unk>")
+                            for t in tokens)
+                if plain:
+                    self.assertEqual(text, "".join(tokens))
+                if tokens[0].startswith(" "):
+                    first_spaces += 1
+                    self.assertTrue(text.startswith(" "), text)
+                # Streamed deltas join to the same text.
+                events = []
+                with self.http.stream("POST", "/v1/completions",
+                                      json={**body, "stream": True}) as s:
+                    self.assertEqual(s.status_code, 200)
+                    events = sse_events(s)
+                self.assertEqual(events[-1], "[DONE]")
+                parts = [json.loads(e)["choices"][0]["text"] for e in events[:-1]
+                         if json.loads(e)["choices"]]
+                self.assertEqual("".join(parts), text)
+                if tokens[0].startswith(" "):
+                    # The first delta with text carries the space.
+                    self.assertTrue(next(p for p in parts if p).startswith(" "))
+                    # A stop string that begins with the space matches at once.
+                    stop = self.http.post("/v1/completions",
+                                          json={**body, "stop": [tokens[0]]}).json()
+                    self.assertEqual(stop["choices"][0]["text"], "")
+                    self.assertEqual(stop["choices"][0]["finish_reason"], "stop")
+        # The weights are fixed: this many prompts start with a "▁" token.
+        self.assertGreaterEqual(first_spaces, 2)
 
 
 LONG = {"prompt": "Write a very long story about a cat.", "max_tokens": 4000,

@@ -1,7 +1,11 @@
 // OutputText: stop strings over streamed tokens. Hand-picked token pieces
 // (a fake vocabulary, so splits inside characters and stop strings are
 // exact) and randomized sequences against the whole-sequence decode, with
-// the fake vocabulary and with the default model's tokenizer.
+// the fake vocabulary and with the default model's tokenizer. Then text in
+// the prompt's context: SentencePiece vocabularies (tests/golden/spm_tiny,
+// llama.cpp's Llama 2 vocabulary) keep the leading space of the first
+// generated token, and byte-level BPE ones (the default model, llama.cpp's
+// Llama 3 vocabulary) decode the same in context as alone.
 #include "coordinator/output_text.h"
 
 #include <gmock/gmock.h>
@@ -12,7 +16,9 @@
 #include <memory>
 #include <random>
 
+#include "absl/strings/match.h"
 #include "common/model_tokenizer.h"
+#include "common/sentencepiece_tokenizer.h"
 #include "common/unicode.h"
 #include "tests/test_paths.h"
 
@@ -86,11 +92,13 @@ struct StreamRun {
   size_t tokens_used = 0;  // Pushes until stopped (or all).
 };
 
-// Streams `ids` until a stop; Finish unless stopped.
+// Streams `ids` (generated after `prompt`) until a stop; Finish unless
+// stopped.
 StreamRun Stream(const Tokenizer& tok, const std::vector<int32_t>& ids,
                  const std::vector<std::string>& stop,
-                 bool render_special = false) {
-  OutputText out(tok, stop, render_special);
+                 bool render_special = false,
+                 const std::vector<int32_t>& prompt = {}) {
+  OutputText out(tok, prompt, stop, render_special);
   StreamRun run;
   for (int32_t id : ids) {
     OutputText::Delta d = out.Push(id);
@@ -141,15 +149,36 @@ size_t FirstStop(const std::string& text, const std::vector<std::string>& stop,
   return best;
 }
 
+// What `ids` decode to after `prompt`: Decode(prompt + ids) minus
+// Decode(prompt). False when that is not defined: the prompt ends inside a
+// UTF-8 character (its decode ends with a U+FFFD that the continuation's
+// bytes may complete or join).
+bool DecodeInContext(const Tokenizer& tok, const std::vector<int32_t>& prompt,
+                     const std::vector<int32_t>& ids, std::string* text) {
+  StreamingDetokenizer alone(tok, false);
+  std::string complete;
+  for (int32_t id : prompt) complete += alone.Push(id);
+  const std::string before = tok.Decode(prompt, false);
+  if (complete != before) return false;
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), ids.begin(), ids.end());
+  const std::string whole = tok.Decode(all, false);
+  if (!absl::StartsWith(whole, before)) return false;
+  *text = whole.substr(before.size());
+  return true;
+}
+
 // Checks a stream against the whole-sequence decode: it stops at the first
 // token whose decode contains a stop string, and its text is that decode
-// cut at the earliest occurrence.
+// cut at the earliest occurrence. The decode is in the context of `prompt`
+// (checked against DecodeInContext when that is defined).
 void CheckAgainstDecode(const Tokenizer& tok, const std::vector<int32_t>& ids,
-                        const std::vector<std::string>& stop) {
-  const StreamRun run = Stream(tok, ids, stop);
+                        const std::vector<std::string>& stop,
+                        const std::vector<int32_t>& prompt = {}) {
+  const StreamRun run = Stream(tok, ids, stop, false, prompt);
   // The decode up to each prefix, without the end-of-sequence flush (a held
   // incomplete character is not text yet).
-  StreamingDetokenizer detok(tok, false);
+  StreamingDetokenizer detok(tok, false, prompt);
   std::string decoded;
   for (size_t i = 0; i < ids.size(); ++i) {
     decoded += detok.Push(ids[i]);
@@ -164,7 +193,13 @@ void CheckAgainstDecode(const Tokenizer& tok, const std::vector<int32_t>& ids,
     }
   }
   decoded += detok.Finish();
-  EXPECT_EQ(decoded, tok.Decode(ids, false));
+  if (prompt.empty()) {
+    EXPECT_EQ(decoded, tok.Decode(ids, false));
+  }
+  std::string in_context;
+  if (DecodeInContext(tok, prompt, ids, &in_context)) {
+    EXPECT_EQ(decoded, in_context);
+  }
   std::string matched;
   const size_t at = FirstStop(decoded, stop, &matched);
   EXPECT_EQ(run.stopped, at != std::string::npos);
@@ -371,7 +406,7 @@ TEST(OutputTextTest, LongOutputWithNearMatches) {
     stop.push_back(std::string(255, 'a') + static_cast<char>('b' + i % 2));
   }
   stop.back() = std::string(256, 'a');  // Never matches "aaa...ab".
-  OutputText out(tok, stop, false);
+  OutputText out(tok, {}, stop, false);
   const int32_t a = tok.Ids({"a"})[0];
   const int32_t x = tok.Ids({"x"})[0];
   size_t emitted = 0;
@@ -383,6 +418,173 @@ TEST(OutputTextTest, LongOutputWithNearMatches) {
   }
   EXPECT_EQ(emitted + out.Finish().size(), 200000u);
 }
+
+// Text in the prompt's context.
+
+constexpr char kSpmSpace[] = "\xE2\x96\x81";  // U+2581, SentencePiece's space.
+
+// The tokenizers the in-context tests run on, by name: "spm_tiny" (a
+// trained SentencePiece model, tests/golden), "default" (the default
+// model's byte-level BPE), or a llama.cpp vocabulary ("llama-spm" is Llama
+// 2's, "llama-bpe" Llama 3's).
+std::unique_ptr<Tokenizer> TokenizerNamed(const std::string& name) {
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tok;
+  std::string hint;
+  if (name == "spm_tiny") {
+    tok = SentencePieceTokenizerFromModel(testing::ReadFileOrEmpty(
+        testing::GoldenPath("spm_tiny/tokenizer.model")));
+  } else if (name == "default") {
+    tok = LoadTokenizer(testing::DefaultModelPath());
+    hint = testing::kModelHint;
+  } else {
+    tok = LoadTokenizer(testing::VocabPath(name));
+    hint = testing::kVocabHint;
+  }
+  EXPECT_TRUE(tok.ok()) << name << ": " << tok.status() << "\n" << hint;
+  return tok.ok() ? std::move(*tok) : nullptr;
+}
+
+std::vector<int32_t> EncodeText(const Tokenizer& tok, const std::string& text,
+                                bool add_bos) {
+  EncodeOptions options;
+  options.add_bos = add_bos;
+  auto ids = tok.Encode(text, options);
+  EXPECT_TRUE(ids.ok()) << ids.status();
+  return ids.ok() ? *ids : std::vector<int32_t>{};
+}
+
+std::vector<int32_t> Concat(std::vector<int32_t> a,
+                            const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// Issue 14: llama.cpp continues "Le milliard de téléchargements" with
+// " Crow manera"; tpserve printed "Crow manera" (and "The capital of France
+// is" + "Paris" ran together).
+TEST(OutputTextInContextTest, LlamaSpmKeepsTheSpaceOfTheFirstToken) {
+  auto tok = TokenizerNamed("llama-spm");
+  ASSERT_NE(tok, nullptr);
+  ASSERT_TRUE(tok->strips_leading_space());
+  const std::vector<int32_t> prompt =
+      EncodeText(*tok, "Le milliard de téléchargements", /*add_bos=*/true);
+  // Encode prefixes the space: the first token is "▁Crow".
+  const std::vector<int32_t> gen = EncodeText(*tok, "Crow manera", false);
+  ASSERT_GE(gen.size(), 2u);
+  ASSERT_TRUE(absl::StartsWith(tok->TokenText(gen[0]), kSpmSpace))
+      << tok->TokenText(gen[0]);
+  const StreamRun run = Stream(*tok, gen, {}, false, prompt);
+  EXPECT_EQ(run.text, " Crow manera");
+  std::string want;
+  ASSERT_TRUE(DecodeInContext(*tok, prompt, gen, &want));
+  EXPECT_EQ(want, " Crow manera");
+  // The first chunk (a stream's first message) carries the space.
+  EXPECT_TRUE(absl::StartsWith(run.chunks[0], " C")) << run.chunks[0];
+
+  const std::vector<int32_t> france =
+      EncodeText(*tok, "The capital of France is", true);
+  const std::vector<int32_t> paris = EncodeText(*tok, "Paris.", false);
+  EXPECT_EQ(Stream(*tok, paris, {}, false, france).text, " Paris.");
+
+  // A stop string that begins with that space matches at the very start.
+  const StreamRun stopped = Stream(*tok, gen, {" Crow"}, false, prompt);
+  EXPECT_TRUE(stopped.stopped);
+  EXPECT_EQ(stopped.text, "");
+  EXPECT_EQ(stopped.tokens_used, 1u);
+  EXPECT_EQ(Stream(*tok, gen, {"w m"}, false, prompt).text, " Cro");
+
+  // After a prompt that decodes to no text (BOS alone, unrendered) the
+  // output is a text of its own and loses the space, as Decode does.
+  const std::vector<int32_t> bos = {tok->bos_id()};
+  EXPECT_EQ(Stream(*tok, gen, {}, false, bos).text, "Crow manera");
+  EXPECT_EQ(tok->Decode(Concat(bos, gen), false), "Crow manera");
+  // Rendered, BOS is text, and the space stays.
+  EXPECT_EQ(Stream(*tok, gen, {}, true, bos).text, " Crow manera");
+  EXPECT_EQ(tok->Decode(Concat(bos, gen), true), "<s> Crow manera");
+}
+
+TEST(OutputTextInContextTest, SentencePieceModelKeepsTheSpaceOfTheFirstToken) {
+  auto tok = TokenizerNamed("spm_tiny");
+  ASSERT_NE(tok, nullptr);
+  ASSERT_TRUE(tok->strips_leading_space());
+  const std::vector<int32_t> prompt =
+      EncodeText(*tok, "The capital of France is", true);
+  const std::vector<int32_t> gen =
+      EncodeText(*tok, "Paris, and then Lyon.", false);
+  ASSERT_FALSE(gen.empty());
+  ASSERT_TRUE(absl::StartsWith(tok->TokenText(gen[0]), kSpmSpace));
+  const StreamRun run = Stream(*tok, gen, {}, false, prompt);
+  EXPECT_EQ(run.text, " Paris, and then Lyon.");
+  EXPECT_EQ(run.text, tok->Decode(Concat(prompt, gen), false)
+                          .substr(tok->Decode(prompt, false).size()));
+  EXPECT_EQ(Stream(*tok, gen, {" Par"}, false, prompt).text, "");
+  EXPECT_EQ(Stream(*tok, gen, {}, false, {tok->bos_id()}).text,
+            "Paris, and then Lyon.");
+}
+
+// Random prompts and continuations (real text cut at a random token, or
+// random ids) against Decode(prompt + generated) minus Decode(prompt), with
+// random stop strings.
+class InContextTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(InContextTest, RandomContinuationsMatchTheDecodeInContext) {
+  auto tok = TokenizerNamed(GetParam());
+  ASSERT_NE(tok, nullptr);
+  const std::vector<std::string> texts = {
+      "The capital of France is Paris. It is also the largest city.",
+      "Le milliard de téléchargements Crow manera",
+      "  two leading spaces, trailing ones   and\n\nnew lines\n",
+      "Ünïcödé tëxt — with “quotes”, € and 😀 emoji 😀😀.",
+      "日本語のテキスト、中文文本。 mixed with words",
+      "a b c d e f g",
+  };
+  std::mt19937 rng(7);
+  int checked = 0;
+  int spaces_kept = 0;
+  const int iterations = 1500;
+  for (int iter = 0; iter < iterations; ++iter) {
+    const std::vector<int32_t> ids =
+        EncodeText(*tok, texts[rng() % texts.size()], rng() % 2 == 0);
+    const size_t cut = rng() % (ids.size() + 1);
+    const std::vector<int32_t> prompt(ids.begin(), ids.begin() + cut);
+    std::vector<int32_t> gen(ids.begin() + cut, ids.end());
+    if (iter % 3 == 2) {
+      gen.resize(rng() % 16);
+      for (int32_t& id : gen) {
+        id = static_cast<int32_t>(rng() % tok->vocab_size());
+      }
+    }
+    std::string in_context;
+    if (!DecodeInContext(*tok, prompt, gen, &in_context)) continue;
+    ++checked;
+    const std::vector<std::string> stop = RandomStops(rng, in_context);
+    SCOPED_TRACE(::testing::Message() << GetParam() << " iteration " << iter);
+    CheckAgainstDecode(*tok, gen, stop, prompt);
+    // The property the issue is about, spelled out: after a prompt with
+    // text, a first token "▁x" gives " x".
+    if (!gen.empty() && !tok->Decode(prompt, false).empty() &&
+        absl::StartsWith(tok->TokenText(gen[0]), kSpmSpace) &&
+        tok->token_type(gen[0]) == TokenType::kNormal) {
+      EXPECT_TRUE(
+          absl::StartsWith(Stream(*tok, gen, {}, false, prompt).text, " "));
+      ++spaces_kept;
+    }
+    if (HasFailure()) return;
+  }
+  EXPECT_GT(checked, iterations / 2);
+  if (tok->strips_leading_space()) {
+    EXPECT_GT(spaces_kept, 50);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Vocabularies, InContextTest,
+                         ::testing::Values("spm_tiny", "llama-spm", "llama-bpe",
+                                           "default"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace tpserve

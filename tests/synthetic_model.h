@@ -153,6 +153,75 @@ inline std::string WriteSyntheticModel(GgmlType type,
   return path;
 }
 
+// A random Llama speaking a real vocabulary: every tokenizer.* entry of the
+// GGUF file `vocab_path` (e.g. llama.cpp's vocabulary-only
+// ggml-vocab-llama-spm.gguf) and random Q8_0 weights sized for it: hidden
+// 64, 2 query heads of 32, 1 KV head, FFN 128, 2 layers, context 256. Its
+// greedy output is arbitrary but fixed tokens, which is what tests of the
+// text path need. Returns the written path, or "" if `vocab_path` cannot be
+// read.
+inline std::string WriteSyntheticModelWithVocab(const std::string& vocab_path,
+                                                const std::string& name) {
+  auto vocab = GgufFile::Open(vocab_path);
+  if (!vocab.ok()) return "";
+  auto tokens = (*vocab)->GetStringArray("tokenizer.ggml.tokens");
+  if (!tokens.ok()) return "";
+  const uint64_t n_vocab = tokens->size();
+  const uint64_t h = 64, ffn = 128, q = 64, kv = 32;
+  std::mt19937 rng(1234);
+  std::normal_distribution<float> normal(0.f, 0.08f);
+  auto q8 = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = normal(rng);
+    return QuantizeQ8_0(v);
+  };
+  std::vector<uint8_t> ones(h * 4);
+  for (uint64_t i = 0; i < h; ++i) {
+    const float one = 1.f;
+    std::memcpy(&ones[i * 4], &one, 4);
+  }
+  GgufBuilder b;
+  b.String("general.architecture", "llama")
+      .String("general.name", name)
+      .Uint32("llama.context_length", 256)
+      .Uint32("llama.embedding_length", h)
+      .Uint32("llama.block_count", 2)
+      .Uint32("llama.feed_forward_length", ffn)
+      .Uint32("llama.attention.head_count", 2)
+      .Uint32("llama.attention.head_count_kv", 1)
+      .Float32("llama.attention.layer_norm_rms_epsilon", 1e-5f)
+      .Float32("llama.rope.freq_base", 10000.f);
+  for (const GgufKv& entry : (*vocab)->metadata()) {
+    if (entry.key.rfind("tokenizer.", 0) == 0) b.Copy(entry);
+  }
+  b.Tensor("token_embd.weight", {h, n_vocab}, GgmlType::kQ8_0, q8(h * n_vocab));
+  b.Tensor("output_norm.weight", {h}, GgmlType::kF32, ones);
+  b.Tensor("output.weight", {h, n_vocab}, GgmlType::kQ8_0, q8(h * n_vocab));
+  for (int i = 0; i < 2; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    b.Tensor(p + "attn_norm.weight", {h}, GgmlType::kF32, ones);
+    b.Tensor(p + "ffn_norm.weight", {h}, GgmlType::kF32, ones);
+    b.Tensor(p + "attn_q.weight", {h, q}, GgmlType::kQ8_0, q8(h * q));
+    b.Tensor(p + "attn_k.weight", {h, kv}, GgmlType::kQ8_0, q8(h * kv));
+    b.Tensor(p + "attn_v.weight", {h, kv}, GgmlType::kQ8_0, q8(h * kv));
+    b.Tensor(p + "attn_output.weight", {q, h}, GgmlType::kQ8_0, q8(q * h));
+    b.Tensor(p + "ffn_gate.weight", {h, ffn}, GgmlType::kQ8_0, q8(h * ffn));
+    b.Tensor(p + "ffn_up.weight", {h, ffn}, GgmlType::kQ8_0, q8(h * ffn));
+    b.Tensor(p + "ffn_down.weight", {ffn, h}, GgmlType::kQ8_0, q8(ffn * h));
+  }
+  const std::string path = ::testing::TempDir() + "/" + name + ".gguf";
+  const std::vector<uint8_t> bytes = b.Build();
+  static int counter = 0;  // Aside and renamed, as WriteSyntheticModel does.
+  const std::string tmp = path + ".tmp." + std::to_string(getpid()) + "." +
+                          std::to_string(counter++);
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  }
+  std::rename(tmp.c_str(), path.c_str());
+  return path;
+}
+
 }  // namespace tpserve::testing
 
 #endif  // TPSERVE_TESTS_SYNTHETIC_MODEL_H_

@@ -22,6 +22,20 @@ inline constexpr char kModelHint[] =
     "the default model is missing: run scripts/fetch-model.sh (or set "
     "TPSERVE_MODEL to a SmolLM2-135M-Instruct Q4_1 GGUF)";
 
+// llama.cpp's vocabulary-only GGUF files ("llama-spm" names
+// ggml-vocab-llama-spm.gguf), fetched by scripts/fetch-test-data.sh into
+// TPSERVE_VOCAB_DIR.
+inline std::string VocabPath(const std::string& name) {
+  const char* env = std::getenv("TPSERVE_VOCAB_DIR");
+  const std::string dir =
+      env != nullptr && *env != '\0' ? env : ".cache/testdata/llama-vocab";
+  return dir + "/ggml-vocab-" + name + ".gguf";
+}
+
+inline constexpr char kVocabHint[] =
+    "llama.cpp's vocabulary files are missing: run scripts/fetch-test-data.sh "
+    "(or set TPSERVE_VOCAB_DIR to its folder)";
+
 inline std::string GoldenPath(const std::string& name) {
   return "tests/golden/" + name;
 }

@@ -215,6 +215,52 @@ TEST(SentencePieceTokenizerTest, MatchesSentencePieceOnTrainedModel) {
   EXPECT_FALSE(SentencePieceTokenizerFromModel("garbage").ok());
 }
 
+// Streaming in the context of a prompt: for every cut of every corpus text
+// into prompt and continuation, the continuation's text is Decode(all)
+// minus Decode(prompt). SentencePiece drops the prefix space only at the
+// start of the whole text, so "▁world" after "Hello" stays " world".
+TEST(SentencePieceTokenizerTest, StreamingDecodesInTheContextOfAPrompt) {
+  auto tok = SentencePieceTokenizerFromModel(testing::ReadFileOrEmpty(
+      testing::GoldenPath("spm_tiny/tokenizer.model")));
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  const json corpus = LoadJson("tokenizer_corpus.json");
+  EncodeOptions with_bos;
+  with_bos.add_bos = true;
+  int cuts = 0;
+  for (const json& entry : corpus) {
+    const std::string text = entry;
+    auto ids = (*tok)->Encode(text, with_bos);
+    ASSERT_TRUE(ids.ok());
+    for (size_t cut = 0; cut <= ids->size(); ++cut) {
+      const std::vector<int32_t> prompt(ids->begin(), ids->begin() + cut);
+      const std::string before = (*tok)->Decode(prompt, false);
+      const std::string whole = (*tok)->Decode(*ids, false);
+      // Cuts inside a byte-fallback character have no text of their own.
+      if (whole.compare(0, before.size(), before) != 0) continue;
+      StreamingDetokenizer stream(**tok, false, prompt);
+      std::string out;
+      for (size_t i = cut; i < ids->size(); ++i) out += stream.Push((*ids)[i]);
+      out += stream.Finish();
+      EXPECT_EQ(out, whole.substr(before.size()))
+          << "text '" << text << "' cut after " << cut << " tokens";
+      ++cuts;
+    }
+  }
+  EXPECT_GT(cuts, 100);
+  // The prompt's text is what counts: BOS alone decodes to nothing.
+  auto world = (*tok)->Encode("world", {});
+  ASSERT_TRUE(world.ok());
+  StreamingDetokenizer after_hello(**tok, false, *(*tok)->Encode("Hello", {}));
+  StreamingDetokenizer after_bos(**tok, false, {(*tok)->bos_id()});
+  std::string kept, stripped;
+  for (int32_t id : *world) {
+    kept += after_hello.Push(id);
+    stripped += after_bos.Push(id);
+  }
+  EXPECT_EQ(kept, " world");
+  EXPECT_EQ(stripped, "world");
+}
+
 // A Hugging Face folder: config.json plus tokenizer.json or tokenizer.model.
 std::string MakeFolder(const std::string& name,
                        const std::string& tokenizer_file,
