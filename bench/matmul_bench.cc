@@ -1,6 +1,7 @@
 // MatMul of the default model's shapes on the CPU backend: Q4_1 (the model's
 // weights) and Q8_0 (its tied lm_head), decode (n = 1) and a small batch
-// (n = 8), 1 and 2 threads; and the K-quants Q4_K, Q5_K, Q6_K on shapes
+// (n = 8), 1 and 2 threads; Q5_0 and Q5_1 (the fall-backs of K-quant
+// mixes) on the same shapes; and the K-quants Q4_K, Q5_K, Q6_K on shapes
 // whose cols are a multiple of 256. Reports weight bytes read per second
 // ("bytes_per_second", the memory-bound figure for decode) and GFLOP/s
 // (2 * rows * cols * n per call). Random weights with sane scales: speed
@@ -41,8 +42,8 @@ std::vector<uint8_t> MakeWeights(GgmlType type, int64_t rows, int64_t cols) {
   const GgmlHalf d = Fp32ToFp16(0.01f), m = Fp32ToFp16(-0.05f);
   // Q6_K keeps its d last; the others start with d (and m or dmin).
   const size_t d_off = type == GgmlType::kQ6_K ? offsetof(BlockQ6_K, d) : 0;
-  const bool has_m = type == GgmlType::kQ4_1 || type == GgmlType::kQ4_K ||
-                     type == GgmlType::kQ5_K;
+  const bool has_m = type == GgmlType::kQ4_1 || type == GgmlType::kQ5_1 ||
+                     type == GgmlType::kQ4_K || type == GgmlType::kQ5_K;
   for (size_t off = 0; off < data.size(); off += tr.type_size) {
     std::memcpy(&data[off + d_off], &d, 2);
     if (has_m) std::memcpy(&data[off + 2], &m, 2);
@@ -96,6 +97,8 @@ void KArgs(benchmark::internal::Benchmark* b) { ArgsFor(b, 3); }
 
 BENCHMARK_CAPTURE(BM_MatMul, q4_1, GgmlType::kQ4_1)->Apply(Args);
 BENCHMARK_CAPTURE(BM_MatMul, q8_0, GgmlType::kQ8_0)->Apply(Args);
+BENCHMARK_CAPTURE(BM_MatMul, q5_0, GgmlType::kQ5_0)->Apply(Args);
+BENCHMARK_CAPTURE(BM_MatMul, q5_1, GgmlType::kQ5_1)->Apply(Args);
 BENCHMARK_CAPTURE(BM_MatMul, q4_k, GgmlType::kQ4_K)->Apply(KArgs);
 BENCHMARK_CAPTURE(BM_MatMul, q5_k, GgmlType::kQ5_K)->Apply(KArgs);
 BENCHMARK_CAPTURE(BM_MatMul, q6_k, GgmlType::kQ6_K)->Apply(KArgs);

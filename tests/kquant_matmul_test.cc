@@ -21,6 +21,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -29,6 +30,7 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/reference_ops.h"
 
 namespace tpserve {
 namespace {
@@ -297,6 +299,41 @@ std::vector<float> GgmlMatMul(const WeightMatrix& w, const float* x, int64_t n,
   return y;
 }
 
+// ggml_vec_dot_q5_0_q8_0 and ggml_vec_dot_q5_1_q8_1 (AVX2; llamafile's
+// tinyBLAS, which takes Q5_0 batches, sums the same way), on the project's
+// q8_0/q8_1 activations (QuantizeActivationBlock, ggml's x86 quantizer).
+float VecDotQ5Legacy(GgmlType type, const uint8_t* row, const float* x,
+                     int nb) {
+  const bool q5_1 = type == GgmlType::kQ5_1;
+  const size_t bytes = GetGgmlType(type).type_size;
+  float acc[8] = {}, summs = 0;
+  for (int b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + b * bytes;
+    int8_t q[32];
+    float yd, ys;
+    QuantizeActivationBlock(x + 32 * b, q, &yd, &ys);
+    GgmlHalf xd, xm = 0;
+    std::memcpy(&xd, blk, 2);
+    if (q5_1) std::memcpy(&xm, blk + 2, 2);
+    const uint8_t* qh = blk + (q5_1 ? 4 : 2);
+    const uint8_t* qs = qh + 4;
+    uint32_t h;
+    std::memcpy(&h, qh, 4);
+    int32_t lane[8] = {};
+    for (int e = 0; e < 32; ++e) {
+      const int nib = e < 16 ? (qs[e] & 0xF) : (qs[e - 16] >> 4);
+      const int w = (nib | (((h >> e) & 1) << 4)) - (q5_1 ? 0 : 16);
+      lane[e / 4] += w * q[e];
+    }
+    const float d = Fp16ToFp32(xd) * yd;
+    for (int l = 0; l < 8; ++l) {
+      acc[l] = std::fma(static_cast<float>(lane[l]), d, acc[l]);
+    }
+    if (q5_1) summs = std::fma(Fp16ToFp32(xm), ys, summs);
+  }
+  return Hsum8(acc) + summs;
+}
+
 // ---- Inputs -------------------------------------------------------------
 
 // Random blocks with sane fp16 scales; `extreme` makes every quant and
@@ -475,6 +512,55 @@ TEST(KQuantMatMulTest, OneGgmlBatchIsGgmlBitForBit) {
       }
     }
     hwy::SetSupportedTargetsForTest(0);
+  }
+}
+
+// Q5_0 and Q5_1, the legacy fall-backs of the K-quant mixes (llama-quantize
+// writes them where a row is not a multiple of 256), on the x86 kernels.
+TEST(KQuantMatMulTest, LegacyQ5IsGgmlBitForBitOnX86) {
+  std::mt19937 rng(3);
+  std::unique_ptr<Backend> backend = MakeCpuBackend(2);
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+  for (GgmlType type : {GgmlType::kQ5_0, GgmlType::kQ5_1}) {
+    for (const auto [rows, cols, n] :
+         {std::tuple<int64_t, int64_t, int64_t>{33, 576, 1},
+          {64, 288, 5},
+          {17, 1536, 9}}) {
+      SCOPED_TRACE(absl::StrCat(GgmlTypeName(type), " rows=", rows,
+                                " cols=", cols, " n=", n));
+      const size_t bytes = GetGgmlType(type).type_size;
+      const size_t stride = *GgmlRowBytes(type, cols);
+      std::vector<uint8_t> data(rows * stride);
+      for (uint8_t& b : data) b = static_cast<uint8_t>(rng());
+      for (size_t off = 0; off < data.size(); off += bytes) {
+        const GgmlHalf d = Fp32ToFp16(scale(rng)), m = Fp32ToFp16(-scale(rng));
+        std::memcpy(&data[off], &d, 2);
+        if (type == GgmlType::kQ5_1) std::memcpy(&data[off + 2], &m, 2);
+      }
+      const WeightMatrix w{type, rows, cols, data.data(), stride};
+      const std::vector<float> x = Activations(n, cols, false, rng);
+      int checked = 0;
+      for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+        const std::string name = hwy::TargetName(target);
+        if (name != "AVX2" && name.rfind("AVX3", 0) != 0) continue;
+        hwy::SetSupportedTargetsForTest(target);
+        SCOPED_TRACE(name);
+        std::vector<float> y(n * rows, NAN);
+        ASSERT_TRUE(backend->MatMul(w, x.data(), n, y.data()).ok());
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t r = 0; r < rows; ++r) {
+            const float want = VecDotQ5Legacy(type, data.data() + r * stride,
+                                              x.data() + i * cols,
+                                              static_cast<int>(cols / 32));
+            ASSERT_EQ(Fp32Bits(y[i * rows + r]), Fp32Bits(want))
+                << "row " << i << " col " << r;
+          }
+        }
+        ++checked;
+      }
+      hwy::SetSupportedTargetsForTest(0);
+      if (checked == 0) GTEST_SKIP() << "no x86 AVX2/AVX-512 target here";
+    }
   }
 }
 

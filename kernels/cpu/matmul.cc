@@ -65,7 +65,7 @@ HWY_INLINE float HalfToFloat(GgmlHalf h) {
 #endif
 }
 
-// ---- Scalar integer kernels (every target; the only path for Q5_*) --------
+// ---- Scalar integer kernels (targets without the x86 kernels below) -------
 //
 // Unpack one block's quants to integers (offset removed where the format
 // has one), then integer dot products per 32 (or 16) elements.
@@ -258,10 +258,35 @@ HWY_INLINE VU8 UnpackNibbles16(const uint8_t* qs) {
 // Legacy formats Q8_0, Q4_0, Q4_1.
 template <GgmlType kType>
 struct SimdLegacyKernel {
-  static constexpr size_t kBytes = kType == GgmlType::kQ8_0 ? sizeof(BlockQ8_0)
-                                   : kType == GgmlType::kQ4_0
-                                       ? sizeof(BlockQ4_0)
-                                       : sizeof(BlockQ4_1);
+  static constexpr size_t kBytes =
+      kType == GgmlType::kQ8_0   ? sizeof(BlockQ8_0)
+      : kType == GgmlType::kQ4_0 ? sizeof(BlockQ4_0)
+      : kType == GgmlType::kQ4_1 ? sizeof(BlockQ4_1)
+      : kType == GgmlType::kQ5_0 ? sizeof(BlockQ5_0)
+                                 : sizeof(BlockQ5_1);
+  static constexpr bool kSigned =
+      kType == GgmlType::kQ8_0 || kType == GgmlType::kQ5_0;
+
+  // The 32 quants of a Q5_0/Q5_1 block in element order: nibbles with bit
+  // 4 from qh (Q5_0 less its 16 offset, so signed).
+  template <class Block>
+  static HWY_INLINE VI8 UnpackQ5(const Block* bq) {
+    uint32_t qh;
+    std::memcpy(&qh, bq->qh, 4);
+    // Byte i of the vector takes byte i / 8 of qh, then its bit i % 8.
+    const __m256i bytes = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(static_cast<int>(qh)),
+        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
+                         2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+    __m256i q = _mm256_or_si256(UnpackNibbles16(bq->qs).raw,
+                                _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+    if constexpr (kType == GgmlType::kQ5_0) {
+      q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+    }
+    return VI8{q};
+  }
 
   // Block b of the weight row against NR activation rows: acc += block dot
   // products (scaled), corr += offset/min terms.
@@ -271,10 +296,19 @@ struct SimdLegacyKernel {
                                const float* const* ads, VF* acc, float* corr) {
     const DF df;
     const uint8_t* blk = wrow + b * kBytes;
-    if constexpr (kType == GgmlType::kQ8_0) {
-      const auto* bq = reinterpret_cast<const BlockQ8_0*>(blk);
-      const float dw = HalfToFloat(bq->d);
-      const VI8 w = hn::LoadU(DI8(), bq->qs);
+    if constexpr (kSigned) {
+      // Q8_0 and Q5_0: one signed quant per element, no min.
+      float dw;
+      VI8 w;
+      if constexpr (kType == GgmlType::kQ8_0) {
+        const auto* bq = reinterpret_cast<const BlockQ8_0*>(blk);
+        dw = HalfToFloat(bq->d);
+        w = hn::LoadU(DI8(), bq->qs);
+      } else {
+        const auto* bq = reinterpret_cast<const BlockQ5_0*>(blk);
+        dw = HalfToFloat(bq->d);
+        w = UnpackQ5(bq);
+      }
       const VU8 wabs = hn::BitCast(DU8(), hn::Abs(w));
       TPSERVE_UNROLL
       for (int j = 0; j < NR; ++j) {
@@ -286,17 +320,23 @@ struct SimdLegacyKernel {
                             acc[j]);
       }
     } else {
-      using Block =
-          std::conditional_t<kType == GgmlType::kQ4_0, BlockQ4_0, BlockQ4_1>;
+      using Block = std::conditional_t<
+          kType == GgmlType::kQ4_0, BlockQ4_0,
+          std::conditional_t<kType == GgmlType::kQ4_1, BlockQ4_1, BlockQ5_1>>;
       const auto* bq = reinterpret_cast<const Block*>(blk);
       const float dw = HalfToFloat(bq->d);
-      const VU8 w = UnpackNibbles16(bq->qs);
-      // Q4_0: x = d (q - 8) -> -8 d da sum(a); Q4_1: x = d q + m.
-      float mw;
-      if constexpr (kType == GgmlType::kQ4_1) {
-        mw = HalfToFloat(bq->m);
+      VU8 w;
+      if constexpr (kType == GgmlType::kQ5_1) {
+        w = hn::BitCast(DU8(), UnpackQ5(bq));
       } else {
+        w = UnpackNibbles16(bq->qs);
+      }
+      // Q4_0: x = d (q - 8) -> -8 d da sum(a); Q4_1, Q5_1: x = d q + m.
+      float mw;
+      if constexpr (kType == GgmlType::kQ4_0) {
         mw = -8 * dw;
+      } else {
+        mw = HalfToFloat(bq->m);
       }
       TPSERVE_UNROLL
       for (int j = 0; j < NR; ++j) {
@@ -309,9 +349,11 @@ struct SimdLegacyKernel {
     }
   }
 
-  // In ggml's order for Q8_0 and Q4_1 (as VnniKernel, which this machine
-  // may lack): one 8-lane FMA chain per activation row over the blocks in
-  // order, the min/offset terms in a scalar FMA chain, then ggml's
+  // In ggml's order for Q8_0, Q4_1, Q5_0 and Q5_1 (ggml_vec_dot_q5_0_q8_0
+  // and q5_1_q8_1 like q8_0 and q4_1; llamafile's tinyBLAS, which takes
+  // Q8_0 and Q5_0 batches, sums the same way; as VnniKernel, which this
+  // machine may lack): one 8-lane FMA chain per activation row over the blocks
+  // in order, the min/offset terms in a scalar FMA chain, then ggml's
   // hsum_float_8 plus those. (One chain makes decode, NR = 1, wait on FMA
   // latency; exactness is worth it on this fallback path.)
   template <int NR>
@@ -646,9 +688,9 @@ void MatMulRowsImpl(const MatMulArgs& a, int64_t r0, int64_t r1) {
 #endif
       return Drive<LegacyKernel<GgmlType::kQ4_1>>(a, r0, r1);
     case GgmlType::kQ5_0:
-      return Drive<ScalarKernel<GgmlType::kQ5_0>>(a, r0, r1);
+      return Drive<LegacyKernel<GgmlType::kQ5_0>>(a, r0, r1);
     case GgmlType::kQ5_1:
-      return Drive<ScalarKernel<GgmlType::kQ5_1>>(a, r0, r1);
+      return Drive<LegacyKernel<GgmlType::kQ5_1>>(a, r0, r1);
     case GgmlType::kQ4_K:
     case GgmlType::kQ5_K:
     case GgmlType::kQ6_K:

@@ -1,7 +1,7 @@
 // The CPU matmul kernels: y[i, r] = x[i, :] . w[r, :] with weights kept in
 // their ggml block layout. F32/F16/BF16 weights take a float path; the
-// block-quantized types (Q8_0, Q4_0, Q4_1, the K-quants Q4_K/Q5_K/Q6_K, and
-// Q5_0/Q5_1 via a scalar path) take an integer path like llama.cpp's: the
+// block-quantized types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants
+// Q4_K/Q5_K/Q6_K) take an integer path like llama.cpp's: the
 // activations are quantized once per call to 8 bits, in 32-element blocks
 // with fp16 scales (QuantizeActivationBlock in kernels/reference_ops.h) or,
 // for the K-quants, in ggml's q8_K blocks of 256 with a float scale
@@ -15,9 +15,11 @@
 // block of two weight rows per 512-bit vector when the CPU has it (checked
 // at run time, as Highway 1.0.3's AVX3 target does not imply it); other
 // targets use the scalar integer code (same sums, exact) and Highway's
-// float ops for F32/F16/BF16. For Q8_0 and Q4_1 both x86 kernels form the
-// float sums in ggml's order, so their results are llama.cpp's bit for bit
-// (MatMulFollowsGgmlOrder).
+// float ops for F32/F16/BF16. For Q8_0, Q4_1, Q5_0 and Q5_1 both x86
+// kernels form the float sums in ggml's order, so their results are
+// llama.cpp's bit for bit (MatMulFollowsGgmlOrder); the K-quants follow
+// ggml's order on every target (matmul_kquant.h). Q4_0 does not (llama.cpp
+// repacks it to q4_0_8x8 on AVX2 CPUs, another order).
 #ifndef TPSERVE_KERNELS_CPU_MATMUL_H_
 #define TPSERVE_KERNELS_CPU_MATMUL_H_
 
@@ -76,9 +78,9 @@ void MatMulRows(const MatMulArgs& args, int64_t r0, int64_t r1);
 // The Highway target MatMulRows runs on (e.g. "AVX3", "AVX2").
 const char* MatMulTargetName();
 
-// Whether Q8_0 and Q4_1 matmuls form their sums exactly as ggml's x86
-// AVX2 kernels do (so bit for bit llama.cpp's): true on the x86 targets
-// with AVX2 or AVX-512; other targets compute the same sums in another
+// Whether Q8_0, Q4_1, Q5_0 and Q5_1 matmuls form their sums exactly as
+// ggml's x86 AVX2 kernels do (so bit for bit llama.cpp's): true on the x86
+// targets with AVX2 or AVX-512; other targets compute the same sums in another
 // order (last-bit differences).
 bool MatMulFollowsGgmlOrder();
 
