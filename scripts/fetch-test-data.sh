@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fetches llama.cpp's tokenizer test vectors (vocabulary-only GGUF files with
 # .inp/.out pairs) from the sdist of the PyPI package llama-cpp-python, which
-# vendors llama.cpp. They are test inputs, never committed. Prints the folder
-# on the last line of stdout (progress goes to stderr).
+# vendors llama.cpp (kept in $TPSERVE_CACHE/sdist/, which
+# scripts/build-llama-cpp.sh shares). They are test inputs, never committed.
+# Prints the folder on the last line of stdout (progress goes to stderr).
 #
 #   TPSERVE_CACHE   cache folder (default: .cache in the repository)
 set -euo pipefail
@@ -30,14 +31,21 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "test data: downloading the $package sdist from PyPI (~75 MB)..." >&2
-if ! python3 -m pip download --no-deps --no-binary :all: --progress-bar on \
-    -d "$tmp" "$package" >&2; then
-  echo "error: could not download $package from PyPI; check network access" \
-    "to PyPI (or PIP_INDEX_URL) and rerun scripts/fetch-test-data.sh" >&2
-  exit 1
+# The sdist is kept in $cache/sdist/, shared with scripts/build-llama-cpp.sh.
+sdist="$cache/sdist/llama_cpp_python-${package#*==}.tar.gz"
+if [ -f "$sdist" ] && echo "$sha256  $sdist" | sha256sum --check --status; then
+  echo "test data: using $sdist" >&2
+else
+  mkdir -p "$cache/sdist"
+  rm -f "$sdist"
+  echo "test data: downloading the $package sdist from PyPI (~75 MB)..." >&2
+  if ! python3 -m pip download --no-deps --no-binary :all: --progress-bar on \
+      -d "$cache/sdist" "$package" >&2; then
+    echo "error: could not download $package from PyPI; check network access" \
+      "to PyPI (or PIP_INDEX_URL) and rerun scripts/fetch-test-data.sh" >&2
+    exit 1
+  fi
 fi
-sdist=$(ls "$tmp"/*.tar.gz)
 if ! echo "$sha256  $sdist" | sha256sum --check --status; then
   echo "error: $sdist does not match the expected sha256 $sha256" >&2
   exit 1

