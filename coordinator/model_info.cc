@@ -52,16 +52,12 @@ absl::StatusOr<v1::ModelInfo> DescribeModel(const ModelWeights& model) {
   info.set_has_chat_template(
       LoadChatTemplateSource(model.gguf(), model.path()).ok());
 
-  // Quantized weights stay packed, so each rank's share of a row-parallel
-  // weight must be whole blocks of the coarsest layer weight type.
-  int64_t row_block = 1;
   for (const TensorView& t : model.tensors()) {
     (*info.mutable_tensor_types())[std::string(GgmlTypeName(t.type))] += 1;
-    if (t.dims.size() == 2 && t.name.rfind("blk.", 0) == 0) {
-      row_block = std::max<int64_t>(row_block, GetGgmlType(t.type).block_size);
-    }
   }
-  for (int world : ValidTpSizes(c, 8, row_block)) {
+  // Quantized weights stay packed, so each rank's share of a row-parallel
+  // weight must be whole blocks of its type.
+  for (int world : ValidTpSizes(c, 8, LayerRowBlock(model))) {
     v1::TpOption* opt = info.add_tp_options();
     opt->set_world_size(world);
     opt->set_kv_replicated(world > c.n_kv_heads);

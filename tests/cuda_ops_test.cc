@@ -215,16 +215,6 @@ TEST(CudaGraphTest, CaptureAndReplayBackendOps) {
 
 // ---- The engine on the CUDA backend ---------------------------------------
 
-int64_t RowBlock(const ModelWeights& model) {
-  int64_t block = 1;
-  for (const TensorView& t : model.tensors()) {
-    if (t.dims.size() == 2 && t.name.rfind("blk.", 0) == 0) {
-      block = std::max<int64_t>(block, GetGgmlType(t.type).block_size);
-    }
-  }
-  return block;
-}
-
 struct GreedyRun {
   std::vector<int32_t> tokens;
   std::vector<float> first_logits;
@@ -247,7 +237,8 @@ absl::StatusOr<GreedyRun> RunGreedy(const ModelWeights& model,
   std::vector<absl::Status> status(tp);
   auto rank_main = [&](int rank) -> absl::Status {
     const ModelConfig& c = model.config();
-    TP_ASSIGN_OR_RETURN(TpPlan plan, MakeTpPlan(c, tp, rank, RowBlock(model)));
+    TP_ASSIGN_OR_RETURN(TpPlan plan,
+                        MakeTpPlan(c, tp, rank, LayerRowBlock(model)));
     std::unique_ptr<Backend> backend;
     if (backend_name == "cpu") {
       backend = MakeCpuBackend(2);
@@ -455,6 +446,24 @@ TEST(CudaTpTest, Tp2OnOneGpuMatchesTp1) {
       EXPECT_LE(MaxAbsDiff(nccl->first_logits, tp1->first_logits), 1e-3f);
       ExpectSameGreedy(*nccl, *tp1, 1e-2f, "cuda tp2 (nccl) vs tp1");
     }
+  }
+}
+
+// Every architecture the engine runs, on the GPU against the CPU backend:
+// Llama with rope_freqs.weight, Qwen2 (Q/K/V biases), Qwen3 (Q/K norms).
+TEST(CudaArchTest, SyntheticFamiliesMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  for (const char* arch : {"llama", "qwen2", "qwen3"}) {
+    SCOPED_TRACE(arch);
+    auto model = OpenModel(testing::WriteSyntheticModel(GgmlType::kQ8_0, arch));
+    ASSERT_TRUE(model.ok()) << model.status();
+    const std::vector<int32_t> prompt = {1, 17, 33, 5, 99, 42};
+    auto cpu = RunGreedy(**model, prompt, 24, 1, "cpu", Comm::kNone);
+    auto gpu = RunGreedy(**model, prompt, 24, 1, "cuda", Comm::kNone);
+    ASSERT_TRUE(cpu.ok()) << cpu.status();
+    ASSERT_TRUE(gpu.ok()) << gpu.status();
+    EXPECT_LE(MaxAbsDiff(gpu->first_logits, cpu->first_logits), 5e-2f);
+    ExpectSameGreedy(*gpu, *cpu, 5e-2f, "cuda vs cpu");
   }
 }
 

@@ -107,6 +107,16 @@ TEST(TpPlanTest, RefusesSizesThatDoNotFit) {
   EXPECT_THAT(std::string(q4k.status().message()),
               ::testing::HasSubstr("256-element quantization blocks"));
   EXPECT_TRUE(MakeTpPlan(SmolLM2(), 3, 0, 32).ok());
+  // TP=1 slices nothing: any block fits (a Q4_K_M SmolLM2 has 576-wide
+  // Q6_K/Q5_0 rows).
+  EXPECT_TRUE(MakeTpPlan(SmolLM2(), 1, 0, 256).ok());
+  // A mix: attn_output Q5_0 (32) fits 192 columns, ffn_down Q6_K (256)
+  // must fit 1536 / 3 = 512 columns: TP=3 works.
+  EXPECT_TRUE(MakeTpPlan(SmolLM2(), 3, 0, RowBlocks(32, 256)).ok());
+  auto ffn = MakeTpPlan(SmolLM2(), 3, 0, RowBlocks(32, 1024));
+  ASSERT_FALSE(ffn.ok());
+  EXPECT_THAT(std::string(ffn.status().message()),
+              ::testing::HasSubstr("ffn_down (512 columns) is not whole 1024"));
 }
 
 }  // namespace

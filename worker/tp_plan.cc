@@ -2,17 +2,17 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace tpserve {
 
 absl::StatusOr<TpPlan> MakeTpPlan(const ModelConfig& c, int world, int rank,
-                                  int64_t row_block) {
+                                  RowBlocks row_blocks) {
   if (world < 1 || rank < 0 || rank >= world) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tensor parallel: rank ", rank, " of world ", world, " is invalid"));
   }
-  if (row_block < 1) row_block = 1;
   auto refuse = [&](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tensor parallel size ", world, " does not fit this model: ", why,
@@ -39,12 +39,19 @@ absl::StatusOr<TpPlan> MakeTpPlan(const ModelConfig& c, int world, int rank,
   p.q_head_begin = rank * p.q_heads;
   p.ffn_size = c.intermediate_size / world;
   p.ffn_begin = rank * p.ffn_size;
-  if ((p.q_heads * c.head_dim) % row_block != 0 ||
-      p.ffn_size % row_block != 0) {
+  auto whole = [world](int64_t share, int64_t block) {
+    return world == 1 || block <= 1 || share % block == 0;
+  };
+  if (!whole(p.q_heads * c.head_dim, row_blocks.attn_output)) {
     return refuse(
-        absl::StrCat("a rank's share of the row-parallel weights is "
-                     "not whole ",
-                     row_block, "-element quantization blocks"));
+        absl::StrCat("a rank's share of attn_output (", p.q_heads * c.head_dim,
+                     " columns) is not whole ", row_blocks.attn_output,
+                     "-element quantization blocks"));
+  }
+  if (!whole(p.ffn_size, row_blocks.ffn_down)) {
+    return refuse(absl::StrCat("a rank's share of ffn_down (", p.ffn_size,
+                               " columns) is not whole ", row_blocks.ffn_down,
+                               "-element quantization blocks"));
   }
   if (world <= c.n_kv_heads) {
     p.kv_heads = c.n_kv_heads / world;
@@ -62,22 +69,28 @@ absl::StatusOr<TpPlan> MakeTpPlan(const ModelConfig& c, int world, int rank,
 }
 
 std::vector<int> ValidTpSizes(const ModelConfig& config, int max_world,
-                              int64_t row_block) {
+                              RowBlocks row_blocks) {
   std::vector<int> sizes;
   for (int n = 1; n <= max_world; ++n) {
-    if (MakeTpPlan(config, n, 0, row_block).ok()) sizes.push_back(n);
+    if (MakeTpPlan(config, n, 0, row_blocks).ok()) sizes.push_back(n);
   }
   return sizes;
 }
 
-int64_t LayerRowBlock(const ModelWeights& model) {
-  int64_t block = 1;
+RowBlocks LayerRowBlock(const ModelWeights& model) {
+  // Only attn_output and ffn_down are sliced by columns (row-parallel);
+  // every other matrix is sliced by whole rows, which any type allows.
+  RowBlocks blocks(1);
   for (const TensorView& t : model.tensors()) {
-    if (t.dims.size() == 2 && t.name.rfind("blk.", 0) == 0) {
-      block = std::max<int64_t>(block, GetGgmlType(t.type).block_size);
+    if (t.dims.size() != 2 || t.name.rfind("blk.", 0) != 0) continue;
+    const int64_t block = GetGgmlType(t.type).block_size;
+    if (absl::EndsWith(t.name, ".attn_output.weight")) {
+      blocks.attn_output = std::max(blocks.attn_output, block);
+    } else if (absl::EndsWith(t.name, ".ffn_down.weight")) {
+      blocks.ffn_down = std::max(blocks.ffn_down, block);
     }
   }
-  return block;
+  return blocks;
 }
 
 }  // namespace tpserve

@@ -31,22 +31,30 @@ struct TpPlan {
   int64_t vocab_size = 0;  // Vocabulary rows on this rank (may differ by 1).
 };
 
-// The slice of rank `rank` in a group of `world`. `row_block` is the block
-// size of the row-parallel weights' type (32 for Q4_1, 256 for K-quants, 1
-// for floats): a rank's share of a row must be whole blocks, since weights
-// stay packed. Refuses, with a message naming the rule, any size that does
-// not fit the model.
+// The quantization block sizes of the row-parallel weights (32 for Q4_1 or
+// Q5_0, 256 for K-quants, 1 for floats): a rank's share of a row must be
+// whole blocks, since weights stay packed. Quantization mixes (Q4_K_M) give
+// the two weights different types, so each has its own. Implicit from one
+// size for both.
+struct RowBlocks {
+  RowBlocks(int64_t both = 1) : attn_output(both), ffn_down(both) {}
+  RowBlocks(int64_t attn, int64_t ffn) : attn_output(attn), ffn_down(ffn) {}
+  int64_t attn_output;  // Largest block of any layer's attn_output.
+  int64_t ffn_down;     // Largest block of any layer's ffn_down.
+};
+
+// The slice of rank `rank` in a group of `world`. Refuses, with a message
+// naming the rule, any size that does not fit the model. World 1 slices
+// nothing, so it fits whatever the blocks.
 absl::StatusOr<TpPlan> MakeTpPlan(const ModelConfig& config, int world,
-                                  int rank, int64_t row_block = 1);
+                                  int rank, RowBlocks row_blocks = {});
 
 // Every world size in [1, max_world] that MakeTpPlan accepts.
 std::vector<int> ValidTpSizes(const ModelConfig& config, int max_world,
-                              int64_t row_block = 1);
+                              RowBlocks row_blocks = {});
 
-// The largest quantization block of a model's layer matmuls: a rank's share
-// of a row-parallel weight must be whole blocks, so this is MakeTpPlan's
-// `row_block` for the model.
-int64_t LayerRowBlock(const ModelWeights& model);
+// The row-parallel weights' quantization blocks of a model, for MakeTpPlan.
+RowBlocks LayerRowBlock(const ModelWeights& model);
 
 }  // namespace tpserve
 
