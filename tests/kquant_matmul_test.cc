@@ -522,7 +522,7 @@ TEST(KQuantMatMulTest, LegacyQ5IsGgmlBitForBitOnX86) {
   std::unique_ptr<Backend> backend = MakeCpuBackend(2);
   std::uniform_real_distribution<float> scale(0.001f, 0.05f);
   for (GgmlType type : {GgmlType::kQ5_0, GgmlType::kQ5_1}) {
-    for (const auto [rows, cols, n] :
+    for (const auto& [rows, cols, n] :
          {std::tuple<int64_t, int64_t, int64_t>{33, 576, 1},
           {64, 288, 5},
           {17, 1536, 9}}) {
