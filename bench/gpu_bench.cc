@@ -33,6 +33,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/gpu_bench_init.h"
+#include "common/model_config.h"
 #include "common/status_macros.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
