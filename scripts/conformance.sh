@@ -48,6 +48,7 @@ rm -rf "$dest" "$dest.tmp"
 mkdir -p "$dest.tmp"
 export PYTHONPATH="$llama/python"
 export LLAMA_CPP_LIB_PATH="$llama/bin"
+export PYTHONDONTWRITEBYTECODE=1
 step "writing the models" \
   "$python" tests/conformance/make_models.py "$vocab" "$llama/bin/llama-quantize" \
   "$dest.tmp" >&2

@@ -16,11 +16,14 @@
 //    twice the tolerance (a clear choice);
 //  - free-running greedy generation must give llama.cpp's tokens up to the
 //    first step whose margin is below that guard;
-//  - TP=2 and TP=4 (where the heads and quant blocks split) give TP=1's
-//    tokens and logits within the same tolerance.
-// HF folders: the same greedy tokens and logits as the F16 GGUF, and logits
-// within the F16 tolerance of a float64 numpy forward written from the
-// transformers modeling code (tests/conformance/hf_forward.py).
+//  - TP=2 (every prompt) and TP=4 (the long prompt), where the heads and
+//    quant blocks split, give TP=1's first 16 tokens (same guard rule) and
+//    logits within the quant type's TP tolerance.
+// Q4_K_M GGUFs against a float64 forward of their dequantized weights: no
+// farther from it than llama.cpp is. HF folders: the same greedy tokens
+// and logits as the F16 GGUF, and logits within 0.05 of a float64 numpy
+// forward written from the transformers modeling code
+// (tests/conformance/hf_forward.py).
 //
 // A model the engine cannot load (an architecture not supported yet) fails
 // with the loader's message; nothing is skipped silently.
@@ -58,15 +61,16 @@ using nlohmann::json;
 //    0.025 of float64).
 //  - Q8_0: llama.cpp's arithmetic bit for bit on x86 (measured 0); the
 //    tolerance covers targets that sum in another order.
-//  - Q4_K_M: tpserve quantizes activations in blocks of 32 for the K-quants
-//    where ggml uses q8_K blocks of 256, so every activation rounds
-//    differently; 8-bit activations alone move these logits by up to ~0.4
-//    (llama.cpp's Q8_0 against float64 of the same weights), and the two
-//    roundings differ by up to 0.93 (measured). The sharp check for
-//    Q4_K_M is against float64 of the dequantized weights (below).
+//  - Q4_K_M: ggml's q8_K activation arithmetic, but a prompt's matmuls sum
+//    in the one-token order where llama.cpp takes its batch orders, and the
+//    8-bit activation rounding amplifies those last-bit differences
+//    (measured up to 0.35; the engine test allows 0.75 on SmolLM2 too).
+//    8-bit activations alone move these logits by up to ~0.6 from exact
+//    (llama.cpp against float64 of the dequantized weights), which the
+//    float64 check below holds tpserve to as well.
 //  - TP=N vs TP=1: partial sums added across ranks change last bits, and
 //    with 8-bit activations a last-bit change can flip a rounding (measured
-//    0.005 for F16, up to 0.28 for Q8_0 / Q4_K_M on the long prompt).
+//    0.005 for F16, up to 0.34 for Q8_0 / Q4_K_M on the long prompt).
 struct Tolerance {
   const char* quant;
   float llama_cpp;
@@ -74,22 +78,28 @@ struct Tolerance {
 };
 constexpr Tolerance kTolerances[] = {
     {"F16", 0.05f, 0.01f},
-    {"Q8_0", 0.05f, 0.5f},
-    {"Q4_K_M", 1.5f, 0.5f},
+    {"Q8_0", 0.05f, 0.75f},
+    {"Q4_K_M", 0.75f, 0.75f},
 };
 constexpr float kGuardFactor = 2.0f;
 // Float64 references (tests/conformance/hf_forward.py, teacher-forced on
 // llama.cpp's tokens): the HF folder's F16 weights within kFloat64F16;
-// a quantized GGUF's dequantized weights within kNoWorseThan times
-// llama.cpp's own largest difference (at least kFloat64F16): tpserve's
-// activation arithmetic must be about as close to exact as llama.cpp's.
+// against a quantized GGUF's dequantized weights, tpserve's activation
+// arithmetic must be about as close to exact as llama.cpp's: its RMS
+// difference at most kRmsNoWorseThan times llama.cpp's, its largest at most
+// kMaxNoWorseThan times llama.cpp's largest (two different roundings of
+// the same size give maxima that differ by tens of percent).
 constexpr float kFloat64F16 = 0.05f;
-constexpr float kNoWorseThan = 1.25f;
+constexpr float kRmsNoWorseThan = 1.25f;
+constexpr float kMaxNoWorseThan = 1.5f;
 
 constexpr const char* kRows[] = {"llama_spm", "llama3_bpe", "qwen2", "qwen3",
                                  "mistral"};
 constexpr const char* kQuants[] = {"F16", "Q8_0", "Q4_K_M"};
 constexpr int kThreads = 2;
+// Steps of the TP comparisons (in-process Gloo ranks are slow to step on
+// two cores).
+constexpr int kTpSteps = 16;
 constexpr int kBlockSize = 16;
 
 const Tolerance& ToleranceFor(const std::string& quant) {
@@ -145,8 +155,9 @@ struct RefCase {
   std::string text;
   std::vector<int32_t> prompt;
   std::vector<RefStep> steps;
-  // Float64 references: llama.cpp's largest difference from them (-1: n/a).
-  float llama_cpp_error = -1;
+  // Float64 references: llama.cpp's largest and RMS difference from them
+  // (-1: n/a).
+  float llama_cpp_error = -1, llama_cpp_rms = -1;
   std::vector<int32_t> tokens() const {
     std::vector<int32_t> t;
     for (const RefStep& s : steps) t.push_back(s.token);
@@ -166,6 +177,7 @@ Reference ParseReference(const json& j) {
     rc.text = c["text"].get<std::string>();
     rc.prompt = c["prompt"].get<std::vector<int32_t>>();
     rc.llama_cpp_error = c.value("llama_cpp_error", -1.0f);
+    rc.llama_cpp_rms = c.value("llama_cpp_rms", -1.0f);
     for (const json& s : c["steps"]) {
       const int32_t token = s["token"].get<int32_t>();
       rc.steps.push_back({token, s.value("argmax", token),
@@ -253,12 +265,16 @@ absl::StatusOr<GenerateResult> Greedy(const ModelWeights& model,
 }
 
 // Compares the engine's teacher-forced logits with a reference case.
-// Returns the largest logit difference seen.
+// Returns the largest logit difference seen; `rms` (may be null) gets the
+// root-mean-square difference over the compared logits.
 float CompareToReference(const Reference& ref, const RefCase& c,
                          const std::vector<std::vector<float>>& got,
-                         float tolerance, int* clear_steps) {
+                         float tolerance, int* clear_steps,
+                         float* rms = nullptr) {
   const float guard = kGuardFactor * tolerance;
   float worst = 0;
+  double squares = 0;
+  int64_t compared = 0;
   int worst_step = 0;
   *clear_steps = 0;
   for (size_t i = 0; i < c.steps.size() && i < got.size(); ++i) {
@@ -266,6 +282,8 @@ float CompareToReference(const Reference& ref, const RefCase& c,
     const std::vector<float>& g = got[i];
     auto check = [&](int32_t id, float want, const char* kind) {
       const float d = std::fabs(g[id] - want);
+      squares += static_cast<double>(d) * d;
+      ++compared;
       if (d > worst) worst = d, worst_step = static_cast<int>(i);
       EXPECT_LE(d, tolerance)
           << Label(c) << " step " << i << ": logit of " << kind << " id " << id
@@ -285,8 +303,11 @@ float CompareToReference(const Reference& ref, const RefCase& c,
           << ")";
     }
   }
-  std::printf("  %-28s logits within %.4g (worst at step %d)\n",
-              Label(c).c_str(), worst, worst_step);
+  const float r =
+      compared > 0 ? static_cast<float>(std::sqrt(squares / compared)) : 0;
+  if (rms != nullptr) *rms = r;
+  std::printf("  %-28s logits within %.4g (worst at step %d), rms %.4g\n",
+              Label(c).c_str(), worst, worst_step, r);
   return worst;
 }
 
@@ -397,11 +418,15 @@ TEST_P(GgufConformanceTest, TensorParallelMatchesTp1) {
   if (sizes.empty()) {
     GTEST_SKIP() << "no TP size splits this model's heads and quant blocks";
   }
-  for (const RefCase& c : ref_.cases) {
-    const int steps = static_cast<int>(c.steps.size());
+  for (size_t ci = 0; ci < ref_.cases.size(); ++ci) {
+    const RefCase& c = ref_.cases[ci];
+    const bool last = ci + 1 == ref_.cases.size();  // The long prompt.
+    const int steps = std::min<int>(kTpSteps, c.steps.size());
     auto tp1 = Greedy(*model_, c.prompt, 1, steps);
     ASSERT_TRUE(tp1.ok()) << tp1.status();
     for (int tp : sizes) {
+      // Time: TP=2 on every prompt, larger sizes on the long one only.
+      if (tp > 2 && !last) continue;
       SCOPED_TRACE(::testing::Message() << "TP=" << tp << " " << Label(c));
       auto tpn = Greedy(*model_, c.prompt, tp, steps);
       ASSERT_TRUE(tpn.ok()) << tpn.status();
@@ -442,15 +467,18 @@ TEST_P(DequantizedFloat64Test, AsCloseAsLlamaCpp) {
   ASSERT_TRUE(error.empty()) << error;
   for (const RefCase& c : ref.cases) {
     SCOPED_TRACE(Label(c));
-    ASSERT_GE(c.llama_cpp_error, 0) << "no llama_cpp_error in the reference";
+    ASSERT_GE(c.llama_cpp_rms, 0) << "no llama_cpp_rms in the reference";
     const float tolerance =
-        std::max(kFloat64F16, kNoWorseThan * c.llama_cpp_error);
+        std::max(kFloat64F16, kMaxNoWorseThan * c.llama_cpp_error);
     auto forced = TeacherForced(*model_, c.prompt, c.tokens());
     ASSERT_TRUE(forced.ok()) << forced.status();
     int clear = 0;
-    CompareToReference(ref, c, *forced, tolerance, &clear);
-    std::printf("  %-28s (llama.cpp: within %.4g; allowed %.4g)\n", "",
-                c.llama_cpp_error, tolerance);
+    float rms = 0;
+    CompareToReference(ref, c, *forced, tolerance, &clear, &rms);
+    EXPECT_LE(rms, kRmsNoWorseThan * c.llama_cpp_rms)
+        << "RMS difference from float64, llama.cpp's is " << c.llama_cpp_rms;
+    std::printf("  %-28s (llama.cpp: within %.4g, rms %.4g; allowed %.4g)\n",
+                "", c.llama_cpp_error, c.llama_cpp_rms, tolerance);
   }
 }
 

@@ -16,7 +16,8 @@ Everything in float64 from the stored (fp16) weights.
 It runs the prompts of llama.cpp's reference and feeds llama.cpp's tokens
 (teacher forcing), writing the same JSON schema as llama_cpp_reference.py
 with its own logits, argmax and margins, and per prompt how far llama.cpp's
-logits are from it. It does this for the HF folder (the F16 weights) and
+logits are from it (largest and root-mean-square difference over the
+compared ids). It does this for the HF folder (the F16 weights) and
 for the Q4_K_M GGUF's weights dequantized by gguf-py.
 
 Usage: hf_forward.py MODELS_DIR   (writes MODELS_DIR/<row>/hf.float64.json
@@ -168,13 +169,12 @@ def run(model, ref):
         cache = {}
         logits = model.forward(prompt, 0, cache)
         pos = len(prompt)
-        steps, llama_error = [], 0.0
+        steps, diffs = [], []
         for s in case["steps"]:
             order = np.argsort(-logits, kind="stable")[:2]
             ids = s["top_ids"]
-            llama_error = max(llama_error, max(
-                abs(logits[i] - v) for i, v in
-                zip(ids + fixed, s["top_logits"] + s["fixed_logits"])))
+            diffs += [logits[i] - v for i, v in
+                      zip(ids + fixed, s["top_logits"] + s["fixed_logits"])]
             steps.append({
                 "token": s["token"],
                 "argmax": int(order[0]),
@@ -185,8 +185,10 @@ def run(model, ref):
             })
             logits = model.forward([s["token"]], pos, cache)
             pos += 1
+        diffs = np.abs(np.array(diffs))
         cases.append({"text": case["text"], "prompt": prompt, "steps": steps,
-                      "llama_cpp_error": llama_error})
+                      "llama_cpp_error": float(diffs.max()),
+                      "llama_cpp_rms": float(np.sqrt(np.mean(diffs ** 2)))})
     return {"reference": "float64 numpy (tests/conformance/hf_forward.py)",
             "vocab_size": ref["vocab_size"], "fixed_ids": fixed,
             "cases": cases}
@@ -212,8 +214,9 @@ def main():
                 dest = f"{name}-{quant}.float64.json"
             result = run(model, ref)
             errors = [c["llama_cpp_error"] for c in result["cases"]]
+            rms = [c["llama_cpp_rms"] for c in result["cases"]]
             print(f"{name} {quant}: llama.cpp within {max(errors):.4f} of the "
-                  f"float64 forward", flush=True)
+                  f"float64 forward (rms {max(rms):.4f})", flush=True)
             with open(os.path.join(out, name, dest), "w") as f:
                 json.dump(result, f)
 
