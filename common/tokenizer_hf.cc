@@ -181,6 +181,19 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromHfTokenizerJson(
     const json& single = Field(post, "single");
     add_bos = single.is_array() && !single.empty() &&
               !Field(single[0], "SpecialToken").is_null();
+    // config.json may not name the BOS (bos_token_id absent): the template
+    // does, with its id.
+    if (add_bos && bos_id < 0) {
+      const std::string name =
+          StringField(Field(single[0], "SpecialToken"), "id");
+      const json& ids =
+          Field(Field(Field(post, "special_tokens"), name.c_str()), "ids");
+      if (ids.is_array() && ids.size() == 1 && ids[0].is_number_integer() &&
+          ids[0].get<int64_t>() >= 0 &&
+          ids[0].get<int64_t>() < static_cast<int64_t>(vocab.tokens.size())) {
+        bos_id = static_cast<int32_t>(ids[0].get<int64_t>());
+      }
+    }
   }
   std::vector<int32_t> eog;
   return VocabTokenizer::Create(std::move(vocab), bos_id, eos_id, add_bos,

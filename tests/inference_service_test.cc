@@ -40,10 +40,13 @@ TEST(InferenceServiceTest, GetModelInfoOverLoopback) {
   EXPECT_EQ(got.num_heads(), 4);
   EXPECT_EQ(got.num_kv_heads(), 2);
   EXPECT_EQ(got.tokenizer(), "gpt2");
-  // 4 heads, 2 KV heads, ffn 128; Q8_0/Q4 rows in 32-blocks: a rank's share
-  // of attn_output (16 cols per head) must be whole blocks -> 1 and 2 only.
-  ASSERT_EQ(got.tp_options_size(), 2);
+  // 4 heads, 2 KV heads, ffn 128: attn_output is BF16 (any column split),
+  // ffn_down Q8_0 (a rank's share of its 128 columns must be whole 32-blocks)
+  // -> 1, 2 and 4 (KV heads replicated), not 3.
+  ASSERT_EQ(got.tp_options_size(), 3);
   EXPECT_EQ(got.tp_options(1).world_size(), 2);
+  EXPECT_EQ(got.tp_options(2).world_size(), 4);
+  EXPECT_TRUE(got.tp_options(2).kv_replicated());
   EXPECT_EQ(got.tensor_types().at("Q8_0"), 5);
   server->Shutdown();
 }

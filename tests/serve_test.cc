@@ -10,9 +10,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +24,7 @@
 #include "absl/strings/match.h"
 #include "common/model_tokenizer.h"
 #include "common/model_weights.h"
+#include "tests/safetensors_builder.h"
 #include "tests/server_process.h"
 #include "tests/synthetic_model.h"
 #include "tests/test_paths.h"
@@ -584,6 +589,96 @@ TEST(SentencePieceVocabularyTest, OutputTextIsTheDecodeInContext) {
   std::printf("%d of %zu continuations start with a \"▁\" token\n",
               first_spaces, prompts.size());
   EXPECT_GE(first_spaces, 2);
+}
+
+// Issue 14 item 6: `tpserve serve --model FOLDER` and `tpserve generate
+// --model FOLDER` on a Hugging Face folder (config.json, model.safetensors,
+// tokenizer.json): a random-weight Qwen2 (Q/K/V biases, tied embeddings)
+// speaking the byte-level BPE vocabulary of tests/golden/hf_tiny_bpe, served
+// at TP=2, gives the text the local engine gives.
+std::string WriteQwen2Folder() {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / "hf_qwen2_serve";
+  fs::create_directories(dir);
+  const uint64_t vocab = 602, h = 64, ffn = 128, q = 64, kv = 32;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.f, 0.1f);
+  auto tensor = [&](const std::string& name, std::vector<uint64_t> shape,
+                    float mean = 0.f) {
+    uint64_t n = 1;
+    for (uint64_t d : shape) n *= d;
+    std::string bytes(n * 4, '\0');
+    for (uint64_t i = 0; i < n; ++i) {
+      const float v = mean + normal(rng);
+      std::memcpy(&bytes[i * 4], &v, 4);
+    }
+    return testing::StTensor{name, "F32", std::move(shape), std::move(bytes)};
+  };
+  std::vector<testing::StTensor> t = {
+      tensor("model.embed_tokens.weight", {vocab, h}),
+      tensor("model.norm.weight", {h}, 1.f)};
+  for (int i = 0; i < 2; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    t.push_back(tensor(p + "input_layernorm.weight", {h}, 1.f));
+    t.push_back(tensor(p + "post_attention_layernorm.weight", {h}, 1.f));
+    t.push_back(tensor(p + "self_attn.q_proj.weight", {q, h}));
+    t.push_back(tensor(p + "self_attn.q_proj.bias", {q}));
+    t.push_back(tensor(p + "self_attn.k_proj.weight", {kv, h}));
+    t.push_back(tensor(p + "self_attn.k_proj.bias", {kv}));
+    t.push_back(tensor(p + "self_attn.v_proj.weight", {kv, h}));
+    t.push_back(tensor(p + "self_attn.v_proj.bias", {kv}));
+    t.push_back(tensor(p + "self_attn.o_proj.weight", {h, q}));
+    t.push_back(tensor(p + "mlp.gate_proj.weight", {ffn, h}));
+    t.push_back(tensor(p + "mlp.up_proj.weight", {ffn, h}));
+    t.push_back(tensor(p + "mlp.down_proj.weight", {h, ffn}));
+  }
+  const nlohmann::json config = {{"architectures", {"Qwen2ForCausalLM"}},
+                                 {"model_type", "qwen2"},
+                                 {"hidden_size", h},
+                                 {"intermediate_size", ffn},
+                                 {"num_hidden_layers", 2},
+                                 {"num_attention_heads", 2},
+                                 {"num_key_value_heads", 1},
+                                 {"vocab_size", vocab},
+                                 {"max_position_embeddings", 256},
+                                 {"rms_norm_eps", 1e-6},
+                                 {"rope_theta", 1000000.0},
+                                 {"tie_word_embeddings", true},
+                                 {"sliding_window", 128},
+                                 {"use_sliding_window", false}};
+  testing::WriteFile(dir / "config.json", config.dump());
+  const std::vector<uint8_t> st = testing::BuildSafetensors(t);
+  testing::WriteFile(dir / "model.safetensors",
+                     std::string(st.begin(), st.end()));
+  fs::copy_file(testing::GoldenPath("hf_tiny_bpe/tokenizer.json"),
+                dir / "tokenizer.json", fs::copy_options::overwrite_existing);
+  return dir.string();
+}
+
+TEST(HfFolderServeTest, ServeAndGenerateOnAQwen2Folder) {
+  const std::string folder = WriteQwen2Folder();
+  testing::ServerProcess server({"--model", folder, "--tp", "2", "--listen",
+                                 "127.0.0.1:0", "--threads", "1"});
+  ASSERT_FALSE(server.address().empty()) << "tpserve serve did not start";
+  auto stub = Connect(server.address());
+  for (const std::string text : {"hello world", "the cat sat on"}) {
+    SCOPED_TRACE(text);
+    v1::GenerateRequest r = Greedy(text, 10);
+    r.set_ignore_eos(true);
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, 120);
+    v1::GenerateResponse got;
+    grpc::Status s = stub->Generate(&ctx, r, &got);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(got.token_ids_size(), 10);
+    int code = -1;
+    const std::string local = RunLocalGenerate(
+        "--model " + folder + " --threads 2 --ignore-eos --max-tokens 10 '" +
+            text + "'",
+        &code);
+    EXPECT_EQ(code, 0);
+    EXPECT_EQ(local, text + got.text() + "\n");
+  }
 }
 
 }  // namespace

@@ -147,6 +147,14 @@ TEST(HfTokenizerJsonTest, MatchesHuggingFaceOnTrainedBpe) {
     EXPECT_EQ(*a, want["plain"][i].get<std::vector<int32_t>>()) << s;
     EXPECT_EQ(*b, want["with_bos"][i].get<std::vector<int32_t>>()) << s;
   }
+  // Without a bos_token_id from config.json, the post-processor's template
+  // names the BOS and its id.
+  auto unnamed = Tokenizer::FromHfTokenizerJson(text, -1, 1);
+  ASSERT_TRUE(unnamed.ok()) << unnamed.status();
+  EXPECT_TRUE((*unnamed)->add_bos_by_default());
+  auto ids = (*unnamed)->Encode("hi", with_bos);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(ids->front(), 0);
 }
 
 TEST(HfTokenizerJsonTest, RefusesMalformedFiles) {
