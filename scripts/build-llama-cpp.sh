@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Builds llama.cpp, the reference the conformance suite compares against,
 # from the sdist of the PyPI package llama-cpp-python (which vendors it):
-# CPU only, Release, shared libllama/libggml plus llama-quantize. The sdist
-# also carries the `llama_cpp` Python bindings, which load the built
-# libllama.so through LLAMA_CPP_LIB_PATH (no second build).
+# CPU only, Release, shared libllama/libggml. The sdist also carries the
+# `llama_cpp` Python bindings, which load the built libllama.so through
+# LLAMA_CPP_LIB_PATH (no second build); they reach inference and
+# llama_model_quantize (all that the llama-quantize tool runs), so no
+# tools are built: llama-quantize would add llama-common, about half the
+# build time.
 #
 # Result, under $TPSERVE_CACHE/llama.cpp-0.3.36/ (printed on the last stdout
 # line; progress goes to stderr):
-#   bin/      libllama.so, libggml*.so, llama-quantize
+#   bin/      libllama.so, libggml*.so
 #   python/   the llama_cpp package (put it on PYTHONPATH and set
 #             LLAMA_CPP_LIB_PATH to bin/)
 # A stamp makes reruns instant; it names the configure flags, so changing
@@ -31,14 +34,14 @@ readonly flags=(
   -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_RPC=OFF
   -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
-  -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON
+  -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_COMMON=OFF
 )
-readonly targets=(llama llama-quantize)
+readonly targets=(llama)
 stamp="$prefix/.tpserve-stamp"
 want="$version ${flags[*]} ${targets[*]}"
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
-  [ -f "$prefix/bin/libllama.so" ] && [ -x "$prefix/bin/llama-quantize" ]; then
+  [ -f "$prefix/bin/libllama.so" ]; then
   echo "llama.cpp: $prefix (cached)" >&2
   echo "$prefix"
   exit 0
@@ -89,8 +92,8 @@ if ! cmake --build "$prefix/build" -j "$jobs" --target "${targets[@]}" >&2; then
 fi
 # llama.cpp puts libraries and programs in build/bin (RPATH points there).
 ln -sfn build/bin "$prefix/bin"
-[ -f "$prefix/bin/libllama.so" ] && [ -x "$prefix/bin/llama-quantize" ] ||
-  { echo "error: the build made no libllama.so / llama-quantize" >&2; exit 1; }
+[ -f "$prefix/bin/libllama.so" ] ||
+  { echo "error: the build made no libllama.so" >&2; exit 1; }
 echo "$want" >"$stamp"
 echo "llama.cpp: built in $((SECONDS - start)) s: $prefix" >&2
 echo "$prefix"

@@ -4,7 +4,7 @@
 # sdist (scripts/build-llama-cpp.sh), the Python venv
 # (scripts/conformance-env.sh), the vocabulary files
 # (scripts/fetch-test-data.sh), then the random-weight models (GGUF F16,
-# Q8_0 and Q4_K_M by llama-quantize, HF folders), llama.cpp's reference
+# Q8_0 and Q4_K_M by llama.cpp's quantizer, HF folders), llama.cpp's reference
 # outputs and the float64 numpy reference of the HF folders.
 #
 # The result lives in $TPSERVE_CACHE/conformance/<key>/, where <key> hashes
@@ -50,8 +50,7 @@ export PYTHONPATH="$llama/python"
 export LLAMA_CPP_LIB_PATH="$llama/bin"
 export PYTHONDONTWRITEBYTECODE=1
 step "writing the models" \
-  "$python" tests/conformance/make_models.py "$vocab" "$llama/bin/llama-quantize" \
-  "$dest.tmp" >&2
+  "$python" tests/conformance/make_models.py "$vocab" "$dest.tmp" >&2
 step "llama.cpp reference outputs" \
   "$python" tests/conformance/llama_cpp_reference.py "$dest.tmp" >&2
 step "float64 reference of the HF folders" \

@@ -2,8 +2,9 @@
 """Writes the conformance suite's models: small random-weight decoders of
 each family tpserve serves, with real tokenizers, as GGUF files (F16 written
 here with llama.cpp's own `gguf` package, Q8_0 and Q4_K_M made from it by
-llama.cpp's llama-quantize) and, for the F16 row, the same weights as a
-Hugging Face folder (config.json + model.safetensors).
+llama.cpp's llama_model_quantize, what llama-quantize runs, through the
+llama_cpp bindings) and, for the F16 row, the same weights as a Hugging
+Face folder (config.json + model.safetensors).
 
 Rows (ROWS below):
   llama_spm   Llama 2 style: SentencePiece vocabulary (32000), MHA, untied
@@ -14,8 +15,8 @@ Rows (ROWS below):
   mistral     Mistral style Llama: GQA 4:1, rope_theta 1e6, 4 layers, untied
 
 Every dimension a matmul row runs over is a multiple of 256 so that
-llama-quantize really makes K-quants (it falls back to other types
-otherwise). The tokenizer.* metadata is copied from llama.cpp's
+llama.cpp really makes K-quants (it falls back to other types otherwise;
+the types written are checked). The tokenizer.* metadata is copied from llama.cpp's
 vocabulary-only test files (scripts/fetch-test-data.sh).
 
 Weights are HF-layout float arrays ([out, in]) from a seeded generator,
@@ -26,18 +27,19 @@ so does this writer. The scales keep the outputs far from degenerate:
 RMS-normalized activations, projections of std ~1/sqrt(in), embeddings of
 std 0.25, so logits have a std of ~4 and clear top-2 margins.
 
-Usage: make_models.py VOCAB_DIR LLAMA_QUANTIZE OUT_DIR
+Usage: make_models.py VOCAB_DIR OUT_DIR   (PYTHONPATH and LLAMA_CPP_LIB_PATH
+as scripts/conformance.sh sets them)
 Writes OUT_DIR/<row>/<row>-{F16,Q8_0,Q4_K_M}.gguf, OUT_DIR/<row>/hf/ and
 OUT_DIR/models.json (the rows and their files).
 """
 import json
 import math
 import os
-import subprocess
 import sys
 
 import numpy as np
 import gguf
+import llama_cpp
 from safetensors.numpy import save_file
 
 ROWS = {
@@ -61,6 +63,9 @@ ROWS = {
                     theta=1000000.0, eps=1e-5, tied=False, seed=5),
 }
 QUANTS = ["F16", "Q8_0", "Q4_K_M"]
+# The matrix types each quantization may write: anything else is
+# llama.cpp's fall-back for rows that do not split into its blocks.
+MATRIX_TYPES = {"Q8_0": {"Q8_0"}, "Q4_K_M": {"Q4_K", "Q6_K"}}
 CONTEXT = 4096
 HF_ARCH = {"llama": ("llama", "LlamaForCausalLM"),
            "qwen2": ("qwen2", "Qwen2ForCausalLM"),
@@ -265,10 +270,25 @@ def write_hf(folder, row, weights, vocab_size, token_ids):
               metadata={"format": "pt"})
 
 
+def quantize(src, dst, quant):
+    """llama_model_quantize with llama-quantize's defaults, then a check of
+    the tensor types written."""
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{quant}")
+    params.nthread = 2
+    if llama_cpp.llama_model_quantize(src.encode(), dst.encode(), params) != 0:
+        sys.exit(f"llama_model_quantize {quant} failed for {src}")
+    written = {t.tensor_type.name for t in gguf.GGUFReader(dst).tensors
+               if len(t.shape) == 2}
+    if not written <= MATRIX_TYPES[quant]:
+        sys.exit(f"{dst}: llama.cpp wrote {sorted(written)}, expected only "
+                 f"{sorted(MATRIX_TYPES[quant])} (a fall-back type)")
+
+
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 3:
         sys.exit(__doc__)
-    vocab_dir, quantize, out = sys.argv[1:]
+    vocab_dir, out = sys.argv[1:]
     manifest = {"quants": QUANTS, "rows": {}}
     for name, row in ROWS.items():
         folder = os.path.join(out, name)
@@ -287,15 +307,8 @@ def main():
         files["F16"] = os.path.basename(f16)
         for quant in QUANTS[1:]:
             path = os.path.join(folder, f"{name}-{quant}.gguf")
-            print(f"{name}: llama-quantize {quant}", flush=True)
-            log = subprocess.run([quantize, f16, path, quant],
-                                 capture_output=True, text=True)
-            if log.returncode != 0:
-                sys.stderr.write(log.stdout + log.stderr)
-                sys.exit(f"llama-quantize {quant} failed for {name}")
-            if "fallback" in log.stdout + log.stderr:
-                sys.stderr.write(log.stdout + log.stderr)
-                sys.exit(f"llama-quantize fell back to other types for {name}")
+            print(f"{name}: quantizing to {quant}", flush=True)
+            quantize(f16, path, quant)
             files[quant] = os.path.basename(path)
         write_hf(os.path.join(folder, "hf"), row, weights, vocab_size, token_ids)
         manifest["rows"][name] = dict(row, vocab_size=vocab_size, files=files,
