@@ -2,8 +2,9 @@
 # The whole test suite, from a fresh machine: set-up (packages + model),
 # format check, CMake build + tests, the conformance suite against llama.cpp
 # (built from source), the same tests under AddressSanitizer + UBSan, a
-# bounded libFuzzer run, and the Bazel build + tests run with no network. Every stage runs even when an earlier one fails; the last line
-# sums them up.
+# bounded libFuzzer run, and the Bazel build + tests run with no network.
+# Every stage runs even when an earlier one fails; the last line sums them
+# up.
 #
 #   TPSERVE_FUZZ_SECONDS   seconds per fuzz target (default 60)
 #   TPSERVE_SKIP           stages to skip, e.g. "asan fuzz" (local use only)
