@@ -21,9 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-readonly version=0.3.36
-readonly package="llama-cpp-python==$version"
-readonly sha256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+readonly version=0.3.36  # The sdist scripts/fetch-llama-sdist.sh fetches.
 cache=${TPSERVE_CACHE:-$PWD/.cache}
 prefix="$cache/llama.cpp-$version"
 jobs=${TPSERVE_BUILD_JOBS:-$(nproc)}
@@ -47,24 +45,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
   exit 0
 fi
 
-# The sdist, kept for scripts/fetch-test-data.sh as well.
-sdist_dir="$cache/sdist"
-sdist="$sdist_dir/llama_cpp_python-$version.tar.gz"
-if [ ! -f "$sdist" ] || ! echo "$sha256  $sdist" | sha256sum --check --status; then
-  mkdir -p "$sdist_dir"
-  rm -f "$sdist"
-  echo "llama.cpp: downloading the $package sdist from PyPI (~75 MB)..." >&2
-  if ! python3 -m pip download --no-deps --no-binary :all: --progress-bar on \
-      -d "$sdist_dir" "$package" >&2; then
-    echo "error: could not download $package from PyPI; check network access" \
-      "to PyPI (or PIP_INDEX_URL) and rerun scripts/build-llama-cpp.sh" >&2
-    exit 1
-  fi
-fi
-if ! echo "$sha256  $sdist" | sha256sum --check --status; then
-  echo "error: $sdist does not match the expected sha256 $sha256" >&2
-  exit 1
-fi
+sdist=$(scripts/fetch-llama-sdist.sh | tail -n 1)
 
 rm -rf "$prefix"
 mkdir -p "$prefix"

