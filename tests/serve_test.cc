@@ -468,17 +468,8 @@ TEST(PreemptionTest, RecomputedSequencesGiveTheSameOutput) {
 
 // `tpserve generate` (local) with `args`; its stdout (stderr dropped).
 std::string RunLocalGenerate(const std::string& args, int* exit_code) {
-  const char* bin = std::getenv("TPSERVE_BIN");
-  const std::string cmd = std::string(bin ? bin : "coordinator/tpserve") +
-                          " generate " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while (p && (n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = p ? pclose(p) : -1;
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return testing::RunTpserve("generate " + args, exit_code,
+                             /*with_stderr=*/false);
 }
 
 // Issue 14: with a SentencePiece vocabulary the first generated token lost

@@ -5,6 +5,9 @@
 #ifndef TPSERVE_TESTS_TEST_PATHS_H_
 #define TPSERVE_TESTS_TEST_PATHS_H_
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -45,6 +48,24 @@ inline std::string ReadFileOrEmpty(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Runs the `tpserve` binary (TPSERVE_BIN, else coordinator/tpserve) with
+// `args` (shell words) and returns its stdout, with stderr too when
+// `with_stderr`; *exit_code gets its exit status (-1 if it did not exit).
+inline std::string RunTpserve(const std::string& args, int* exit_code,
+                              bool with_stderr = true) {
+  const char* bin = std::getenv("TPSERVE_BIN");
+  const std::string cmd = std::string(bin ? bin : "coordinator/tpserve") + " " +
+                          args + (with_stderr ? " 2>&1" : " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while (p && (n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = p ? pclose(p) : -1;
+  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
 }
 
 }  // namespace tpserve::testing

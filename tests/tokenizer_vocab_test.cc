@@ -24,20 +24,6 @@ std::string VocabDir() {
   return env && *env ? env : ".cache/testdata/llama-vocab";
 }
 
-std::string RunTpserve(const std::string& args, int* exit_code) {
-  const char* bin = std::getenv("TPSERVE_BIN");
-  const std::string cmd =
-      std::string(bin ? bin : "coordinator/tpserve") + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while (p && (n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = p ? pclose(p) : -1;
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
-
 class VocabTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(VocabTest, EveryCaseMatchesLlamaCpp) {
@@ -57,8 +43,8 @@ TEST_P(VocabTest, EveryCaseMatchesLlamaCpp) {
       ::testing::TempDir() + "/vocab_" + GetParam() + ".json";
   std::ofstream(input) << nlohmann::json(cases).dump();
   int code = 0;
-  const std::string got_text =
-      RunTpserve("tokenize --model " + base + " --input " + input, &code);
+  const std::string got_text = testing::RunTpserve(
+      "tokenize --model " + base + " --input " + input, &code);
   ASSERT_EQ(code, 0) << got_text;
   const auto got = nlohmann::json::parse(got_text);
   ASSERT_EQ(got.size(), cases.size());
