@@ -1,0 +1,600 @@
+#include "common/jinja/value.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "common/unicode.h"
+
+namespace tpserve::jinja {
+
+const Value* Dict::Find(absl::string_view key) const {
+  auto it = index_.find(key);
+  return it == index_.end() ? nullptr : &items_[it->second].second;
+}
+
+void Dict::Set(std::string key, Value value) {
+  auto it = index_.find(key);
+  if (it != index_.end()) {
+    items_[it->second].second = std::move(value);
+    return;
+  }
+  index_.emplace(key, items_.size());
+  items_.emplace_back(std::move(key), std::move(value));
+}
+
+Value Value::Undefined(std::string name) {
+  Value v;
+  v.data_ = UndefinedName{std::move(name)};
+  return v;
+}
+Value Value::None() {
+  Value v;
+  v.data_ = NoneTag{};
+  return v;
+}
+Value Value::Bool(bool b) {
+  Value v;
+  v.data_ = b;
+  return v;
+}
+Value Value::Int(int64_t i) {
+  Value v;
+  v.data_ = i;
+  return v;
+}
+Value Value::Float(double f) {
+  Value v;
+  v.data_ = f;
+  return v;
+}
+Value Value::String(std::string s) {
+  Value v;
+  v.data_ = std::make_shared<const std::string>(std::move(s));
+  return v;
+}
+Value Value::List(std::vector<Value> items, bool tuple) {
+  Value v;
+  auto data = std::make_shared<ListData>();
+  data->items = std::move(items);
+  data->tuple = tuple;
+  v.data_ = std::shared_ptr<const ListData>(std::move(data));
+  return v;
+}
+Value Value::MakeDict(Dict dict) {
+  Value v;
+  v.data_ = std::make_shared<const Dict>(std::move(dict));
+  return v;
+}
+Value Value::Namespace(Dict dict) {
+  Value v;
+  v.data_ = NamespacePtr{std::make_shared<Dict>(std::move(dict))};
+  return v;
+}
+Value Value::Function(std::shared_ptr<Callable> fn) {
+  Value v;
+  v.data_ = std::move(fn);
+  return v;
+}
+
+Value Value::FromJson(const nlohmann::ordered_json& json) {
+  switch (json.type()) {
+    case nlohmann::ordered_json::value_t::null:
+      return None();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Bool(json.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return Int(json.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_unsigned: {
+      const uint64_t u = json.get<uint64_t>();
+      if (u > static_cast<uint64_t>(INT64_MAX)) {
+        return Float(static_cast<double>(u));
+      }
+      return Int(static_cast<int64_t>(u));
+    }
+    case nlohmann::ordered_json::value_t::number_float:
+      return Float(json.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return String(json.get<std::string>());
+    case nlohmann::ordered_json::value_t::array: {
+      std::vector<Value> items;
+      items.reserve(json.size());
+      for (const auto& item : json) items.push_back(FromJson(item));
+      return List(std::move(items));
+    }
+    case nlohmann::ordered_json::value_t::object: {
+      Dict dict;
+      for (const auto& [key, item] : json.items())
+        dict.Set(key, FromJson(item));
+      return MakeDict(std::move(dict));
+    }
+    default:  // Binary and discarded values do not come from JSON text.
+      return None();
+  }
+}
+
+double Value::AsDouble() const {
+  switch (kind()) {
+    case Kind::kInt:
+      return static_cast<double>(AsInt());
+    case Kind::kBool:
+      return AsBool() ? 1.0 : 0.0;
+    default:
+      return std::get<double>(data_);
+  }
+}
+
+const Dict& Value::AsDict() const {
+  if (kind() == Kind::kNamespace) return *std::get<NamespacePtr>(data_).p;
+  return *std::get<std::shared_ptr<const Dict>>(data_);
+}
+
+bool Value::Truthy() const {
+  switch (kind()) {
+    case Kind::kUndefined:
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return AsBool();
+    case Kind::kInt:
+      return AsInt() != 0;
+    case Kind::kFloat:
+      return AsDouble() != 0.0;
+    case Kind::kString:
+      return !AsString().empty();
+    case Kind::kList:
+      return !AsList().items.empty();
+    case Kind::kDict:
+      return AsDict().size() != 0;
+    case Kind::kNamespace:
+    case Kind::kCallable:
+      return true;
+  }
+  return false;
+}
+
+absl::string_view Value::TypeName() const {
+  switch (kind()) {
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return AsList().tuple ? "tuple" : "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kNamespace:
+      return "Namespace";
+    case Kind::kCallable:
+      return "function";
+  }
+  return "object";
+}
+
+std::string FormatFloat(double f) {
+  if (std::isnan(f)) return "nan";
+  if (std::isinf(f)) return f > 0 ? "inf" : "-inf";
+  if (f == 0) return std::signbit(f) ? "-0.0" : "0.0";
+  // Shortest round-trip digits, then Python's layout: fixed notation for
+  // decimal exponents in [-4, 16), scientific otherwise.
+  char buf[64];
+  auto res =
+      std::to_chars(buf, buf + sizeof(buf), f, std::chars_format::scientific);
+  std::string sci(buf, res.ptr);
+  std::string sign;
+  if (sci[0] == '-') {
+    sign = "-";
+    sci.erase(0, 1);
+  }
+  const size_t e = sci.find('e');
+  const int exponent = std::stoi(sci.substr(e + 1));
+  std::string digits = sci.substr(0, e);
+  digits.erase(std::remove(digits.begin(), digits.end(), '.'), digits.end());
+  if (exponent < -4 || exponent >= 16) {
+    std::string mantissa = digits.substr(0, 1);
+    if (digits.size() > 1) absl::StrAppend(&mantissa, ".", digits.substr(1));
+    char exp[16];
+    std::snprintf(exp, sizeof(exp), "e%c%02d", exponent < 0 ? '-' : '+',
+                  std::abs(exponent));
+    return absl::StrCat(sign, mantissa, exp);
+  }
+  if (exponent < 0) {
+    return absl::StrCat(sign, "0.", std::string(-exponent - 1, '0'), digits);
+  }
+  const size_t int_len = static_cast<size_t>(exponent) + 1;
+  if (digits.size() <= int_len) {
+    return absl::StrCat(sign, digits, std::string(int_len - digits.size(), '0'),
+                        ".0");
+  }
+  return absl::StrCat(sign, digits.substr(0, int_len), ".",
+                      digits.substr(int_len));
+}
+
+namespace {
+
+// Python's str.isprintable, for the code points repr escapes: controls,
+// format characters, separators other than the space, and the like.
+bool IsPrintable(uint32_t cp) {
+  if (cp < 0x20 || (cp >= 0x7f && cp <= 0xa0) || cp == 0xad) return false;
+  if (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200f) ||
+      (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x2064) ||
+      cp == 0x3000 || cp == 0xfeff || (cp >= 0xd800 && cp <= 0xdfff) ||
+      (cp >= 0xe000 && cp <= 0xf8ff) || cp == 0x061c || cp == 0x180e) {
+    return false;
+  }
+  return true;
+}
+
+void AppendRepr(const Value& value, std::string& out);
+
+void AppendStringRepr(absl::string_view s, std::string& out) {
+  const bool has_single = s.find('\'') != absl::string_view::npos;
+  const bool has_double = s.find('"') != absl::string_view::npos;
+  const char quote = has_single && !has_double ? '"' : '\'';
+  out += quote;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    const size_t start = pos;
+    std::optional<uint32_t> cp = DecodeUtf8(s, &pos);
+    if (!cp) {  // Cannot come from valid input; keep the byte visible.
+      absl::StrAppend(
+          &out, "\\x",
+          absl::Hex(static_cast<uint8_t>(s[start]), absl::kZeroPad2));
+      continue;
+    }
+    const uint32_t c = *cp;
+    if (c == static_cast<uint32_t>(quote) || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (!IsPrintable(c)) {
+      if (c <= 0xff) {
+        absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+      } else if (c <= 0xffff) {
+        absl::StrAppend(&out, "\\u", absl::Hex(c, absl::kZeroPad4));
+      } else {
+        absl::StrAppend(&out, "\\U", absl::Hex(c, absl::kZeroPad8));
+      }
+    } else {
+      absl::StrAppend(&out, s.substr(start, pos - start));
+    }
+  }
+  out += quote;
+}
+
+void AppendRepr(const Value& value, std::string& out) {
+  switch (value.kind()) {
+    case Value::Kind::kUndefined:
+      return;  // jinja2 prints an Undefined inside a list as ''.
+    case Value::Kind::kNone:
+      out += "None";
+      return;
+    case Value::Kind::kBool:
+      out += value.AsBool() ? "True" : "False";
+      return;
+    case Value::Kind::kInt:
+      absl::StrAppend(&out, value.AsInt());
+      return;
+    case Value::Kind::kFloat:
+      out += FormatFloat(value.AsDouble());
+      return;
+    case Value::Kind::kString:
+      AppendStringRepr(value.AsString(), out);
+      return;
+    case Value::Kind::kList: {
+      const ListData& list = value.AsList();
+      out += list.tuple ? '(' : '[';
+      for (size_t i = 0; i < list.items.size(); ++i) {
+        if (i > 0) out += ", ";
+        AppendRepr(list.items[i], out);
+      }
+      if (list.tuple && list.items.size() == 1) out += ',';
+      out += list.tuple ? ')' : ']';
+      return;
+    }
+    case Value::Kind::kDict:
+    case Value::Kind::kNamespace: {
+      if (value.kind() == Value::Kind::kNamespace) out += "<Namespace ";
+      out += '{';
+      bool first = true;
+      for (const auto& [key, item] : value.AsDict().items()) {
+        if (!first) out += ", ";
+        first = false;
+        AppendStringRepr(key, out);
+        out += ": ";
+        AppendRepr(item, out);
+      }
+      out += '}';
+      if (value.kind() == Value::Kind::kNamespace) out += '>';
+      return;
+    }
+    case Value::Kind::kCallable:
+      absl::StrAppend(&out, "<function ", value.AsCallable()->Name(), ">");
+      return;
+  }
+}
+
+}  // namespace
+
+std::string Repr(const Value& value) {
+  std::string out;
+  AppendRepr(value, out);
+  return out;
+}
+
+std::string Str(const Value& value) {
+  if (value.is_string()) return value.AsString();
+  return Repr(value);
+}
+
+bool Equals(const Value& a, const Value& b) {
+  if (a.is_number() && b.is_number()) {
+    if (a.kind() != Value::Kind::kFloat && b.kind() != Value::Kind::kFloat) {
+      const int64_t x = a.kind() == Value::Kind::kBool ? a.AsBool() : a.AsInt();
+      const int64_t y = b.kind() == Value::Kind::kBool ? b.AsBool() : b.AsInt();
+      return x == y;
+    }
+    return a.AsDouble() == b.AsDouble();
+  }
+  if (a.kind() != b.kind()) return false;
+  switch (a.kind()) {
+    case Value::Kind::kUndefined:
+    case Value::Kind::kNone:
+      return true;
+    case Value::Kind::kString:
+      return a.AsString() == b.AsString();
+    case Value::Kind::kList: {
+      const auto& x = a.AsList();
+      const auto& y = b.AsList();
+      if (x.tuple != y.tuple || x.items.size() != y.items.size()) return false;
+      for (size_t i = 0; i < x.items.size(); ++i) {
+        if (!Equals(x.items[i], y.items[i])) return false;
+      }
+      return true;
+    }
+    case Value::Kind::kDict: {
+      const Dict& x = a.AsDict();
+      const Dict& y = b.AsDict();
+      if (x.size() != y.size()) return false;
+      for (const auto& [key, item] : x.items()) {
+        const Value* other = y.Find(key);
+        if (other == nullptr || !Equals(item, *other)) return false;
+      }
+      return true;
+    }
+    case Value::Kind::kNamespace:
+      return &a.MutableNamespace() == &b.MutableNamespace();
+    case Value::Kind::kCallable:
+      return a.AsCallable() == b.AsCallable();
+    default:
+      return false;
+  }
+}
+
+absl::StatusOr<int> Compare(const Value& a, const Value& b) {
+  if (a.is_number() && b.is_number()) {
+    if (a.kind() == Value::Kind::kInt && b.kind() == Value::Kind::kInt) {
+      return a.AsInt() < b.AsInt() ? -1 : (a.AsInt() > b.AsInt() ? 1 : 0);
+    }
+    const double x = a.AsDouble(), y = b.AsDouble();
+    return x < y ? -1 : (x > y ? 1 : 0);
+  }
+  if (a.is_string() && b.is_string()) {
+    // UTF-8 byte order is code point order.
+    const int c = a.AsString().compare(b.AsString());
+    return c < 0 ? -1 : (c > 0 ? 1 : 0);
+  }
+  if (a.is_list() && b.is_list()) {
+    const auto& x = a.AsList().items;
+    const auto& y = b.AsList().items;
+    for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+      if (Equals(x[i], y[i])) continue;
+      return Compare(x[i], y[i]);
+    }
+    return x.size() < y.size() ? -1 : (x.size() > y.size() ? 1 : 0);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("'<' not supported between instances of '", a.TypeName(),
+                   "' and '", b.TypeName(), "'"));
+}
+
+JsonStyle DefaultJsonStyle() {
+  JsonStyle style;
+  style.item_separator = ", ";
+  style.key_separator = ": ";
+  return style;
+}
+
+namespace {
+
+void AppendJsonString(absl::string_view s, bool ensure_ascii,
+                      std::string& out) {
+  out += '"';
+  size_t pos = 0;
+  while (pos < s.size()) {
+    const size_t start = pos;
+    std::optional<uint32_t> cp = DecodeUtf8(s, &pos);
+    const uint32_t c = cp ? *cp : 0xfffd;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        continue;
+      case '\\':
+        out += "\\\\";
+        continue;
+      case '\n':
+        out += "\\n";
+        continue;
+      case '\r':
+        out += "\\r";
+        continue;
+      case '\t':
+        out += "\\t";
+        continue;
+      case '\b':
+        out += "\\b";
+        continue;
+      case '\f':
+        out += "\\f";
+        continue;
+      default:
+        break;
+    }
+    if (c < 0x20 || (ensure_ascii && c > 0x7e)) {
+      auto hex4 = [&out](uint32_t u) {
+        absl::StrAppend(&out, "\\u", absl::Hex(u, absl::kZeroPad4));
+      };
+      if (c > 0xffff) {  // A surrogate pair, as json.dumps writes it.
+        const uint32_t v = c - 0x10000;
+        hex4(0xd800 | (v >> 10));
+        hex4(0xdc00 | (v & 0x3ff));
+      } else {
+        hex4(c);
+      }
+    } else if (cp) {
+      absl::StrAppend(&out, s.substr(start, pos - start));
+    } else {
+      out += "\xef\xbf\xbd";
+    }
+  }
+  out += '"';
+}
+
+struct JsonWriter {
+  const JsonStyle& style;
+  int max_depth;
+  size_t max_bytes;
+  std::string out;
+
+  void Newline(int depth) {
+    out += '\n';
+    for (int i = 0; i < depth; ++i) out += style.indent;
+  }
+
+  absl::Status Write(const Value& value, int depth) {
+    if (depth > max_depth) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tojson: nesting deeper than ", max_depth));
+    }
+    if (out.size() > max_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("tojson: output over ", max_bytes, " bytes"));
+    }
+    switch (value.kind()) {
+      case Value::Kind::kNone:
+        out += "null";
+        return absl::OkStatus();
+      case Value::Kind::kBool:
+        out += value.AsBool() ? "true" : "false";
+        return absl::OkStatus();
+      case Value::Kind::kInt:
+        absl::StrAppend(&out, value.AsInt());
+        return absl::OkStatus();
+      case Value::Kind::kFloat: {
+        const double f = value.AsDouble();
+        if (std::isnan(f)) {
+          out += "NaN";
+        } else if (std::isinf(f)) {
+          out += f > 0 ? "Infinity" : "-Infinity";
+        } else {
+          out += FormatFloat(f);
+        }
+        return absl::OkStatus();
+      }
+      case Value::Kind::kString:
+        AppendJsonString(value.AsString(), style.ensure_ascii, out);
+        return absl::OkStatus();
+      case Value::Kind::kList: {
+        const auto& items = value.AsList().items;
+        if (items.empty()) {
+          out += "[]";
+          return absl::OkStatus();
+        }
+        out += '[';
+        for (size_t i = 0; i < items.size(); ++i) {
+          if (i > 0) out += style.item_separator;
+          if (style.has_indent) Newline(depth + 1);
+          if (absl::Status s = Write(items[i], depth + 1); !s.ok()) return s;
+        }
+        if (style.has_indent) Newline(depth);
+        out += ']';
+        return absl::OkStatus();
+      }
+      case Value::Kind::kDict: {
+        std::vector<const std::pair<std::string, Value>*> items;
+        for (const auto& item : value.AsDict().items()) items.push_back(&item);
+        if (items.empty()) {
+          out += "{}";
+          return absl::OkStatus();
+        }
+        if (style.sort_keys) {
+          std::stable_sort(
+              items.begin(), items.end(),
+              [](const auto* a, const auto* b) { return a->first < b->first; });
+        }
+        out += '{';
+        for (size_t i = 0; i < items.size(); ++i) {
+          if (i > 0) out += style.item_separator;
+          if (style.has_indent) Newline(depth + 1);
+          AppendJsonString(items[i]->first, style.ensure_ascii, out);
+          out += style.key_separator;
+          if (absl::Status s = Write(items[i]->second, depth + 1); !s.ok()) {
+            return s;
+          }
+        }
+        if (style.has_indent) Newline(depth);
+        out += '}';
+        return absl::OkStatus();
+      }
+      default:
+        return absl::InvalidArgumentError(absl::StrCat(
+            "Object of type ", value.TypeName(), " is not JSON serializable"));
+    }
+  }
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> ToJson(const Value& value, const JsonStyle& style,
+                                   int max_depth, size_t max_bytes) {
+  JsonWriter writer{style, max_depth, max_bytes, {}};
+  if (absl::Status s = writer.Write(value, 0); !s.ok()) return s;
+  if (writer.out.size() > max_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("tojson: output over ", max_bytes, " bytes"));
+  }
+  return std::move(writer.out);
+}
+
+size_t CodePointCount(absl::string_view s) {
+  size_t n = 0;
+  for (char c : s) n += (static_cast<uint8_t>(c) & 0xc0) != 0x80;
+  return n;
+}
+
+std::vector<size_t> CodePointOffsets(absl::string_view s) {
+  std::vector<size_t> offsets;
+  offsets.reserve(s.size() + 1);
+  for (size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<uint8_t>(s[i]) & 0xc0) != 0x80) offsets.push_back(i);
+  }
+  offsets.push_back(s.size());
+  return offsets;
+}
+
+}  // namespace tpserve::jinja

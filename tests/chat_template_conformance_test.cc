@@ -1,0 +1,146 @@
+// tpserve's Jinja engine against Python jinja2 over real chat templates:
+// every case of cases.json (tests/chat_templates/README.md) renders to the
+// same bytes, or fails where jinja2 fails. Prints N/M identical per
+// template; required templates must be identical on every case.
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "common/jinja/template.h"
+#include "gtest/gtest.h"
+
+namespace tpserve::jinja {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The first differing position, with some context on each side.
+std::string FirstDifference(const std::string& want, const std::string& got) {
+  size_t i = 0;
+  while (i < want.size() && i < got.size() && want[i] == got[i]) ++i;
+  const size_t from = i > 40 ? i - 40 : 0;
+  return absl::StrCat("at byte ", i,
+                      "\n  want: ", Json(want.substr(from, 120)).dump(),
+                      "\n  got:  ", Json(got.substr(from, 120)).dump());
+}
+
+TEST(ChatTemplateConformanceTest, RendersLikeJinja2) {
+  const char* path = std::getenv("TPSERVE_CHAT_TEMPLATE_CASES");
+  if (path == nullptr) {
+    GTEST_SKIP() << "set TPSERVE_CHAT_TEMPLATE_CASES to cases.json from "
+                    "scripts/chat-template-cases.sh";
+  }
+  const Json cases = Json::parse(ReadFile(path));
+  const std::string dir =
+      std::string(path).substr(0, std::string(path).find_last_of('/'));
+  const char* templates_env = std::getenv("TPSERVE_CHAT_TEMPLATE_DIR");
+  ASSERT_NE(templates_env, nullptr)
+      << "set TPSERVE_CHAT_TEMPLATE_DIR to the templates folder";
+  const std::string templates = templates_env;
+
+  RenderOptions options;
+  absl::Time clock;
+  std::string err;
+  ASSERT_TRUE(absl::ParseTime("%Y-%m-%dT%H:%M:%S",
+                              cases["clock"].get<std::string>(),
+                              absl::UTCTimeZone(), &clock, &err))
+      << err;
+  options.now = clock;
+  options.time_zone = absl::UTCTimeZone();
+
+  struct Tally {
+    int same = 0, total = 0;
+    bool required = false;
+  };
+  std::map<std::string, Tally> tally;
+  std::map<std::string, absl::StatusOr<Template>> parsed;
+  int required_failures = 0;
+  for (const Json& c : cases["cases"]) {
+    const std::string name = c["template"];
+    const bool required = c["required"];
+    Tally& t = tally[name];
+    t.required = required;
+    ++t.total;
+    auto it = parsed.find(name);
+    if (it == parsed.end()) {
+      it = parsed
+               .emplace(name, Template::Parse(ReadFile(templates + "/" + name)))
+               .first;
+    }
+    const std::string what =
+        absl::StrCat(name, " / ", c["conversation"].get<std::string>());
+    if (!it->second.ok()) {
+      if (required) {
+        ++required_failures;
+        ADD_FAILURE() << what << ": parse error: " << it->second.status();
+      }
+      continue;
+    }
+    Dict vars;
+    for (const auto& [k, v] : c["context"].items())
+      vars.Set(k, Value::FromJson(v));
+    absl::StatusOr<std::string> got = it->second->Render(vars, options);
+    bool same;
+    std::string why;
+    if (c.contains("expected")) {
+      const std::string want = c["expected"];
+      same = got.ok() && *got == want;
+      if (!got.ok()) {
+        why = absl::StrCat("engine error: ", got.status().ToString());
+      } else if (!same) {
+        why = FirstDifference(want, *got);
+      }
+    } else {
+      // jinja2 failed: the engine must fail too (with the template's own
+      // message when the template raised it).
+      same = !got.ok();
+      if (same && c["error_type"] == "raise_exception") {
+        same = got.status().message().find(c["error"].get<std::string>()) !=
+               std::string::npos;
+      }
+      if (!same) {
+        why = absl::StrCat("jinja2 failed (", c["error"].get<std::string>(),
+                           ") but the engine gave ",
+                           got.ok() ? "output" : got.status().ToString());
+      }
+    }
+    if (same) {
+      ++t.same;
+    } else if (required) {
+      ++required_failures;
+      ADD_FAILURE() << what << ": " << why;
+    } else if (std::getenv("TPSERVE_CHAT_TEMPLATE_VERBOSE") != nullptr) {
+      std::cout << "  (not required) " << what << ": " << why << "\n";
+    }
+  }
+  int same = 0, total = 0, rsame = 0, rtotal = 0;
+  for (const auto& [name, t] : tally) {
+    std::cout << (t.required ? "required " : "extra    ") << t.same << "/"
+              << t.total << " identical  " << name << "\n";
+    same += t.same;
+    total += t.total;
+    if (t.required) {
+      rsame += t.same;
+      rtotal += t.total;
+    }
+  }
+  std::cout << "chat templates: required " << rsame << "/" << rtotal
+            << " identical; all " << same << "/" << total << "\n";
+  EXPECT_EQ(required_failures, 0);
+}
+
+}  // namespace
+}  // namespace tpserve::jinja
