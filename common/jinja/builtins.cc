@@ -11,7 +11,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/jinja/text.h"
@@ -206,7 +205,11 @@ absl::StatusOr<Value> SelectFilter(Interpreter& in, absl::string_view name,
   test_args.positional.assign(args.positional.begin() + next,
                               args.positional.end());
   test_args.keyword = args.keyword;
-  TP_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(input));
+  // jinja2 yields nothing for a false input (None, [], an Undefined).
+  std::vector<Value> items;
+  if (input.Truthy()) {
+    TP_ASSIGN_OR_RETURN(items, Iterate(input));
+  }
   std::vector<Value> out;
   for (const Value& item : items) {
     TP_RETURN_IF_ERROR(in.Step());
@@ -220,12 +223,15 @@ absl::StatusOr<Value> SelectFilter(Interpreter& in, absl::string_view name,
     }
     if (result == keep) out.push_back(item);
   }
-  return Value::List(std::move(out));
+  return Value::Generator(std::move(out));
 }
 
 absl::StatusOr<Value> MapFilter(Interpreter& in, const Value& input,
                                 const CallArgs& args) {
-  TP_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(input));
+  std::vector<Value> items;  // Nothing for a false input, as in jinja2.
+  if (input.Truthy()) {
+    TP_ASSIGN_OR_RETURN(items, Iterate(input));
+  }
   std::vector<Value> out;
   if (args.positional.empty()) {  // map(attribute='x', default=...)
     std::optional<std::string> attr;
@@ -241,7 +247,7 @@ absl::StatusOr<Value> MapFilter(Interpreter& in, const Value& input,
       out.push_back(v.is_undefined() && !fallback.is_undefined() ? fallback
                                                                  : v);
     }
-    return Value::List(std::move(out));
+    return Value::Generator(std::move(out));
   }
   if (!args.positional[0].is_string()) {
     return TypeError("map(): the filter name must be a string");
@@ -255,18 +261,14 @@ absl::StatusOr<Value> MapFilter(Interpreter& in, const Value& input,
         Value v, ApplyFilter(in, args.positional[0].AsString(), item, rest));
     out.push_back(std::move(v));
   }
-  return Value::List(std::move(out));
+  return Value::Generator(std::move(out));
 }
 
-std::string HtmlEscape(absl::string_view s) {
-  return absl::StrReplaceAll(s, {{"&", "&amp;"},
-                                 {"<", "&lt;"},
-                                 {">", "&gt;"},
-                                 {"\"", "&#34;"},
-                                 {"'", "&#39;"}});
-}
-
-absl::StatusOr<Value> Indent(const Value& input, const CallArgs& args) {
+// jinja2's do_indent, quirks included: it appends a newline and splits
+// with str.splitlines, so every line break becomes \n, and `first` indents
+// even an empty string.
+absl::StatusOr<Value> Indent(Interpreter& in, const Value& input,
+                             const CallArgs& args) {
   Params p("indent", args, {"width", "first", "blank"});
   TP_RETURN_IF_ERROR(p.Check());
   std::string pad;
@@ -279,15 +281,23 @@ absl::StatusOr<Value> Indent(const Value& input, const CallArgs& args) {
     return TypeError("indent(): width must be an int or a string");
   }
   const bool first = p.Bool(1, false), blank = p.Bool(2, false);
-  const std::string s = Str(input);
-  std::vector<std::string> lines = absl::StrSplit(s, '\n');
-  std::string out;
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (i > 0) out += '\n';
-    if ((i > 0 || first) && (blank || !lines[i].empty())) out += pad;
-    out += lines[i];
+  if (!input.is_string()) {  // s += "\n" fails for anything else.
+    if (input.is_undefined()) return UndefinedError(input);
+    return TypeError(absl::StrCat("unsupported operand type(s) for +=: '",
+                                  input.TypeName(), "' and 'str'"));
   }
-  return Value::String(std::move(out));
+  const std::vector<std::string> lines =
+      SplitLines(absl::StrCat(input.AsString(), "\n"), false);
+  std::string out = first ? pad : "";
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (i > 0) {
+      out += '\n';
+      if (blank || !lines[i].empty()) out += pad;
+    }
+    out += lines[i];
+    TP_RETURN_IF_ERROR(in.CheckString(out.size()));
+  }
+  return SameString(input, std::move(out));
 }
 
 // Python's round() (half to even, as jinja2's "common" method calls it);
@@ -330,20 +340,24 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
     return input;
   }
   if (name == "tojson") return ToJsonFilter(in, input, args);
-  if (name == "safe") return input;
-  if (name == "string") return Value::String(Str(input));
+  if (name == "safe") {
+    return input.is_markup() ? input : Value::Markup(Str(input));
+  }
+  if (name == "string") {  // markupsafe's soft_str: a Markup stays one.
+    return input.is_string() ? input : Value::String(Str(input));
+  }
   if (name == "list") {
     TP_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(input));
     return Value::List(std::move(items));
   }
   if (name == "items") {
-    if (input.is_undefined()) return Value::List({});
+    if (input.is_undefined()) return Value::Generator({});
     if (!input.is_dict()) return TypeError("items(): expected a dict");
     std::vector<Value> pairs;
     for (const auto& [k, v] : input.AsDict().items()) {
-      pairs.push_back(Value::List({Value::String(k), v}, /*tuple=*/true));
+      pairs.push_back(Value::List({k, v}, /*tuple=*/true));
     }
-    return Value::List(std::move(pairs));
+    return Value::Generator(std::move(pairs));
   }
   if (name == "length" || name == "count") {
     if (input.is_string()) {
@@ -355,14 +369,30 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
     if (input.is_dict() || input.kind() == Value::Kind::kNamespace) {
       return Value::Int(static_cast<int64_t>(input.AsDict().size()));
     }
+    if (input.is_iterator() && !input.AsIterator().single_pass) {
+      return Value::Int(static_cast<int64_t>(input.AsIterator().items.size()));
+    }
     if (input.is_undefined()) return Value::Int(0);
     return TypeError(
         absl::StrCat("object of type '", input.TypeName(), "' has no len()"));
   }
   if (name == "first" || name == "last") {
-    TP_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(input));
-    if (items.empty())
+    if (input.is_iterator() && input.AsIterator().single_pass) {
+      // first takes one item off a generator; last needs reversed(), which
+      // a generator does not support.
+      const IterData& it = input.AsIterator();
+      if (name == "last") {
+        return TypeError(
+            absl::StrCat("'", it.type_name, "' object is not reversible"));
+      }
+      if (it.consumed < it.items.size()) return it.items[it.consumed++];
       return Value::Undefined("No first item, sequence was empty.");
+    }
+    TP_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(input));
+    if (items.empty()) {
+      return Value::Undefined(
+          absl::StrCat("No ", name, " item, sequence was empty."));
+    }
     return name == "first" ? items.front() : items.back();
   }
   if (name == "join") {
@@ -389,16 +419,14 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
     const Value* chars = p.Get(0);
     std::optional<std::string> set;
     if (chars != nullptr && chars->is_string()) set = chars->AsString();
-    if (!input.is_string())
-      return Value::String(Strip(Str(input), set, true, true));
-    return Value::String(Strip(input.AsString(), set, true, true));
+    return SameString(input, Strip(Str(input), set, true, true));
   }
   if (name == "lower" || name == "upper" || name == "capitalize" ||
       name == "title") {
     const std::string s = Str(input);
-    if (name == "lower") return Value::String(Lower(s));
-    if (name == "upper") return Value::String(Upper(s));
-    if (name == "capitalize") return Value::String(Capitalize(s));
+    if (name == "lower") return SameString(input, Lower(s));
+    if (name == "upper") return SameString(input, Upper(s));
+    if (name == "capitalize") return SameString(input, Capitalize(s));
     // jinja2's title: words start after whitespace and -({[< (not Python's
     // str.title, which also splits at apostrophes).
     std::string out(s);
@@ -444,7 +472,7 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
     std::optional<std::string> attr;
     if (!attr_s.empty()) attr = attr_s;
     TP_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(input));
-    if (name == "unique") {
+    if (name == "unique") {  // A generator, as in jinja2.
       std::vector<Value> out, seen;
       for (const Value& item : items) {
         Value key = item;
@@ -460,7 +488,7 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
         }
         TP_RETURN_IF_ERROR(in.Step());
       }
-      return Value::List(std::move(out));
+      return Value::Generator(std::move(out));
     }
     TP_ASSIGN_OR_RETURN(
         items, Sorted(std::move(items), reverse, case_sensitive, attr));
@@ -476,7 +504,7 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
     TP_ASSIGN_OR_RETURN(std::string by, p.String(1, "key"));
     std::vector<Value> pairs;
     for (const auto& [k, v] : input.AsDict().items()) {
-      pairs.push_back(Value::List({Value::String(k), v}, /*tuple=*/true));
+      pairs.push_back(Value::List({k, v}, /*tuple=*/true));
     }
     TP_ASSIGN_OR_RETURN(
         pairs, Sorted(std::move(pairs), p.Bool(2, false), p.Bool(0, false),
@@ -489,11 +517,19 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
       std::string out;
       for (auto it = cps.rbegin(); it != cps.rend(); ++it)
         AppendUtf8(it->second, out);
-      return Value::String(std::move(out));
+      return SameString(input, std::move(out));
     }
+    // reversed(value) where Python has it (an iterator), else a list.
+    const bool reversible =
+        !(input.is_iterator() && input.AsIterator().single_pass);
     TP_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(input));
     std::reverse(items.begin(), items.end());
-    return Value::List(std::move(items));
+    if (!reversible) return Value::List(std::move(items));
+    return Value::Iterator(std::move(items),
+                           input.is_list() && !input.AsList().tuple
+                               ? "list_reverseiterator"
+                               : "reversed",
+                           /*single_pass=*/true);
   }
   if (name == "int" || name == "float") {
     Params p(name, args, {"default", "base"});
@@ -540,15 +576,15 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
     }
     return total;
   }
-  if (name == "escape" || name == "e" || name == "forceescape") {
-    return Value::String(HtmlEscape(Str(input)));
-  }
-  if (name == "indent") return Indent(input, args);
+  if (name == "escape" || name == "e") return Escape(input);
+  if (name == "forceescape") return Value::Markup(HtmlEscape(Str(input)));
+  if (name == "indent") return Indent(in, input, args);
   if (name == "format") {
     if (!input.is_string()) return NeedString("format", input);
     TP_ASSIGN_OR_RETURN(std::string s,
-                        PercentFormat(in, input.AsString(), args.positional));
-    return Value::String(std::move(s));
+                        PercentFormat(in, input.AsString(), args.positional,
+                                      input.is_markup()));
+    return SameString(input, std::move(s));
   }
   if (name == "attr") {
     if (args.positional.size() != 1 || !args.positional[0].is_string()) {
@@ -566,14 +602,14 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
     TP_ASSIGN_OR_RETURN(int64_t width, p.Int(0, 80));
     const std::string s = Str(input);
     const int64_t len = static_cast<int64_t>(CodePointCount(s));
-    if (width <= len) return Value::String(s);
+    if (width <= len) return SameString(input, s);
     width = std::min<int64_t>(width, 1 << 16);
     const int64_t total = width - len;
     // CPython's str.center: the odd space goes left only when both the
     // padding and the width are odd.
     const int64_t left = total / 2 + (total & width & 1);
-    return Value::String(absl::StrCat(std::string(left, ' '), s,
-                                      std::string(total - left, ' ')));
+    return SameString(input, absl::StrCat(std::string(left, ' '), s,
+                                          std::string(total - left, ' ')));
   }
   if (name == "batch") {
     Params p("batch", args, {"linecount", "fill_with"});
@@ -595,7 +631,7 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
       }
       out.push_back(Value::List(std::move(cur)));
     }
-    return Value::List(std::move(out));
+    return Value::Generator(std::move(out));
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown filter '", name, "'"));

@@ -33,15 +33,19 @@ absl::StatusOr<Value> Arithmetic(Interpreter& in, absl::string_view op,
                                  const Value& a, const Value& b);
 // `item in container`.
 absl::StatusOr<bool> Contains(const Value& container, const Value& item);
-// What `for` walks: list/tuple items, dict keys, str characters; an
-// Undefined is empty. Other types are a TypeError.
+// What `for` walks: list/tuple items, dict keys, str characters, what a
+// generator has left (using it up); an Undefined is empty. Other types are
+// a TypeError.
 absl::StatusOr<std::vector<Value>> Iterate(const Value& value);
 // An error for using an Undefined where a value is needed.
 absl::Status UndefinedError(const Value& undefined);
 // Python's % formatting and jinja2's `format` filter: %s %r %d %i %f %x %%.
+// With `escape` (a Markup's %), the arguments are HTML-escaped as they go
+// in.
 absl::StatusOr<std::string> PercentFormat(Interpreter& in,
                                           absl::string_view format,
-                                          const std::vector<Value>& args);
+                                          const std::vector<Value>& args,
+                                          bool escape = false);
 
 // ---- builtins.cc: filters, tests, methods, globals ----
 

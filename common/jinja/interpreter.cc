@@ -101,10 +101,10 @@ absl::StatusOr<std::string> Interpreter::Render(const StmtList& program,
   auto globals = std::make_shared<Frame>();
   Dict builtins;
   AddGlobals(builtins);
-  for (const auto& [name, value] : builtins.items())
-    globals->vars[name] = value;
-  for (const auto& [name, value] : variables.items()) {
-    globals->vars[name] = value;
+  for (const Dict* vars : {static_cast<const Dict*>(&builtins), &variables}) {
+    for (const auto& [name, value] : vars->items()) {
+      if (name.is_string()) globals->vars[name.AsString()] = value;
+    }
   }
   frame_ = std::make_shared<Frame>();
   frame_->parent = globals;
@@ -515,11 +515,7 @@ absl::StatusOr<Value> Interpreter::Eval(const Expr& expr) {
       for (size_t i = 0; i + 1 < expr.items.size(); i += 2) {
         TP_ASSIGN_OR_RETURN(Value k, Eval(*expr.items[i]));
         TP_ASSIGN_OR_RETURN(Value v, Eval(*expr.items[i + 1]));
-        if (!k.is_string()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "dict keys must be strings here, got ", k.TypeName()));
-        }
-        dict.Set(k.AsString(), std::move(v));
+        TP_RETURN_IF_ERROR(dict.SetKey(std::move(k), std::move(v)));
       }
       return Value::MakeDict(std::move(dict));
     }

@@ -153,16 +153,15 @@ absl::StatusOr<Value> StringMethod(Interpreter& in, const std::string& s,
     return Value::List(std::move(parts));
   }
   if (name == "splitlines") {
-    std::vector<Value> lines;
-    size_t start = 0;
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '\n' || s[i] == '\r') {
-        lines.push_back(Value::String(s.substr(start, i - start)));
-        if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ++i;
-        start = i + 1;
-      }
+    bool keepends = !args.positional.empty() && args.positional[0].Truthy();
+    for (const auto& [k, v] : args.keyword) {
+      if (k == "keepends") keepends = v.Truthy();
     }
-    if (start < s.size()) lines.push_back(Value::String(s.substr(start)));
+    std::vector<Value> lines;
+    for (std::string& line : SplitLines(s, keepends)) {
+      lines.push_back(Value::String(std::move(line)));
+    }
+    TP_RETURN_IF_ERROR(in.CheckList(lines.size()));
     return Value::List(std::move(lines));
   }
   if (name == "startswith" || name == "endswith") {
@@ -247,6 +246,33 @@ absl::StatusOr<Value> StringMethod(Interpreter& in, const std::string& s,
   return TypeError(absl::StrCat("str has no method '", name, "'"));
 }
 
+// A Markup's methods (markupsafe): the strings they take in are escaped,
+// and the strings they give back are Markup too.
+absl::StatusOr<Value> MarkupMethod(Interpreter& in, const Value& self,
+                                   absl::string_view name, CallArgs args) {
+  if (name == "join" && args.positional.size() == 1) {
+    TP_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(args.positional[0]));
+    for (Value& item : items) item = Escape(item);
+    args.positional[0] = Value::List(std::move(items));
+  } else if (name == "format") {
+    for (Value& v : args.positional) v = Escape(v);
+    for (auto& [k, v] : args.keyword) v = Escape(v);
+  } else if (name == "replace" && args.positional.size() >= 2) {
+    args.positional[1] = Escape(args.positional[1]);
+  }
+  TP_ASSIGN_OR_RETURN(Value r, StringMethod(in, self.AsString(), name, args));
+  if (r.is_string()) return Value::Markup(r.AsString());
+  if (r.is_list() &&
+      (name == "split" || name == "rsplit" || name == "splitlines")) {
+    std::vector<Value> parts;
+    for (const Value& part : r.AsList().items) {
+      parts.push_back(Value::Markup(part.AsString()));
+    }
+    return Value::List(std::move(parts));
+  }
+  return r;
+}
+
 constexpr absl::string_view kStringMethods[] = {
     "strip",      "lstrip",     "rstrip",   "split",   "rsplit",
     "splitlines", "startswith", "endswith", "upper",   "lower",
@@ -309,7 +335,9 @@ absl::StatusOr<Value> KeywordDict(const CallArgs& args, bool ns) {
   for (const Value& v : args.positional) {  // namespace(mapping)
     if (!v.is_dict())
       return TypeError("dict()/namespace() take a mapping or keywords");
-    for (const auto& [k, item] : v.AsDict().items()) dict.Set(k, item);
+    for (const auto& [k, item] : v.AsDict().items()) {
+      TP_RETURN_IF_ERROR(dict.SetKey(k, item));
+    }
   }
   for (const auto& [k, v] : args.keyword) dict.Set(k, v);
   return ns ? Value::Namespace(std::move(dict))
@@ -356,6 +384,7 @@ absl::StatusOr<Value> CallMethod(Interpreter& in, const Value& obj,
         absl::StrCat("access to attribute '", name, "' of '", obj.TypeName(),
                      "' object is unsafe."));
   }
+  if (obj.is_markup()) return MarkupMethod(in, obj, name, std::move(args));
   if (obj.is_string()) return StringMethod(in, obj.AsString(), name, args);
   if (obj.is_dict()) {
     const Dict& d = obj.AsDict();
@@ -364,20 +393,29 @@ absl::StatusOr<Value> CallMethod(Interpreter& in, const Value& obj,
         return TypeError("dict.get takes 1 or 2 arguments");
       }
       const Value& key = args.positional[0];
-      const Value* v = key.is_string() ? d.Find(key.AsString()) : nullptr;
+      if (!key.is_string() && !HashKey(key)) {
+        return TypeError(
+            absl::StrCat("unhashable type: '", key.TypeName(), "'"));
+      }
+      const Value* v = d.FindKey(key);
       if (v != nullptr) return *v;
       return args.positional.size() == 2 ? args.positional[1] : Value::None();
     }
     if (name == "copy") return obj;
+    // Views: reusable, sized, printed as dict_items([...]).
     std::vector<Value> out;
     for (const auto& [k, v] : d.items()) {
       if (name == "items") {
-        out.push_back(Value::List({Value::String(k), v}, /*tuple=*/true));
+        out.push_back(Value::List({k, v}, /*tuple=*/true));
       } else {
-        out.push_back(name == "keys" ? Value::String(k) : v);
+        out.push_back(name == "keys" ? k : v);
       }
     }
-    return Value::List(std::move(out));
+    return Value::Iterator(std::move(out),
+                           name == "items"  ? "dict_items"
+                           : name == "keys" ? "dict_keys"
+                                            : "dict_values",
+                           /*single_pass=*/false);
   }
   if (obj.is_list()) {
     const auto& items = obj.AsList().items;
@@ -414,13 +452,14 @@ absl::StatusOr<bool> ApplyTest(Interpreter& in, absl::string_view name,
   if (name == "float") return v.kind() == K::kFloat;
   if (name == "number") return v.is_number();
   if (name == "iterable") {
-    return v.is_list() || v.is_dict() || v.is_string() || v.is_undefined();
+    return v.is_list() || v.is_dict() || v.is_string() || v.is_undefined() ||
+           v.is_iterator();
   }
-  if (name == "sequence") {
+  if (name == "sequence") {  // len() and [] both work.
     return v.is_list() || v.is_dict() || v.is_string() || v.is_undefined();
   }
   if (name == "callable") return v.kind() == K::kCallable;
-  if (name == "escaped") return false;
+  if (name == "escaped") return v.is_markup();
   if (name == "lower" || name == "upper") {
     if (!v.is_string()) return false;
     const std::string& s = v.AsString();

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/jinja/builtins.h"
+#include "common/jinja/text.h"
 #include "common/status_macros.h"
 
 namespace tpserve::jinja {
@@ -79,10 +80,10 @@ absl::StatusOr<Value> GetAttr(const Value& obj, const std::string& name) {
 absl::StatusOr<Value> GetItem(const Value& obj, const Value& key) {
   if (obj.is_undefined()) return UndefinedError(obj);
   if (obj.is_dict() || obj.kind() == Value::Kind::kNamespace) {
-    if (key.is_string()) {
-      const Value* v = obj.AsDict().Find(key.AsString());
-      if (v != nullptr) return *v;
-      if (IsMethod(obj, key.AsString())) return GetAttr(obj, key.AsString());
+    const Value* v = obj.AsDict().FindKey(key);
+    if (v != nullptr) return *v;
+    if (key.is_string() && IsMethod(obj, key.AsString())) {
+      return GetAttr(obj, key.AsString());
     }
     return MissingAttribute(obj, Str(key));
   }
@@ -103,7 +104,7 @@ absl::StatusOr<Value> GetItem(const Value& obj, const Value& key) {
     if (!i)
       return Value::Undefined(
           absl::StrCat("string index ", IntOf(key), " out of range"));
-    return Value::String(s.substr(at[*i], at[*i + 1] - at[*i]));
+    return SameString(obj, s.substr(at[*i], at[*i + 1] - at[*i]));
   }
   if (key.is_string()) return GetAttr(obj, key.AsString());
   return MissingAttribute(obj, Str(key));
@@ -159,7 +160,7 @@ absl::StatusOr<Value> SliceOf(const Value& obj, const Value& start_v,
   const std::string& s = obj.AsString();
   for (int64_t i : picks)
     out.append(s, offsets[i], offsets[i + 1] - offsets[i]);
-  return Value::String(std::move(out));
+  return SameString(obj, std::move(out));
 }
 
 absl::StatusOr<Value> Arithmetic(Interpreter& in, absl::string_view op,
@@ -224,6 +225,9 @@ absl::StatusOr<Value> Arithmetic(Interpreter& in, absl::string_view op,
   if (op == "+" && a.is_string() && b.is_string()) {
     TP_RETURN_IF_ERROR(
         in.CheckString(a.AsString().size() + b.AsString().size()));
+    if (a.is_markup() || b.is_markup()) {  // The plain side is escaped.
+      return Value::Markup(Escape(a).AsString() + Escape(b).AsString());
+    }
     return Value::String(a.AsString() + b.AsString());
   }
   if (op == "+" && a.is_list() && b.is_list() &&
@@ -251,7 +255,7 @@ absl::StatusOr<Value> Arithmetic(Interpreter& in, absl::string_view op,
         }
         std::string out;
         for (int64_t i = 0; i < n && !s.empty(); ++i) out += s;
-        return Value::String(std::move(out));
+        return SameString(seq, std::move(out));
       }
       const auto& items = seq.AsList().items;
       if (!items.empty() && n > 0) {
@@ -274,8 +278,9 @@ absl::StatusOr<Value> Arithmetic(Interpreter& in, absl::string_view op,
     } else {
       args.push_back(b);
     }
-    TP_ASSIGN_OR_RETURN(std::string s, PercentFormat(in, a.AsString(), args));
-    return Value::String(std::move(s));
+    TP_ASSIGN_OR_RETURN(std::string s,
+                        PercentFormat(in, a.AsString(), args, a.is_markup()));
+    return SameString(a, std::move(s));
   }
   return TypeError(absl::StrCat("unsupported operand type(s) for ", op, ": '",
                                 a.TypeName(), "' and '", b.TypeName(), "'"));
@@ -300,7 +305,24 @@ absl::StatusOr<bool> Contains(const Value& container, const Value& item) {
       return false;
     case Value::Kind::kDict:
     case Value::Kind::kNamespace:
-      return item.is_string() && container.AsDict().Find(item.AsString());
+      if (!item.is_string() && !HashKey(item)) {
+        return TypeError(
+            absl::StrCat("unhashable type: '", item.TypeName(), "'"));
+      }
+      return container.AsDict().FindKey(item) != nullptr;
+    case Value::Kind::kIterator: {
+      // Scans what is left of a generator, using it up to the match.
+      const IterData& it = container.AsIterator();
+      for (size_t i = it.single_pass ? it.consumed : 0; i < it.items.size();
+           ++i) {
+        if (Equals(it.items[i], item)) {
+          if (it.single_pass) it.consumed = i + 1;
+          return true;
+        }
+      }
+      if (it.single_pass) it.consumed = it.items.size();
+      return false;
+    }
     default:
       return TypeError(absl::StrCat("argument of type '", container.TypeName(),
                                     "' is not iterable"));
@@ -316,9 +338,16 @@ absl::StatusOr<std::vector<Value>> Iterate(const Value& value) {
     case Value::Kind::kDict: {
       std::vector<Value> keys;
       for (const auto& [key, item] : value.AsDict().items()) {
-        keys.push_back(Value::String(key));
+        keys.push_back(key);
       }
       return keys;
+    }
+    case Value::Kind::kIterator: {
+      const IterData& it = value.AsIterator();
+      if (!it.single_pass) return it.items;
+      std::vector<Value> rest(it.items.begin() + it.consumed, it.items.end());
+      it.consumed = it.items.size();
+      return rest;
     }
     case Value::Kind::kString: {
       const std::string& s = value.AsString();
@@ -337,7 +366,8 @@ absl::StatusOr<std::vector<Value>> Iterate(const Value& value) {
 
 absl::StatusOr<std::string> PercentFormat(Interpreter& in,
                                           absl::string_view format,
-                                          const std::vector<Value>& args) {
+                                          const std::vector<Value>& args,
+                                          bool escape) {
   std::string out;
   size_t next = 0;
   for (size_t i = 0; i < format.size(); ++i) {
@@ -369,6 +399,8 @@ absl::StatusOr<std::string> PercentFormat(Interpreter& in,
       case 's':
       case 'r': {
         std::string s = conv == 's' ? Str(arg) : Repr(arg);
+        // Markup's % escapes what it formats in (Markup arguments aside).
+        if (escape && (conv == 'r' || !arg.is_markup())) s = HtmlEscape(s);
         if (spec.size() > 1) {
           std::snprintf(buf, sizeof(buf), (spec + "s").c_str(), s.c_str());
           s = buf;

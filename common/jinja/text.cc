@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/unicode.h"
 
 namespace tpserve::jinja {
@@ -159,6 +160,42 @@ std::string Replace(absl::string_view s, absl::string_view from,
   }
   absl::StrAppend(&out, s.substr(pos));
   return out;
+}
+
+std::vector<std::string> SplitLines(absl::string_view s, bool keepends) {
+  std::vector<std::string> lines;
+  size_t start = 0, pos = 0;
+  while (pos < s.size()) {
+    const size_t at = pos;
+    const uint32_t c = DecodeUtf8(s, &pos).value_or(0xfffd);
+    const bool is_break = c == '\n' || c == '\r' || c == 0x0b || c == 0x0c ||
+                          (c >= 0x1c && c <= 0x1e) || c == 0x85 ||
+                          c == 0x2028 || c == 0x2029;
+    if (!is_break) continue;
+    if (c == '\r' && pos < s.size() && s[pos] == '\n') ++pos;
+    lines.emplace_back(s.substr(start, (keepends ? pos : at) - start));
+    start = pos;
+  }
+  if (start < s.size()) lines.emplace_back(s.substr(start));
+  return lines;
+}
+
+std::string HtmlEscape(absl::string_view s) {
+  return absl::StrReplaceAll(s, {{"&", "&amp;"},
+                                 {"<", "&lt;"},
+                                 {">", "&gt;"},
+                                 {"\"", "&#34;"},
+                                 {"'", "&#39;"}});
+}
+
+Value Escape(const Value& v) {
+  if (v.is_markup()) return v;
+  return Value::Markup(HtmlEscape(Str(v)));
+}
+
+Value SameString(const Value& like, std::string s) {
+  return like.is_markup() ? Value::Markup(std::move(s))
+                          : Value::String(std::move(s));
 }
 
 }  // namespace tpserve::jinja

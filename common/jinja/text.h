@@ -36,6 +36,18 @@ std::string Title(absl::string_view s);
 std::string Replace(absl::string_view s, absl::string_view from,
                     absl::string_view to, int64_t count);
 
+// str.splitlines(): lines end at \n, \r, \r\n, \v, \f, \x1c-\x1e, \x85,
+// U+2028 and U+2029 (the break itself is dropped unless keepends).
+std::vector<std::string> SplitLines(absl::string_view s, bool keepends);
+// HTML escaping as markupsafe does it: & < > " ' become entities.
+std::string HtmlEscape(absl::string_view s);
+// markupsafe.escape(v): a Markup unchanged, anything else as the Markup of
+// its escaped str().
+Value Escape(const Value& v);
+// A string result of an operation on `like`: a Markup when `like` is one
+// (markupsafe's methods keep strings marked), a str otherwise.
+Value SameString(const Value& like, std::string s);
+
 }  // namespace tpserve::jinja
 
 #endif  // TPSERVE_COMMON_JINJA_TEXT_H_

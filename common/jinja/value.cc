@@ -15,6 +15,14 @@ const Value* Dict::Find(absl::string_view key) const {
   return it == index_.end() ? nullptr : &items_[it->second].second;
 }
 
+const Value* Dict::FindKey(const Value& key) const {
+  if (key.is_string()) return Find(key.AsString());
+  std::optional<std::string> hash = HashKey(key);
+  if (!hash) return nullptr;
+  auto it = other_index_.find(*hash);
+  return it == other_index_.end() ? nullptr : &items_[it->second].second;
+}
+
 void Dict::Set(std::string key, Value value) {
   auto it = index_.find(key);
   if (it != index_.end()) {
@@ -22,7 +30,33 @@ void Dict::Set(std::string key, Value value) {
     return;
   }
   index_.emplace(key, items_.size());
-  items_.emplace_back(std::move(key), std::move(value));
+  items_.emplace_back(Value::String(std::move(key)), std::move(value));
+}
+
+absl::Status Dict::SetKey(Value key, Value value) {
+  if (key.is_string()) {
+    auto it = index_.find(key.AsString());
+    if (it != index_.end()) {
+      items_[it->second].second = std::move(value);
+    } else {
+      index_.emplace(key.AsString(), items_.size());
+      items_.emplace_back(std::move(key), std::move(value));
+    }
+    return absl::OkStatus();
+  }
+  std::optional<std::string> hash = HashKey(key);
+  if (!hash) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unhashable type: '", key.TypeName(), "'"));
+  }
+  auto it = other_index_.find(*hash);
+  if (it != other_index_.end()) {
+    items_[it->second].second = std::move(value);
+  } else {
+    other_index_.emplace(std::move(*hash), items_.size());
+    items_.emplace_back(std::move(key), std::move(value));
+  }
+  return absl::OkStatus();
 }
 
 Value Value::Undefined(std::string name) {
@@ -55,6 +89,11 @@ Value Value::String(std::string s) {
   v.data_ = std::make_shared<const std::string>(std::move(s));
   return v;
 }
+Value Value::Markup(std::string s) {
+  Value v;
+  v.data_ = MarkupPtr{std::make_shared<const std::string>(std::move(s))};
+  return v;
+}
 Value Value::List(std::vector<Value> items, bool tuple) {
   Value v;
   auto data = std::make_shared<ListData>();
@@ -76,6 +115,17 @@ Value Value::Namespace(Dict dict) {
 Value Value::Function(std::shared_ptr<Callable> fn) {
   Value v;
   v.data_ = std::move(fn);
+  return v;
+}
+
+Value Value::Iterator(std::vector<Value> items, const char* type_name,
+                      bool single_pass) {
+  Value v;
+  auto data = std::make_shared<IterData>();
+  data->items = std::move(items);
+  data->type_name = type_name;
+  data->single_pass = single_pass;
+  v.data_ = std::shared_ptr<const IterData>(std::move(data));
   return v;
 }
 
@@ -151,6 +201,8 @@ bool Value::Truthy() const {
     case Kind::kNamespace:
     case Kind::kCallable:
       return true;
+    case Kind::kIterator:  // A generator is true even when it yields nothing.
+      return AsIterator().single_pass || !AsIterator().items.empty();
   }
   return false;
 }
@@ -168,7 +220,7 @@ absl::string_view Value::TypeName() const {
     case Kind::kFloat:
       return "float";
     case Kind::kString:
-      return "str";
+      return is_markup() ? "Markup" : "str";
     case Kind::kList:
       return AsList().tuple ? "tuple" : "list";
     case Kind::kDict:
@@ -177,6 +229,8 @@ absl::string_view Value::TypeName() const {
       return "Namespace";
     case Kind::kCallable:
       return "function";
+    case Kind::kIterator:
+      return AsIterator().type_name;
   }
   return "object";
 }
@@ -294,7 +348,9 @@ void AppendRepr(const Value& value, std::string& out) {
       out += FormatFloat(value.AsDouble());
       return;
     case Value::Kind::kString:
+      if (value.is_markup()) out += "Markup(";
       AppendStringRepr(value.AsString(), out);
+      if (value.is_markup()) out += ')';
       return;
     case Value::Kind::kList: {
       const ListData& list = value.AsList();
@@ -315,7 +371,7 @@ void AppendRepr(const Value& value, std::string& out) {
       for (const auto& [key, item] : value.AsDict().items()) {
         if (!first) out += ", ";
         first = false;
-        AppendStringRepr(key, out);
+        AppendRepr(key, out);
         out += ": ";
         AppendRepr(item, out);
       }
@@ -326,6 +382,21 @@ void AppendRepr(const Value& value, std::string& out) {
     case Value::Kind::kCallable:
       absl::StrAppend(&out, "<function ", value.AsCallable()->Name(), ">");
       return;
+    case Value::Kind::kIterator: {
+      const IterData& it = value.AsIterator();
+      if (it.single_pass) {  // Python adds the address.
+        absl::StrAppend(&out, "<", it.type_name, " object at ",
+                        absl::Hex(reinterpret_cast<uintptr_t>(&it)), ">");
+        return;
+      }
+      absl::StrAppend(&out, it.type_name, "([");
+      for (size_t i = 0; i < it.items.size(); ++i) {
+        if (i > 0) out += ", ";
+        AppendRepr(it.items[i], out);
+      }
+      out += "])";
+      return;
+    }
   }
 }
 
@@ -372,7 +443,7 @@ bool Equals(const Value& a, const Value& b) {
       const Dict& y = b.AsDict();
       if (x.size() != y.size()) return false;
       for (const auto& [key, item] : x.items()) {
-        const Value* other = y.Find(key);
+        const Value* other = y.FindKey(key);
         if (other == nullptr || !Equals(item, *other)) return false;
       }
       return true;
@@ -381,9 +452,77 @@ bool Equals(const Value& a, const Value& b) {
       return &a.MutableNamespace() == &b.MutableNamespace();
     case Value::Kind::kCallable:
       return a.AsCallable() == b.AsCallable();
+    case Value::Kind::kIterator: {
+      // Generators, iterators and dict_values are equal only to
+      // themselves; dict_keys and dict_items compare as sets.
+      const IterData& x = a.AsIterator();
+      const IterData& y = b.AsIterator();
+      if (&x == &y) return true;
+      if (x.single_pass || y.single_pass ||
+          absl::string_view(x.type_name) != y.type_name ||
+          absl::string_view(x.type_name) == "dict_values" ||
+          x.items.size() != y.items.size()) {
+        return false;
+      }
+      for (const Value& item : x.items) {
+        bool found = false;
+        for (const Value& other : y.items) {
+          if (Equals(item, other)) {
+            found = true;
+            break;
+          }
+        }
+        if (!found) return false;
+      }
+      return true;
+    }
     default:
       return false;
   }
+}
+
+std::optional<std::string> HashKey(const Value& key) {
+  switch (key.kind()) {
+    case Value::Kind::kUndefined:  // jinja2's Undefineds are all one key.
+      return "U";
+    case Value::Kind::kNone:
+      return "N";
+    case Value::Kind::kBool:
+      return key.AsBool() ? "i1" : "i0";
+    case Value::Kind::kInt:
+      return absl::StrCat("i", key.AsInt());
+    case Value::Kind::kFloat: {
+      const double f = key.AsDouble();
+      if (std::trunc(f) == f && std::fabs(f) < 9.2e18) {
+        return absl::StrCat("i", static_cast<int64_t>(f));
+      }
+      return absl::StrCat("f", FormatFloat(f));
+    }
+    case Value::Kind::kString:
+      return absl::StrCat("s", key.AsString().size(), ":", key.AsString());
+    case Value::Kind::kList: {
+      if (!key.AsList().tuple) return std::nullopt;
+      std::string out = absl::StrCat("t", key.AsList().items.size(), "(");
+      for (const Value& item : key.AsList().items) {
+        std::optional<std::string> h = HashKey(item);
+        if (!h) return std::nullopt;
+        absl::StrAppend(&out, h->size(), ":", *h);
+      }
+      return out;
+    }
+    case Value::Kind::kNamespace:  // Hashed by identity.
+      return absl::StrCat("p",
+                          reinterpret_cast<uintptr_t>(&key.MutableNamespace()));
+    case Value::Kind::kCallable:
+      return absl::StrCat("p",
+                          reinterpret_cast<uintptr_t>(key.AsCallable().get()));
+    case Value::Kind::kIterator:
+      if (!key.AsIterator().single_pass) return std::nullopt;
+      return absl::StrCat("p", reinterpret_cast<uintptr_t>(&key.AsIterator()));
+    case Value::Kind::kDict:
+      return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<int> Compare(const Value& a, const Value& b) {
@@ -475,6 +614,30 @@ void AppendJsonString(absl::string_view s, bool ensure_ascii,
   out += '"';
 }
 
+// json.dumps's text for a dict key: str as is, numbers, booleans and None
+// as JSON writes them.
+absl::StatusOr<std::string> JsonKey(const Value& key) {
+  switch (key.kind()) {
+    case Value::Kind::kString:
+      return key.AsString();
+    case Value::Kind::kNone:
+      return std::string("null");
+    case Value::Kind::kBool:
+      return std::string(key.AsBool() ? "true" : "false");
+    case Value::Kind::kInt:
+      return absl::StrCat(key.AsInt());
+    case Value::Kind::kFloat: {
+      const double f = key.AsDouble();
+      if (std::isnan(f)) return std::string("NaN");
+      if (std::isinf(f)) return std::string(f > 0 ? "Infinity" : "-Infinity");
+      return FormatFloat(f);
+    }
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "keys must be str, int, float, bool or None, not ", key.TypeName()));
+  }
+}
+
 struct JsonWriter {
   const JsonStyle& style;
   int max_depth;
@@ -536,22 +699,29 @@ struct JsonWriter {
         return absl::OkStatus();
       }
       case Value::Kind::kDict: {
-        std::vector<const std::pair<std::string, Value>*> items;
+        std::vector<const std::pair<Value, Value>*> items;
         for (const auto& item : value.AsDict().items()) items.push_back(&item);
         if (items.empty()) {
           out += "{}";
           return absl::OkStatus();
         }
-        if (style.sort_keys) {
+        if (style.sort_keys) {  // sorted(d.items()): by key, as Python sorts.
+          absl::Status error;
           std::stable_sort(
-              items.begin(), items.end(),
-              [](const auto* a, const auto* b) { return a->first < b->first; });
+              items.begin(), items.end(), [&](const auto* a, const auto* b) {
+                absl::StatusOr<int> c = Compare(a->first, b->first);
+                if (!c.ok()) error = c.status();
+                return c.ok() && *c < 0;
+              });
+          if (!error.ok()) return error;
         }
         out += '{';
         for (size_t i = 0; i < items.size(); ++i) {
           if (i > 0) out += style.item_separator;
           if (style.has_indent) Newline(depth + 1);
-          AppendJsonString(items[i]->first, style.ensure_ascii, out);
+          absl::StatusOr<std::string> key = JsonKey(items[i]->first);
+          if (!key.ok()) return key.status();
+          AppendJsonString(*key, style.ensure_ascii, out);
           out += style.key_separator;
           if (absl::Status s = Write(items[i]->second, depth + 1); !s.ok()) {
             return s;

@@ -94,6 +94,31 @@ CASES = [
     ("{{ c.split('</think>')[-1].lstrip('\\n') }}", {"c": "<think>\nhm</think>\n\nanswer"}),
     ("{% set _ = [1].append(2) %}", {}),
     ("{{ namespace() }} {{ dict(a=1) }} {{ range(1,5,2)|list }} {{ range(3)|list }}", {}),
+    # Dicts with non-str keys, hashed as Python does (1, 1.0 and True are
+    # one key); tojson writes them as JSON keys, or refuses them.
+    ("{{ {1: 'a', True: 'b', 1.0: 'c', none: 1, (1, 2): 3} }} {{ {1: 2}[1.0] }} {{ 1 in {1: 2} }} {{ {1: 2}.get(1) }} {{ {(1, 'a'): 2}[(1, 'a')] }}", {}),
+    ("{% for k, v in {8192: 1024, 0: 0, 512: 128}|dictsort %}{{ k }}:{{ v }};{% endfor %} {{ {1: 2, 'a': 3, none: 4, 2.5: 5, false: 6}|tojson }} {{ {2: 1, 1: 2}|tojson(sort_keys=true) }}", {}),
+    ("{{ {(1, 2): 1}|tojson }}", {}),
+    ("{{ {[1]: 2} }}", {}),
+    # map/select/... give generators: always true, no len(), not JSON, used
+    # up by what iterates them; a false input gives an empty one.
+    ("{% set g = [1, 2, 3]|select %}{{ 2 in g }}{{ g|list }}{{ g|list }} {% if []|select %}T{% endif %} {{ [1]|map('string') is sequence }} {{ [3, 1]|select|sort }}", {}),
+    ("{% set g = [1, 2, 3]|select %}{{ g|first }}{{ g|list }}|{% for x in g %}{{ x }}{% else %}empty{% endfor %}", {}),
+    ("{{ tools|map(attribute='function')|tojson }}", {"tools": [{"function": {"name": "f"}}]}),
+    ("{{ [1]|select|length }}", {}),
+    ("{{ [1]|reverse|tojson }}", {}),
+    ("{{ tools|selectattr('type', 'equalto', 'code_interpreter')|list|length }} {{ tools|map(attribute='x')|list }} {{ 0|select|list }}", {"tools": None}),
+    # Dict views: sized and reusable, printed as Python does, not JSON.
+    ("{{ d.items() }} {{ d.keys() }} {{ d.values() }} {{ d.keys()|length }} {{ d.keys() is sequence }} {{ ('a', 1) in d.items() }} {{ d.keys()|list }}", {"d": {"a": 1}}),
+    ("{{ d.items()|tojson }}", {"d": {"a": 1}}),
+    # Markup (|safe, |e): + and % escape the plain strings mixed in, and its
+    # methods keep it marked; ~ and most filters give plain strings.
+    ("{{ 'Use '|safe + t['d'] + '\\n'|safe + t|tojson }}", {"t": {"d": "a & b", "q": "\"<x>\""}}),
+    ("{{ ('<'|safe + '<') }}{{ '<' + ('<'|safe) }}{{ ('<'|safe) * 2 }}{{ ('%s<'|safe) % '<' }}{{ ('a'|safe).join(['<', 1]) }}{{ ('a<'|safe).replace('a', '&') }} {{ ['<'|safe] }} {{ ('a<b'|safe).split('<') }}", {}),
+    ("{{ x|safe|e }} {{ x|e|e }} {{ x|forceescape|forceescape }} {{ x|e is escaped }} {{ (x|safe)|trim + '<' }} {{ (x|safe)|title + '<' }} {{ 'x' ~ (x|safe) + '<' }} {{ (x|safe)|first + '<' }}", {"x": " <b> "}),
+    ("{{ (1|safe) + 1 }}", {}),
+    # indent splits as str.splitlines does (every line break becomes \n).
+    ("{{ x|indent(2) }}|{{ ''|indent(first=true) }}|{{ x.splitlines() }}|{{ 'a\\nb\\n'.splitlines(true) }}", {"x": "a\r\nb\rc\u2028d\n"}),
     # The template's own refusal.
     ("{{ raise_exception('no') }}", {}),
 ]
