@@ -1,61 +1,121 @@
-// Chat prompt formats, chosen from a model's `tokenizer.chat_template`.
+// Chat prompts, rendered by the model's own Jinja chat template.
 //
-// Models ship their prompt format as a Jinja template. Rather than run
-// arbitrary Jinja (a sandboxing and correctness problem of its own), we
-// recognise the template families we serve and render them in C++:
-// ChatML (SmolLM2, Qwen), Llama 3, and Llama 2. An unrecognised template is
-// a clear error naming the supported families, never a silent guess. The
-// renderers are checked against jinja2 rendering the real templates
-// (scripts/make_chat_golden.py). A Jinja engine can later slot in behind
-// the same `Apply` interface.
+// Models ship their prompt format as a Jinja template (GGUF
+// `tokenizer.chat_template`, or tokenizer_config.json's `chat_template`),
+// and tools, reasoning and multi-turn behaviour live in it. We run that
+// template on our Jinja engine (common/jinja/) with the variables
+// transformers' apply_chat_template gives it: `messages`, `tools`,
+// `add_generation_prompt`, the special tokens (`bos_token`, `eos_token`,
+// ...), and the caller's chat_template_kwargs (e.g. `enable_thinking`).
+// The engine is checked byte for byte against Python jinja2 over the real
+// templates of the models we serve (tests/chat_templates/README.md).
+//
+// Built-in templates (`chatml`, `llama3`, `llama2`) are for models without
+// one; `--chat-template NAME|FILE` overrides the model's.
 #ifndef TPSERVE_COMMON_CHAT_TEMPLATE_H_
 #define TPSERVE_COMMON_CHAT_TEMPLATE_H_
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/jinja/template.h"
 
 namespace tpserve {
 
+struct ChatToolCall {
+  std::string id;
+  std::string name;
+  // JSON text (OpenAI's shape). An object is given to the template as a
+  // dict, as Hugging Face templates expect (and vLLM does); anything else
+  // stays a string.
+  std::string arguments;
+};
+
 struct ChatMessage {
-  std::string role;  // "system", "user" or "assistant".
+  ChatMessage() = default;
+  ChatMessage(std::string r, std::string c)
+      : role(std::move(r)), content(std::move(c)) {}
+
+  std::string role;  // Any role the template accepts: system, user, tool...
   std::string content;
+  std::string reasoning_content;  // Omitted from the message when empty.
+  std::string name;               // Omitted when empty.
+  std::string tool_call_id;       // Omitted when empty.
+  std::vector<ChatToolCall> tool_calls;
+};
+
+struct ChatPrompt {
+  std::vector<ChatMessage> messages;
+  // JSON array of tool definitions (OpenAI's `tools`); empty: none (the
+  // template sees `tools` as None).
+  std::string tools_json;
+  // JSON object of extra template variables, e.g. {"enable_thinking":
+  // false}; empty: none. They cannot replace messages, tools or the
+  // special tokens.
+  std::string kwargs_json;
+  bool add_generation_prompt = true;
+};
+
+// The texts of the model's special tokens, as templates see them.
+struct SpecialTokens {
+  std::string bos, eos, unk, pad;
 };
 
 class ChatTemplate {
  public:
-  enum class Family { kChatMl, kLlama3, kLlama2 };
+  // A Jinja template's source; `name` says where it came from (for
+  // messages). A template that does not parse is an error naming the line
+  // and construct.
+  static absl::StatusOr<ChatTemplate> FromSource(absl::string_view source,
+                                                 SpecialTokens tokens,
+                                                 std::string name);
+  // A built-in template: "chatml", "llama3" or "llama2".
+  static absl::StatusOr<ChatTemplate> Builtin(absl::string_view name,
+                                              SpecialTokens tokens);
+  // `--chat-template NAME|FILE`: a built-in name, else a file holding a
+  // Jinja template.
+  static absl::StatusOr<ChatTemplate> FromFlag(const std::string& value,
+                                               SpecialTokens tokens);
+  static std::vector<std::string> BuiltinNames();
 
-  // Recognises the family of a Jinja template source. `bos`/`eos` are the
-  // texts of the model's BOS/EOS tokens, which Llama templates emit.
-  static absl::StatusOr<ChatTemplate> FromJinja(absl::string_view source,
-                                                std::string bos,
-                                                std::string eos);
-  // By name: "chatml", "llama3", "llama2" (for models without a template).
-  static absl::StatusOr<ChatTemplate> FromName(absl::string_view name,
-                                               std::string bos,
-                                               std::string eos);
+  // Models that ship named templates (tokenizer_config.json's list, GGUF's
+  // `tokenizer.chat_template.tool_use`) have a second one for prompts that
+  // offer tools; transformers picks it then, and so does Apply.
+  absl::Status SetToolUseSource(absl::string_view source);
 
-  // The prompt text for `messages`; with `add_generation_prompt` it ends
-  // where the assistant's reply begins. Tokenize it with special-token
-  // parsing on and without adding BOS (the template places it).
-  absl::StatusOr<std::string> Apply(absl::Span<const ChatMessage> messages,
-                                    bool add_generation_prompt) const;
+  // The prompt text. Tokenize it with special-token parsing on and without
+  // adding BOS (the template places it). Errors: InvalidArgument for a
+  // conversation the template refuses (its raise_exception message) or
+  // cannot render (naming the construct), ResourceExhausted past the
+  // render limits.
+  absl::StatusOr<std::string> Apply(const ChatPrompt& prompt) const;
 
-  Family family() const { return family_; }
-  absl::string_view name() const;
+  // Pins strftime_now() (for tests); the current local time when unset.
+  void set_clock(absl::Time now, absl::TimeZone zone) {
+    now_ = now;
+    zone_ = zone;
+  }
+
+  const std::string& name() const { return name_; }
 
  private:
-  ChatTemplate(Family family, std::string bos, std::string eos)
-      : family_(family), bos_(std::move(bos)), eos_(std::move(eos)) {}
+  ChatTemplate(jinja::Template t, SpecialTokens tokens, std::string name)
+      : template_(std::move(t)),
+        tokens_(std::move(tokens)),
+        name_(std::move(name)) {}
 
-  Family family_;
-  std::string bos_, eos_;
-  // ChatML variants (SmolLM2) insert a system message when none is given.
-  std::string default_system_;
+  jinja::Template template_;
+  std::optional<jinja::Template> tool_use_;
+  SpecialTokens tokens_;
+  std::string name_;
+  std::optional<absl::Time> now_;
+  absl::TimeZone zone_ = absl::LocalTimeZone();
 };
 
 }  // namespace tpserve

@@ -58,9 +58,14 @@ std::string CleanMessage(const char* what) {
 
 }  // namespace
 
-absl::StatusOr<json> ParseUntrustedJson(absl::string_view text,
-                                        absl::string_view what,
-                                        const JsonLimits& limits) {
+namespace {
+
+// One parser for both DOM flavours: json (keys sorted) and ordered_json
+// (keys in document order, which chat templates print).
+template <typename Json>
+absl::StatusOr<Json> ParseUntrusted(absl::string_view text,
+                                    absl::string_view what,
+                                    const JsonLimits& limits) {
   if (text.size() > limits.max_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": ", text.size(), " bytes of JSON; the limit is ",
@@ -78,7 +83,7 @@ absl::StatusOr<json> ParseUntrustedJson(absl::string_view text,
   uint64_t values = 0;
   bool too_many = false;
   auto callback = [&](int /*depth*/, json::parse_event_t event,
-                      json& parsed) -> bool {
+                      Json& parsed) -> bool {
     if (too_many || !duplicate.empty()) return false;
     switch (event) {
       case json::parse_event_t::object_start:
@@ -90,9 +95,9 @@ absl::StatusOr<json> ParseUntrustedJson(absl::string_view text,
       case json::parse_event_t::key:
         if (parsed.is_string() && !open_objects.empty() &&
             !open_objects.back()
-                 .insert(parsed.get_ref<const std::string&>())
+                 .insert(parsed.template get_ref<const std::string&>())
                  .second) {
-          duplicate = parsed.get_ref<const std::string&>();
+          duplicate = parsed.template get_ref<const std::string&>();
           return false;
         }
         break;
@@ -107,14 +112,14 @@ absl::StatusOr<json> ParseUntrustedJson(absl::string_view text,
     }
     return true;
   };
-  json parsed;
+  Json parsed;
   try {
-    parsed = json::parse(text.data(), text.data() + text.size(), callback,
+    parsed = Json::parse(text.data(), text.data() + text.size(), callback,
                          /*allow_exceptions=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const typename Json::parse_error& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, ": invalid JSON at byte ", e.byte, ": ", CleanMessage(e.what())));
-  } catch (const json::exception& e) {
+  } catch (const typename Json::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": invalid JSON: ", CleanMessage(e.what())));
   } catch (const std::bad_alloc&) {
@@ -137,6 +142,19 @@ absl::StatusOr<json> ParseUntrustedJson(absl::string_view text,
     return absl::InvalidArgumentError(absl::StrCat(what, ": invalid JSON"));
   }
   return parsed;
+}
+
+}  // namespace
+
+absl::StatusOr<json> ParseUntrustedJson(absl::string_view text,
+                                        absl::string_view what,
+                                        const JsonLimits& limits) {
+  return ParseUntrusted<json>(text, what, limits);
+}
+
+absl::StatusOr<nlohmann::ordered_json> ParseUntrustedOrderedJson(
+    absl::string_view text, absl::string_view what, const JsonLimits& limits) {
+  return ParseUntrusted<nlohmann::ordered_json>(text, what, limits);
 }
 
 std::string EscapeForMessage(absl::string_view text) {

@@ -31,6 +31,10 @@ struct JsonLimits {
 absl::StatusOr<nlohmann::json> ParseUntrustedJson(absl::string_view text,
                                                   absl::string_view what,
                                                   const JsonLimits& limits);
+// The same, keeping object keys in document order (for values a template
+// prints, where Python's dicts keep the order they were given in).
+absl::StatusOr<nlohmann::ordered_json> ParseUntrustedOrderedJson(
+    absl::string_view text, absl::string_view what, const JsonLimits& limits);
 
 // `text` (a name or value from a file) made safe to put in an error message:
 // control characters and DEL become \xNN; everything else, UTF-8 included,

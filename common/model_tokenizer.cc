@@ -104,17 +104,14 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
       "'", path, "' has neither tokenizer.json nor tokenizer.model"));
 }
 
-absl::StatusOr<std::string> LoadChatTemplateSource(const GgufFile* gguf,
-                                                   const std::string& path) {
-  if (gguf != nullptr) {
-    if (gguf->FindKey("tokenizer.chat_template") == nullptr) {
-      return absl::NotFoundError("the model has no chat template");
-    }
-    TP_ASSIGN_OR_RETURN(absl::string_view source,
-                        gguf->GetString("tokenizer.chat_template"));
-    return std::string(source);
-  }
-  const std::string config_path = path + "/tokenizer_config.json";
+namespace {
+
+// tokenizer_config.json's `chat_template`: a string, or a list of
+// {"name", "template"} (transformers' named templates). `name` picks one;
+// NotFound when absent.
+absl::StatusOr<std::string> ConfigChatTemplate(const std::string& folder,
+                                               absl::string_view name) {
+  const std::string config_path = folder + "/tokenizer_config.json";
   if (!Exists(config_path)) {
     return absl::NotFoundError("the model has no tokenizer_config.json");
   }
@@ -130,12 +127,81 @@ absl::StatusOr<std::string> LoadChatTemplateSource(const GgufFile* gguf,
   if (it == doc.end() || it->is_null()) {
     return absl::NotFoundError("the model has no chat template");
   }
-  if (!it->is_string()) {
-    return absl::InvalidArgumentError(
-        "tokenizer_config.json: chat_template is not a single string "
-        "(named template lists are not supported)");
+  if (it->is_string()) {
+    if (name != "default") return absl::NotFoundError("no named templates");
+    return it->get<std::string>();
   }
-  return it->get<std::string>();
+  if (!it->is_array()) {
+    return absl::InvalidArgumentError(
+        "tokenizer_config.json: chat_template is neither a string nor a "
+        "list of {name, template}");
+  }
+  for (const nlohmann::json& entry : *it) {
+    if (!entry.is_object() || !entry.contains("name") ||
+        !entry.contains("template") || !entry["name"].is_string() ||
+        !entry["template"].is_string()) {
+      return absl::InvalidArgumentError(
+          "tokenizer_config.json: a chat_template entry is not "
+          "{\"name\": string, \"template\": string}");
+    }
+    if (entry["name"].get<std::string>() == name) {
+      return entry["template"].get<std::string>();
+    }
+  }
+  return absl::NotFoundError(
+      absl::StrCat("tokenizer_config.json has no '", name, "' chat template"));
+}
+
+absl::StatusOr<std::string> GgufChatTemplate(const GgufFile& gguf,
+                                             const std::string& key) {
+  if (gguf.FindKey(key) == nullptr) {
+    return absl::NotFoundError("the model has no chat template");
+  }
+  TP_ASSIGN_OR_RETURN(absl::string_view source, gguf.GetString(key));
+  return std::string(source);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> LoadChatTemplateSource(const GgufFile* gguf,
+                                                   const std::string& path) {
+  if (gguf != nullptr)
+    return GgufChatTemplate(*gguf, "tokenizer.chat_template");
+  return ConfigChatTemplate(path, "default");
+}
+
+absl::StatusOr<std::string> LoadToolUseChatTemplateSource(
+    const GgufFile* gguf, const std::string& folder) {
+  if (gguf != nullptr) {
+    return GgufChatTemplate(*gguf, "tokenizer.chat_template.tool_use");
+  }
+  return ConfigChatTemplate(folder, "tool_use");
+}
+
+absl::StatusOr<ChatTemplate> LoadChatTemplate(const GgufFile* gguf,
+                                              const std::string& folder,
+                                              const std::string& flag,
+                                              const Tokenizer& tokenizer) {
+  SpecialTokens tokens;
+  if (tokenizer.bos_id() >= 0) {
+    tokens.bos = tokenizer.TokenBytes(tokenizer.bos_id(), true);
+  }
+  if (tokenizer.eos_id() >= 0) {
+    tokens.eos = tokenizer.TokenBytes(tokenizer.eos_id(), true);
+  }
+  if (!flag.empty()) return ChatTemplate::FromFlag(flag, std::move(tokens));
+  TP_ASSIGN_OR_RETURN(std::string source, LoadChatTemplateSource(gguf, folder));
+  TP_ASSIGN_OR_RETURN(
+      ChatTemplate t,
+      ChatTemplate::FromSource(source, std::move(tokens), "the model's"));
+  absl::StatusOr<std::string> tool_use =
+      LoadToolUseChatTemplateSource(gguf, folder);
+  if (tool_use.ok()) {
+    TP_RETURN_IF_ERROR(t.SetToolUseSource(*tool_use));
+  } else if (!absl::IsNotFound(tool_use.status())) {
+    return tool_use.status();
+  }
+  return t;
 }
 
 std::string DescribeTokenizerSource(const GgufFile* gguf,

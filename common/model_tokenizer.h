@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/chat_template.h"
 #include "common/tokenizer.h"
 
 namespace tpserve {
@@ -33,6 +34,22 @@ absl::StatusOr<std::string> LoadChatTemplateSource(const GgufFile* gguf,
                                                    const std::string& folder);
 std::string DescribeTokenizerSource(const GgufFile* gguf,
                                     const std::string& folder);
+
+// Named chat templates beside the default (tokenizer_config.json's list of
+// {name, template}; GGUF's `tokenizer.chat_template.NAME`): the "tool_use"
+// one, or NotFound.
+absl::StatusOr<std::string> LoadToolUseChatTemplateSource(
+    const GgufFile* gguf, const std::string& folder);
+
+// The chat template prompts are rendered with: `flag` (--chat-template
+// NAME|FILE) when set, else the model's own (with its tool_use variant);
+// NotFound when the model has none. A template that does not parse is an
+// InvalidArgument naming the line and construct. Special tokens come from
+// `tokenizer`.
+absl::StatusOr<ChatTemplate> LoadChatTemplate(const GgufFile* gguf,
+                                              const std::string& folder,
+                                              const std::string& flag,
+                                              const Tokenizer& tokenizer);
 
 }  // namespace tpserve
 

@@ -71,14 +71,12 @@ void PrintTokenizer(const GgufFile* gguf, const std::string& path) {
       DescribeTokenizerSource(gguf, path), t.vocab_size(), "bos / eos",
       name(t.bos_id()), name(t.eos_id()),
       t.add_bos_by_default() ? "added" : "not added");
-  auto source = LoadChatTemplateSource(gguf, path);
-  if (source.ok()) {
-    auto chat = ChatTemplate::FromJinja(*source, t.TokenBytes(t.bos_id(), true),
-                                        t.TokenBytes(t.eos_id(), true));
+  auto chat = LoadChatTemplate(gguf, path, "", t);
+  if (!absl::IsNotFound(chat.status())) {
     std::cout << absl::StrFormat(
         "%-18s%s\n", "chat format",
-        chat.ok() ? absl::StrCat(chat->name(), " (from the model's template)")
-                  : absl::StrCat("unrecognised: ", chat.status().message()));
+        chat.ok() ? "the model's Jinja template"
+                  : absl::StrCat("unusable: ", chat.status().message()));
   }
 }
 

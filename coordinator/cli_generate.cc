@@ -105,27 +105,21 @@ int Generate(int argc, char** argv) {
   EncodeOptions encode;
   encode.add_bos = tok.add_bos_by_default();
   if (flags->Bool("chat")) {
-    absl::StatusOr<ChatTemplate> chat = absl::NotFoundError("no chat template");
-    const std::string bos = tok.TokenBytes(tok.bos_id(), true);
-    const std::string eos = tok.TokenBytes(tok.eos_id(), true);
-    if (!flags->Get("chat-template").empty()) {
-      chat = ChatTemplate::FromName(flags->Get("chat-template"), bos, eos);
-    } else {
-      auto source = LoadChatTemplateSource((*model)->gguf(), path);
-      if (!source.ok()) {
-        return Fail(absl::InvalidArgumentError(
-            "--chat: the model has no chat template; pass --chat-template "
-            "chatml|llama3|llama2"));
-      }
-      chat = ChatTemplate::FromJinja(*source, bos, eos);
+    absl::StatusOr<ChatTemplate> chat = LoadChatTemplate(
+        (*model)->gguf(), path, flags->Get("chat-template"), tok);
+    if (absl::IsNotFound(chat.status())) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "--chat: the model has no chat template; pass --chat-template "
+          "NAME|FILE (built-in: ",
+          absl::StrJoin(ChatTemplate::BuiltinNames(), ", "), ")")));
     }
     if (!chat.ok()) return Fail(chat.status());
-    std::vector<ChatMessage> messages;
+    ChatPrompt chat_prompt;
     if (!flags->Get("system").empty()) {
-      messages.push_back({"system", flags->Get("system")});
+      chat_prompt.messages.push_back({"system", flags->Get("system")});
     }
-    messages.push_back({"user", prompt_text});
-    auto applied = chat->Apply(messages, /*add_generation_prompt=*/true);
+    chat_prompt.messages.push_back({"user", prompt_text});
+    auto applied = chat->Apply(chat_prompt);
     if (!applied.ok()) return Fail(applied.status());
     text = *applied;
     encode.add_bos = false;  // The template places BOS where it belongs.

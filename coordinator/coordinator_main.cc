@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
                  "  [--kv-cache-mb MB] [--max-step-tokens N] [--max-step-seqs "
                  "N] [--max-queue N]\n"
                  "  [--block-size N] [--threads N] [--drain-seconds S] "
-                 "[--chat-template NAME]\n";
+                 "[--chat-template NAME|FILE]\n";
     return 0;
   }
   return tpserve::cli::Coordinator(argc - 1, argv + 1);

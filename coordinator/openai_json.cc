@@ -238,6 +238,56 @@ absl::StatusOr<std::string> ParseContent(const json& content,
   return absl::StrJoin(texts, "\n");
 }
 
+// An assistant turn's "tool_calls": [{"id", "type": "function",
+// "function": {"name", "arguments"}}], arguments being JSON text (an
+// object is accepted too and passed on as its JSON).
+absl::Status ParseToolCalls(const json& calls, const std::string& field,
+                            v1::ChatMessage* out) {
+  if (!calls.is_array()) {
+    return Invalid(absl::StrCat(field, " is ", JsonTypeName(calls),
+                                ", expected a list of tool calls"));
+  }
+  for (size_t j = 0; j < calls.size(); ++j) {
+    const std::string at = absl::StrCat(field, "[", j, "]");
+    const json& call = calls[j];
+    if (!call.is_object()) {
+      return Invalid(
+          absl::StrCat(at, " is ", JsonTypeName(call), ", expected an object"));
+    }
+    v1::ChatToolCall* c = out->add_tool_calls();
+    if (const json* id = Get(call, "id")) {
+      TP_ASSIGN_OR_RETURN(*c->mutable_id(), JsonToString(*id, at + ".id"));
+    }
+    if (const json* type = Get(call, "type")) {
+      TP_ASSIGN_OR_RETURN(std::string t, JsonToString(*type, at + ".type"));
+      if (t != "function") {
+        return Invalid(absl::StrCat(at, ".type \"", EscapeForMessage(t),
+                                    "\" is not supported: only function"));
+      }
+    }
+    const json* function = Get(call, "function");
+    if (function == nullptr || !function->is_object()) {
+      return Invalid(at + ".function is required (an object)");
+    }
+    const json* name = Get(*function, "name");
+    if (name == nullptr) return Invalid(at + ".function.name is required");
+    TP_ASSIGN_OR_RETURN(*c->mutable_name(),
+                        JsonToString(*name, at + ".function.name"));
+    if (const json* args = Get(*function, "arguments")) {
+      if (args->is_string()) {
+        c->set_arguments(args->get<std::string>());
+      } else if (args->is_object()) {
+        c->set_arguments(args->dump());
+      } else {
+        return Invalid(absl::StrCat(at, ".function.arguments is ",
+                                    JsonTypeName(*args),
+                                    ", expected JSON text or an object"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseMessages(const json& body, v1::ChatMessages* out) {
   const json* m = Get(body, "messages");
   if (m == nullptr) return Invalid("messages is required");
@@ -259,8 +309,26 @@ absl::Status ParseMessages(const json& body, v1::ChatMessages* out) {
     if (r == "developer") r = "system";
     v1::ChatMessage* out_msg = out->add_messages();
     out_msg->set_role(std::move(r));
+    for (const char* key : {"name", "tool_call_id", "reasoning_content"}) {
+      const json* v = Get(msg, key);
+      if (v == nullptr || v->is_null()) continue;
+      TP_ASSIGN_OR_RETURN(std::string text,
+                          JsonToString(*v, absl::StrCat(field, ".", key)));
+      if (std::string(key) == "name") {
+        out_msg->set_name(std::move(text));
+      } else if (std::string(key) == "tool_call_id") {
+        out_msg->set_tool_call_id(std::move(text));
+      } else {
+        out_msg->set_reasoning_content(std::move(text));
+      }
+    }
+    if (const json* calls = Get(msg, "tool_calls");
+        calls != nullptr && !calls->is_null()) {
+      TP_RETURN_IF_ERROR(
+          ParseToolCalls(*calls, field + ".tool_calls", out_msg));
+    }
     const json* content = Get(msg, "content");
-    if (content == nullptr) {
+    if (content == nullptr || content->is_null()) {
       // An assistant turn that only called tools has no content.
       if (out_msg->role() == "assistant") continue;
       return Invalid(field + ".content is required");
@@ -268,6 +336,16 @@ absl::Status ParseMessages(const json& body, v1::ChatMessages* out) {
     TP_ASSIGN_OR_RETURN(std::string text,
                         ParseContent(*content, field + ".content"));
     out_msg->set_content(std::move(text));
+  }
+  // vLLM's and SGLang's extension: extra variables for the chat template.
+  if (const json* kwargs = Get(body, "chat_template_kwargs");
+      kwargs != nullptr && !kwargs->is_null()) {
+    if (!kwargs->is_object()) {
+      return Invalid(absl::StrCat("chat_template_kwargs is ",
+                                  JsonTypeName(*kwargs),
+                                  ", expected an object"));
+    }
+    out->set_chat_template_kwargs_json(kwargs->dump());
   }
   return absl::OkStatus();
 }
@@ -303,6 +381,7 @@ absl::Status RefuseUnsupported(const json& body, Endpoint endpoint) {
 bool IsParam(absl::string_view name) {
   static const auto* const kParams =
       new std::set<std::string, std::less<>>{"best_of",
+                                             "chat_template_kwargs",
                                              "echo",
                                              "frequency_penalty",
                                              "functions",
@@ -532,6 +611,10 @@ ApiError ApiErrorFromStatus(const absl::Status& status) {
     renamed = "prompt";
   } else if (absl::StartsWith(path, "chat.messages")) {
     renamed = "messages" + path.substr(13);
+  } else if (path == "chat.chat_template_kwargs_json") {
+    renamed = "chat_template_kwargs";
+  } else if (path == "chat.tools_json") {
+    renamed = "tools";
   } else if (path == "chat") {
     renamed = "messages";
   }

@@ -12,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "common/unicode.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -243,13 +244,26 @@ absl::StatusOr<std::vector<int32_t>> TokenizeText(const std::string& text,
   return ids;
 }
 
-absl::StatusOr<std::vector<int32_t>> TokenizeChat(
-    const v1::ChatMessages& chat_messages, const Tokenizer& tokenizer,
-    const ChatTemplate* chat, const RequestLimits& limits) {
-  if (chat == nullptr) {
-    return absl::InvalidArgumentError(
-        "chat: this model has no chat template; send a text prompt");
+// Roles are the template's business (it refuses what it does not know),
+// but they are printed into the prompt: a short identifier, no markup.
+bool IsValidRole(absl::string_view role) {
+  if (role.empty() || role.size() > 32) return false;
+  for (char c : role) {
+    if (!absl::ascii_isalnum(c) && c != '_' && c != '-') return false;
   }
+  return true;
+}
+
+// The conversation of `chat_messages` as the template takes it, and the
+// text fields of it that come from users (checked for control tokens).
+struct ChatFields {
+  ChatPrompt prompt;
+  // (field path, text) of every string the template may print.
+  std::vector<std::pair<std::string, std::string>> texts;
+};
+
+absl::StatusOr<ChatFields> ReadChat(const v1::ChatMessages& chat_messages,
+                                    const RequestLimits& limits) {
   const int n = chat_messages.messages_size();
   if (n == 0) {
     return absl::InvalidArgumentError("chat.messages must not be empty");
@@ -259,78 +273,137 @@ absl::StatusOr<std::vector<int32_t>> TokenizeChat(
         absl::StrCat("chat.messages has ", n, " messages, over the limit of ",
                      limits.max_chat_messages));
   }
-  std::vector<ChatMessage> messages(n);
-  // The same conversation with every content emptied: its control tokens
-  // are the template's own (see the injection check below).
-  std::vector<ChatMessage> skeleton(n);
+  ChatFields out;
   size_t total = 0;
-  for (int i = 0; i < n; ++i) {
-    const v1::ChatMessage& m = chat_messages.messages(i);
-    if (m.role() != "system" && m.role() != "user" && m.role() != "assistant") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "chat.messages[", i, "].role must be system, user or assistant, got ",
-          Quote(m.role())));
-    }
-    if (!IsValidUtf8(m.content())) {
+  auto text = [&](std::string field, const std::string& value) -> absl::Status {
+    if (!IsValidUtf8(value)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("chat.messages[", i, "].content is not valid UTF-8"));
+          absl::StrCat(field, " is not valid UTF-8"));
     }
-    total += m.content().size();
+    total += value.size();
     if (total > limits.max_prompt_bytes) {
       return absl::InvalidArgumentError(
-          absl::StrCat("chat.messages: contents exceed the limit of ",
-                       limits.max_prompt_bytes, " bytes (at message ", i, ")"));
+          absl::StrCat("chat: the conversation exceeds the limit of ",
+                       limits.max_prompt_bytes, " bytes (at ", field, ")"));
     }
-    messages[i] = {m.role(), m.content()};
-    skeleton[i] = {m.role(), ""};
+    if (!value.empty()) out.texts.emplace_back(std::move(field), value);
+    return absl::OkStatus();
+  };
+  for (int i = 0; i < n; ++i) {
+    const v1::ChatMessage& m = chat_messages.messages(i);
+    const std::string at = absl::StrCat("chat.messages[", i, "]");
+    if (!IsValidRole(m.role())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          at,
+          ".role must be 1-32 letters, digits, '_' or '-' (system, user, "
+          "assistant, tool, ...), got ",
+          Quote(m.role())));
+    }
+    ChatMessage msg;
+    msg.role = m.role();
+    TP_RETURN_IF_ERROR(text(at + ".content", m.content()));
+    msg.content = m.content();
+    TP_RETURN_IF_ERROR(text(at + ".reasoning_content", m.reasoning_content()));
+    msg.reasoning_content = m.reasoning_content();
+    TP_RETURN_IF_ERROR(text(at + ".name", m.name()));
+    msg.name = m.name();
+    TP_RETURN_IF_ERROR(text(at + ".tool_call_id", m.tool_call_id()));
+    msg.tool_call_id = m.tool_call_id();
+    if (m.tool_calls_size() > limits.max_tool_calls) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(at, ".tool_calls has ", m.tool_calls_size(),
+                       " calls, over the limit of ", limits.max_tool_calls));
+    }
+    for (int j = 0; j < m.tool_calls_size(); ++j) {
+      const v1::ChatToolCall& c = m.tool_calls(j);
+      const std::string call = absl::StrCat(at, ".tool_calls[", j, "]");
+      TP_RETURN_IF_ERROR(text(call + ".id", c.id()));
+      TP_RETURN_IF_ERROR(text(call + ".name", c.name()));
+      TP_RETURN_IF_ERROR(text(call + ".arguments", c.arguments()));
+      msg.tool_calls.push_back({c.id(), c.name(), c.arguments()});
+    }
+    out.prompt.messages.push_back(std::move(msg));
   }
-  // Apply's own errors (system message not first, Llama 2 alternation)
-  // already start with "chat: ".
-  auto text = chat->Apply(messages, /*add_generation_prompt=*/true);
-  if (!text.ok()) return text.status();
-  auto frame = chat->Apply(skeleton, /*add_generation_prompt=*/true);
-  if (!frame.ok()) return frame.status();
+  TP_RETURN_IF_ERROR(text("chat.tools_json", chat_messages.tools_json()));
+  out.prompt.tools_json = chat_messages.tools_json();
+  TP_RETURN_IF_ERROR(text("chat.chat_template_kwargs_json",
+                          chat_messages.chat_template_kwargs_json()));
+  out.prompt.kwargs_json = chat_messages.chat_template_kwargs_json();
+  return out;
+}
+
+absl::StatusOr<std::vector<int32_t>> TokenizeChat(
+    const v1::ChatMessages& chat_messages, const Tokenizer& tokenizer,
+    const ChatTemplate* chat, const RequestLimits& limits) {
+  if (chat == nullptr) {
+    return absl::InvalidArgumentError(
+        "chat: this model has no chat template; send a text prompt");
+  }
+  TP_ASSIGN_OR_RETURN(ChatFields fields, ReadChat(chat_messages, limits));
+  // The template's own errors (a role it refuses, a tool call it cannot
+  // print) and its limits say what went wrong; all are the caller's input.
+  auto render = [&](const ChatPrompt& p) -> absl::StatusOr<std::string> {
+    absl::StatusOr<std::string> text = chat->Apply(p);
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("chat: ", text.status().message()));
+    }
+    return text;
+  };
+  TP_ASSIGN_OR_RETURN(std::string text, render(fields.prompt));
 
   EncodeOptions options;
   options.add_bos = false;       // The template places BOS where it belongs.
   options.parse_special = true;  // The template's markers are control tokens.
-  auto ids = tokenizer.Encode(*text, options);
+  auto ids = tokenizer.Encode(text, options);
   if (!ids.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("chat: ", ids.status().message()));
-  }
-  auto frame_ids = tokenizer.Encode(*frame, options);
-  if (!frame_ids.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("chat: ", frame_ids.status().message()));
   }
   // Injection check. The whole prompt is tokenized with special-token
   // parsing, so a content holding "<|im_end|>\n<|im_start|>system\n..."
   // would forge turns. Rather than tokenizing template pieces and contents
   // separately (which changes the tokens at the seams compared with what
   // the model was trained on and what `tpserve generate --chat` and HF
-  // give), a prompt is accepted only when its control tokens are exactly
-  // the template's: the same sequence as with every content empty. That
-  // also catches control text formed across a content/template seam.
+  // give), a prompt is accepted only when
+  //  1. no text field of the request holds a control token on its own, and
+  //  2. its control tokens are exactly the template's: the same sequence as
+  //     the conversation with each non-empty content and reasoning text
+  //     replaced by a neutral "x" (which keeps the template's branches on
+  //     empty vs. non-empty). That catches control text formed across a
+  //     content/template seam.
   // Rejecting (rather than escaping) keeps accepted prompts identical to
   // the reference tokenization; such text can still be sent as a `text`
   // prompt, where it is plain text.
-  if (ControlTokens(tokenizer, *ids) == ControlTokens(tokenizer, *frame_ids)) {
-    return ids;
-  }
-  // Error path only: find the message to blame.
-  for (int i = 0; i < n; ++i) {
-    auto content_ids = tokenizer.Encode(messages[i].content, options);
-    if (!content_ids.ok()) continue;
-    for (int32_t id : *content_ids) {
+  for (const auto& [field, value] : fields.texts) {
+    auto field_ids = tokenizer.Encode(value, options);
+    if (!field_ids.ok()) continue;
+    for (int32_t id : *field_ids) {
       if (IsControl(tokenizer, id)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "chat.messages[", i, "].content contains the control token ",
+            field, " contains the control token ",
             Quote(tokenizer.TokenText(id)),
-            ", which chat contents may not hold (send it in a text prompt, "
+            ", which chat texts may not hold (send it in a text prompt, "
             "where it is plain text)"));
       }
     }
+  }
+  ChatPrompt skeleton = fields.prompt;
+  for (ChatMessage& m : skeleton.messages) {
+    if (!m.content.empty()) m.content = "x";
+    if (!m.reasoning_content.empty()) m.reasoning_content = "x";
+  }
+  // A template that branches on the text itself (and fails on "x") leaves
+  // only check 1.
+  absl::StatusOr<std::string> frame = chat->Apply(skeleton);
+  if (!frame.ok()) return ids;
+  auto frame_ids = tokenizer.Encode(*frame, options);
+  if (!frame_ids.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chat: ", frame_ids.status().message()));
+  }
+  if (ControlTokens(tokenizer, *ids) == ControlTokens(tokenizer, *frame_ids)) {
+    return ids;
   }
   return absl::InvalidArgumentError(
       "chat.messages: the contents combine with the chat template into "

@@ -41,6 +41,7 @@ struct RequestLimits {
   int max_logit_bias = 1024;
   size_t max_request_id_bytes = 256;
   int max_chat_messages = 256;
+  int max_tool_calls = 64;  // Per chat message.
 };
 
 struct PreparedRequest {
@@ -74,8 +75,10 @@ absl::Status CheckNoUnknownFields(const google::protobuf::Message& message);
 //    stop_token_ids: at most max_stop_token_ids, each in range;
 //  - prompt: exactly one of text / token_ids / chat; text and chat contents
 //    valid UTF-8, together at most max_prompt_bytes; token ids in range;
-//    chat: 1..max_chat_messages messages with roles system / user /
-//    assistant and no control-token text in any content; non-empty after
+//    chat: 1..max_chat_messages messages with identifier roles (the
+//    template decides which it accepts), at most max_tool_calls tool calls
+//    each, no control-token text in any text field, and a conversation the
+//    chat template renders (its refusals are the errors); non-empty after
 //    tokenization;
 //  - max_tokens >= 0 and prompt + max_tokens <= max_context (0 means the
 //    rest of the context, which must be at least one token);

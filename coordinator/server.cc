@@ -37,26 +37,33 @@ sigset_t TerminationSignals() {
   return set;
 }
 
-// The chat template of the model, or null when it has none (chat requests
-// then get a clear error).
+// The chat template prompts are rendered with, or null when there is none
+// (chat requests then get a clear error). --chat-template that fails is an
+// error; the model's own template failing leaves serving up for text
+// prompts, with a warning saying why chat is off.
 absl::StatusOr<std::unique_ptr<ChatTemplate>> LoadChat(
     const CoordinatorOptions& options, const ModelWeights& model,
     const Tokenizer& tok) {
-  const std::string bos = tok.TokenBytes(tok.bos_id(), true);
-  const std::string eos = tok.TokenBytes(tok.eos_id(), true);
-  if (!options.chat_template.empty()) {
-    TP_ASSIGN_OR_RETURN(ChatTemplate t, ChatTemplate::FromName(
-                                            options.chat_template, bos, eos));
-    return std::make_unique<ChatTemplate>(std::move(t));
-  }
-  absl::StatusOr<std::string> source =
-      LoadChatTemplateSource(model.gguf(), options.model_path);
-  if (!source.ok()) return std::unique_ptr<ChatTemplate>();
-  absl::StatusOr<ChatTemplate> t = ChatTemplate::FromJinja(*source, bos, eos);
+  absl::StatusOr<ChatTemplate> t = LoadChatTemplate(
+      model.gguf(), options.model_path, options.chat_template, tok);
   if (!t.ok()) {
-    std::cerr << "tpserve: chat requests disabled: " << t.status().message()
-              << " (pass --chat-template to choose one)\n";
+    if (!options.chat_template.empty()) return t.status();
+    if (!absl::IsNotFound(t.status())) {
+      std::cerr << "tpserve: WARNING: chat requests disabled: "
+                << t.status().message()
+                << " (pass --chat-template NAME|FILE to use another)\n";
+    }
     return std::unique_ptr<ChatTemplate>();
+  }
+  // A first conversation, so that a template that cannot render even that
+  // is said at startup rather than on the first request.
+  ChatPrompt probe;
+  probe.messages.push_back({"user", "Hello"});
+  absl::StatusOr<std::string> text = t->Apply(probe);
+  if (!text.ok()) {
+    std::cerr << "tpserve: WARNING: " << text.status().message()
+              << " (on a one-message conversation; chat requests it cannot "
+                 "render will be refused)\n";
   }
   return std::make_unique<ChatTemplate>(std::move(*t));
 }

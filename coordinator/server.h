@@ -23,7 +23,7 @@ struct CoordinatorOptions {
   // Host the workers use to reach this coordinator's Rendezvous service;
   // default: the listen host (or 127.0.0.1 when listening on all hosts).
   std::string advertise_host;
-  std::string chat_template;  // Override by name (chatml, llama3, llama2).
+  std::string chat_template;  // --chat-template: a built-in name or a file.
   int32_t threads = 0;        // Compute threads per worker (0: all cores).
   int32_t block_size = 16;
   uint64_t kv_cache_bytes = 512ull << 20;  // Per rank.

@@ -16,6 +16,7 @@ targets=(
   "tokenizer_fuzzer tests/fuzz/corpus/tokenizer"
   "safetensors_fuzzer tests/fuzz/corpus/safetensors tests/golden/hf_tiny"
   "request_fuzzer tests/fuzz/corpus/request"
+  "jinja_fuzzer tests/fuzz/corpus/jinja"
 )
 names=()
 for entry in "${targets[@]}"; do names+=("${entry%% *}"); done

@@ -17,6 +17,10 @@ model=$(scripts/fetch-model.sh | tail -n 1)
 export TPSERVE_MODEL="$model"
 vocab_dir=$(scripts/fetch-test-data.sh | tail -n 1) || { echo "test data fetch failed"; exit 1; }
 export TPSERVE_VOCAB_DIR="$vocab_dir"
+# jinja2's renderings of the real chat templates (tests/chat_templates/),
+# which chat_template_conformance_test compares the engine with.
+cases=$(scripts/chat-template-cases.sh | tail -n 1) || { echo "chat template cases failed"; exit 1; }
+export TPSERVE_CHAT_TEMPLATE_CASES="$cases"
 jobs=$(nproc)
 
 passed=0
@@ -131,6 +135,7 @@ bazel_all() {
   log=$(mktemp)
   "${net[@]}" bazel --batch test //... --test_env=TPSERVE_MODEL="$TPSERVE_MODEL" \
     --test_env=TPSERVE_VOCAB_DIR="$TPSERVE_VOCAB_DIR" \
+    --test_env=TPSERVE_CHAT_TEMPLATE_CASES="$TPSERVE_CHAT_TEMPLATE_CASES" \
     --test_output=errors 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local p f

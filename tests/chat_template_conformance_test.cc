@@ -44,12 +44,14 @@ TEST(ChatTemplateConformanceTest, RendersLikeJinja2) {
                     "scripts/chat-template-cases.sh";
   }
   const Json cases = Json::parse(ReadFile(path));
-  const std::string dir =
+  // The templates: TPSERVE_CHAT_TEMPLATE_DIR, or where
+  // scripts/fetch-test-data.sh puts them beside the cases' cache folder.
+  const std::string cases_dir =
       std::string(path).substr(0, std::string(path).find_last_of('/'));
   const char* templates_env = std::getenv("TPSERVE_CHAT_TEMPLATE_DIR");
-  ASSERT_NE(templates_env, nullptr)
-      << "set TPSERVE_CHAT_TEMPLATE_DIR to the templates folder";
-  const std::string templates = templates_env;
+  const std::string templates = templates_env != nullptr
+                                    ? templates_env
+                                    : cases_dir + "/../testdata/chat-templates";
 
   RenderOptions options;
   absl::Time clock;

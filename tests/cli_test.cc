@@ -109,7 +109,8 @@ TEST(CliTest, InspectPrintsATableWithTokenizerAndTensors) {
   EXPECT_THAT(r.output, HasSubstr("model: mapped"));  // Load progress.
   EXPECT_THAT(r.output,
               HasSubstr("tokenizer         gpt2, pre 'smollm', 49152 tokens"));
-  EXPECT_THAT(r.output, HasSubstr("chat format       chatml"));
+  EXPECT_THAT(r.output,
+              HasSubstr("chat format       the model's Jinja template"));
   EXPECT_THAT(r.output, HasSubstr("Q4_1         210"));
   EXPECT_THAT(r.output,
               HasSubstr("token_embd.weight            Q8_0   576 x 49152"));

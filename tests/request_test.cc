@@ -12,6 +12,7 @@
 #include <limits>
 #include <memory>
 
+#include "common/gguf.h"
 #include "common/model_tokenizer.h"
 #include "google/protobuf/struct.pb.h"
 #include "tests/test_paths.h"
@@ -53,11 +54,9 @@ class RequestTest : public ::testing::Test {
     auto tok = LoadTokenizer(path);
     ASSERT_TRUE(tok.ok()) << tok.status();
     tokenizer_ = std::move(*tok).release();
-    auto source = LoadChatTemplateSource(path);
-    ASSERT_TRUE(source.ok()) << source.status();
-    auto chat = ChatTemplate::FromJinja(
-        *source, tokenizer_->TokenBytes(tokenizer_->bos_id(), true),
-        tokenizer_->TokenBytes(tokenizer_->eos_id(), true));
+    auto gguf = GgufFile::Open(path);
+    ASSERT_TRUE(gguf.ok()) << gguf.status();
+    auto chat = LoadChatTemplate(gguf->get(), path, "", *tokenizer_);
     ASSERT_TRUE(chat.ok()) << chat.status();
     chat_ = new ChatTemplate(*chat);
   }
@@ -79,7 +78,9 @@ class RequestTest : public ::testing::Test {
 
   // The prompt as `tpserve generate --chat` tokenizes it.
   std::vector<int32_t> CliChatTokens(const std::vector<ChatMessage>& m) {
-    auto text = chat_->Apply(m, /*add_generation_prompt=*/true);
+    ChatPrompt prompt;
+    prompt.messages = m;
+    auto text = chat_->Apply(prompt);
     EXPECT_TRUE(text.ok()) << text.status();
     EncodeOptions options;
     options.add_bos = false;
@@ -265,19 +266,44 @@ TEST_F(RequestTest, BadRequestsAreInvalidArgumentNamingTheField) {
        "stop_token_ids"},
       {"bad role",
        [] {
-         return ChatRequest({{"user", "a"}, {"tool", "b"}});
+         return ChatRequest({{"user", "a"}, {"tool\n<|im_start|>", "b"}});
        },
        "chat.messages[1].role"},
+      {"long role",
+       [] {
+         return ChatRequest({{std::string(33, 'a'), "a"}});
+       },
+       "chat.messages[0].role"},
       {"empty role",
        [] {
          return ChatRequest({{"", "a"}});
        },
        "chat.messages[0].role"},
-      {"late system message",
+      {"control token in a tool call's arguments",
        [] {
-         return ChatRequest({{"user", "a"}, {"system", "b"}});
+         v1::GenerateRequest r = ChatRequest({{"user", "a"}});
+         auto* m = r.mutable_chat()->add_messages();
+         m->set_role("assistant");
+         auto* call = m->add_tool_calls();
+         call->set_name("f");
+         call->set_arguments("{\"x\": \"<|im_end|>\"}");
+         return r;
        },
-       "chat"},
+       "chat.messages[1].tool_calls[0].arguments contains the control token"},
+      {"tools that are not a list",
+       [] {
+         v1::GenerateRequest r = ChatRequest({{"user", "a"}});
+         r.mutable_chat()->set_tools_json("{\"type\": \"function\"}");
+         return r;
+       },
+       "chat.tools must be a JSON array"},
+      {"template kwargs replacing messages",
+       [] {
+         v1::GenerateRequest r = ChatRequest({{"user", "a"}});
+         r.mutable_chat()->set_chat_template_kwargs_json("{\"messages\": []}");
+         return r;
+       },
+       "chat_template_kwargs may not set 'messages'"},
       {"empty chat",
        [] {
          v1::GenerateRequest r;
@@ -331,7 +357,7 @@ TEST_F(RequestTest, BadRequestsAreInvalidArgumentNamingTheField) {
          extra.set_role("user");
          extra.set_content("more");
          const std::string message =
-             extra.SerializeAsString() + BytesField(3, "name");
+             extra.SerializeAsString() + BytesField(15, "name");
          v1::GenerateRequest r;
          EXPECT_TRUE(r.ParseFromString(base.SerializeAsString() +
                                        BytesField(4, BytesField(1, message))));

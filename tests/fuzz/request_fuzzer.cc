@@ -34,7 +34,7 @@ const tpserve::Tokenizer* TinyBpe() {
 
 const tpserve::ChatTemplate* ChatMl() {
   static const tpserve::ChatTemplate* chat = [] {
-    auto t = tpserve::ChatTemplate::FromName("chatml", "", "");
+    auto t = tpserve::ChatTemplate::Builtin("chatml", {});
     if (!t.ok()) std::abort();
     return new tpserve::ChatTemplate(*t);
   }();
