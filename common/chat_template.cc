@@ -184,10 +184,10 @@ absl::StatusOr<std::string> ChatTemplate::Apply(
   Value tools = Value::None();
   if (!prompt.tools_json.empty()) {
     TP_ASSIGN_OR_RETURN(nlohmann::ordered_json t,
-                        ParseJsonField(prompt.tools_json, "chat.tools"));
+                        ParseJsonField(prompt.tools_json, "chat.tools_json"));
     if (!t.is_array()) {
       return absl::InvalidArgumentError(
-          "chat.tools must be a JSON array of tool definitions");
+          "chat.tools_json must be a JSON array of tool definitions");
     }
     if (!t.empty()) tools = Value::FromJson(t);
   }
@@ -200,16 +200,16 @@ absl::StatusOr<std::string> ChatTemplate::Apply(
   if (!prompt.kwargs_json.empty()) {
     TP_ASSIGN_OR_RETURN(
         nlohmann::ordered_json kw,
-        ParseJsonField(prompt.kwargs_json, "chat.chat_template_kwargs"));
+        ParseJsonField(prompt.kwargs_json, "chat.chat_template_kwargs_json"));
     if (!kw.is_object()) {
       return absl::InvalidArgumentError(
-          "chat_template_kwargs must be a JSON object");
+          "chat.chat_template_kwargs_json must be a JSON object");
     }
     for (const auto& [key, value] : kw.items()) {
       for (const char* r : kReserved) {
         if (key == r) {
           return absl::InvalidArgumentError(
-              absl::StrCat("chat_template_kwargs may not set '", key,
+              absl::StrCat("chat.chat_template_kwargs_json may not set '", key,
                            "' (it comes from the request and the model)"));
         }
       }

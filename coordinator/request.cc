@@ -344,11 +344,9 @@ absl::StatusOr<std::vector<int32_t>> TokenizeChat(
   // print) and its limits say what went wrong; all are the caller's input.
   auto render = [&](const ChatPrompt& p) -> absl::StatusOr<std::string> {
     absl::StatusOr<std::string> text = chat->Apply(p);
-    if (!text.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("chat: ", text.status().message()));
-    }
-    return text;
+    if (text.ok()) return text;
+    // ChatTemplate's messages start with the field or "chat template".
+    return absl::InvalidArgumentError(text.status().message());
   };
   TP_ASSIGN_OR_RETURN(std::string text, render(fields.prompt));
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Renders chat templates with jinja2 (as Hugging Face transformers does) to
-check tpserve's C++ renderers: the default model's own template (read from
-its GGUF) and Meta's Llama 3 and Llama 2 chat templates.
+check tpserve's chat templates (tests/chat_template_test.cc): the default
+model's own template (read from its GGUF) and Meta's Llama 3 and Llama 2
+chat templates, which are also tpserve's built-in `llama3` and `llama2`.
 
 Writes tests/golden/chat_templates.json.
 Usage: scripts/make_chat_golden.py MODEL.gguf  (needs: pip install gguf jinja2)

@@ -12,7 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "common/chat_template.h"
 #include "common/jinja/template.h"
+#include "common/model_tokenizer.h"
 #include "gtest/gtest.h"
 
 namespace tpserve::jinja {
@@ -142,6 +144,58 @@ TEST(ChatTemplateConformanceTest, RendersLikeJinja2) {
   std::cout << "chat templates: required " << rsame << "/" << rtotal
             << " identical; all " << same << "/" << total << "\n";
   EXPECT_EQ(required_failures, 0);
+}
+
+// The two reported failures of the old family-recognising renderer, on the
+// path `--chat-template FILE` takes: Llama 3.1's template rendered without
+// its default system block (11 prompt tokens instead of jinja2's 36), and
+// DeepSeek-R1-Distill-Llama's template refused.
+TEST(ChatTemplateConformanceTest, Llama31SystemBlockAndDeepSeekR1Distill) {
+  const char* cases = std::getenv("TPSERVE_CHAT_TEMPLATE_CASES");
+  const char* vocab = std::getenv("TPSERVE_VOCAB_DIR");
+  if (cases == nullptr || vocab == nullptr) {
+    GTEST_SKIP() << "set TPSERVE_CHAT_TEMPLATE_CASES and TPSERVE_VOCAB_DIR "
+                    "(scripts/test.sh does)";
+  }
+  const std::string dir =
+      std::string(cases).substr(0, std::string(cases).find_last_of('/')) +
+      "/../testdata/chat-templates/";
+  auto tok = LoadTokenizer(std::string(vocab) + "/ggml-vocab-llama-bpe.gguf");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  ChatPrompt prompt;
+  prompt.messages.emplace_back("user", "Hi");
+
+  auto llama = LoadChatTemplate(
+      nullptr, "", dir + "meta-llama-Llama-3.1-8B-Instruct.jinja", **tok);
+  ASSERT_TRUE(llama.ok()) << llama.status();
+  auto text = llama->Apply(prompt);
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(*text,
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+            "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024"
+            "\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi"
+            "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+  EncodeOptions options;
+  options.parse_special = true;
+  auto ids = (*tok)->Encode(*text, options);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(ids->size(), 36u);
+
+  auto r1 = LoadChatTemplate(
+      nullptr, "", dir + "deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja",
+      **tok);
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  prompt.messages.emplace_back("assistant", "<think>\nhm\n</think>\n\nHello!");
+  prompt.messages.emplace_back("user", "Again");
+  text = r1->Apply(prompt);
+  ASSERT_TRUE(text.ok()) << text.status();
+  // The template's BOS is the model's (this vocabulary's), and reasoning in
+  // history is dropped up to "</think>" (what follows it stays), as jinja2
+  // renders it.
+  EXPECT_EQ(*text,
+            "<|begin_of_text|><｜User｜>Hi<｜Assistant｜>\n\nHello!<"
+            "｜end▁of▁sentence｜>"
+            "<｜User｜>Again<｜Assistant｜><think>\n");
 }
 
 }  // namespace

@@ -437,7 +437,15 @@ class HttpServerTest(unittest.TestCase):
             ("messages not a list", {"messages": "hi"}),
             ("image part", {"messages": [{"role": "user", "content": [
                 {"type": "image_url", "image_url": {"url": "http://x"}}]}]}),
-            ("bad role", {"messages": [{"role": "wizard", "content": "x"}]}),
+            ("bad role", {"messages": [{"role": "wiz ard\n", "content": "x"}]}),
+            ("chat_template_kwargs not an object",
+             {"messages": [{"role": "user", "content": "x"}], "chat_template_kwargs": [1]}),
+            ("chat_template_kwargs replacing messages",
+             {"messages": [{"role": "user", "content": "x"}],
+              "chat_template_kwargs": {"messages": []}}),
+            ("tool call without a function",
+             {"messages": [{"role": "user", "content": "x"},
+                           {"role": "assistant", "tool_calls": [{"id": "c1"}]}]}),
             ("logprobs not a bool", {"messages": [{"role": "user", "content": "x"}],
                                      "logprobs": 3}),
         ]
@@ -456,6 +464,26 @@ class HttpServerTest(unittest.TestCase):
         # ... and the server still serves.
         self.assertIn("Paris", self.greedy().choices[0].text)
         self.assertEqual(self.http.get("/health").status_code, 200)
+
+    def test_14_tool_history_and_template_kwargs(self):
+        # A conversation with an assistant tool call (no content) and the
+        # tool's result: the model's template renders it (SmolLM2's ChatML
+        # prints roles and contents, so the call itself adds no tokens).
+        call = {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
+        messages = [{"role": "user", "content": "Weather in Paris?"}, call,
+                    {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"}]
+        with_call = self.client.chat.completions.create(
+            model="tpserve", messages=messages, max_tokens=4, temperature=0,
+            extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+        plain = self.client.chat.completions.create(
+            model="tpserve", max_tokens=4, temperature=0,
+            messages=[messages[0], {"role": "assistant", "content": ""}, messages[2]])
+        log(f"tool history: {with_call.usage.prompt_tokens} prompt tokens")
+        self.assertEqual(with_call.usage.prompt_tokens, plain.usage.prompt_tokens)
+        self.assertEqual(with_call.choices[0].message.content,
+                         plain.choices[0].message.content)
 
     def test_13_concurrent_streams(self):
         solo = self.greedy(max_tokens=12).choices[0].text

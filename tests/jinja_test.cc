@@ -89,6 +89,41 @@ TEST(JinjaTest, LimitsBoundRunawayTemplates) {
   std::string deep_blocks;
   for (int i = 0; i < 5000; ++i) deep_blocks += "{% if true %}";
   EXPECT_FALSE(Render(deep_blocks).ok());
+  // So are long left-nested chains, whose trees are as deep as they are
+  // long: a + a + ..., a.b.c..., x | f | g ...
+  std::string sum = "{{ 1";
+  for (int i = 0; i < 100000; ++i) sum += " + 1";
+  EXPECT_FALSE(Render(sum + " }}").ok());
+  std::string attrs = "{{ x";
+  for (int i = 0; i < 100000; ++i) attrs += ".a";
+  EXPECT_FALSE(Render(attrs + " }}").ok());
+  std::string filters = "{{ 'x'";
+  for (int i = 0; i < 100000; ++i) filters += " | trim";
+  EXPECT_FALSE(Render(filters + " }}").ok());
+  // Chains as long as templates write them parse.
+  std::string ok_sum = "{{ 1";
+  for (int i = 0; i < 50; ++i) ok_sum += " + 1";
+  EXPECT_EQ(*Render(ok_sum + " }}"), "51");
+
+  // Values nested without bound, built a level per loop step.
+  auto nested = Render(
+      "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}"
+      "{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}",
+      "{}", small);
+  ASSERT_FALSE(nested.ok());
+  EXPECT_EQ(nested.status().code(), absl::StatusCode::kResourceExhausted);
+  // A namespace that would hold itself (a cycle nothing frees).
+  for (const char* cycle :
+       {"{% set ns = namespace() %}{% set ns.me = ns %}",
+        "{% set ns = namespace() %}{% set ns.l = [1, {'a': ns}] %}",
+        "{% macro m() %}{% endmacro %}{% set ns = namespace() %}"
+        "{% set ns.f = m %}"}) {
+    auto got = Render(cycle);
+    ASSERT_FALSE(got.ok()) << cycle;
+    EXPECT_TRUE(absl::StrContains(got.status().message(),
+                                  "cannot hold a namespace or a function"))
+        << got.status();
+  }
 }
 
 TEST(JinjaTest, StrftimeNowUsesTheGivenClock) {

@@ -151,7 +151,7 @@ TEST(ParseRequestTest, ChatMessages) {
       {"role": "developer", "content": "Be brief."},
       {"role": "user", "content": [{"type": "text", "text": "one"},
                                    {"type": "text", "text": "two"}],
-       "name": "ignored"},
+       "name": "Ann"},
       {"role": "assistant", "content": null},
       {"role": "user", "content": "three"}]})",
                           Endpoint::kChatCompletions);
@@ -160,6 +160,7 @@ TEST(ParseRequestTest, ChatMessages) {
   ASSERT_EQ(chat.messages_size(), 4);
   EXPECT_EQ(chat.messages(0).role(), "system");
   EXPECT_EQ(chat.messages(1).content(), "one\ntwo");
+  EXPECT_EQ(chat.messages(1).name(), "Ann");
   EXPECT_EQ(chat.messages(2).role(), "assistant");
   EXPECT_EQ(chat.messages(2).content(), "");
   EXPECT_EQ(chat.messages(3).content(), "three");
@@ -184,6 +185,48 @@ TEST(ParseRequestTest, ChatMessages) {
   EXPECT_THAT(
       ParseError(R"({"prompt": "hi"})", Endpoint::kChatCompletions).message(),
       StartsWith("messages is required"));
+}
+
+TEST(ParseRequestTest, ChatToolCallsToolResultsAndTemplateKwargs) {
+  ParsedRequest r = Parse(R"({"messages": [
+      {"role": "user", "content": "Weather?"},
+      {"role": "assistant", "content": null, "reasoning_content": "hm",
+       "tool_calls": [
+         {"id": "c1", "type": "function",
+          "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}},
+         {"id": "c2", "function": {"name": "now", "arguments": {"tz": "UTC"}}}]},
+      {"role": "tool", "tool_call_id": "c1", "content": "sunny"}],
+      "chat_template_kwargs": {"enable_thinking": false}})",
+                          Endpoint::kChatCompletions);
+  const v1::ChatMessages& chat = r.prompts[0].chat();
+  ASSERT_EQ(chat.messages_size(), 3);
+  const v1::ChatMessage& call = chat.messages(1);
+  EXPECT_EQ(call.reasoning_content(), "hm");
+  ASSERT_EQ(call.tool_calls_size(), 2);
+  EXPECT_EQ(call.tool_calls(0).id(), "c1");
+  EXPECT_EQ(call.tool_calls(0).name(), "get_weather");
+  EXPECT_EQ(call.tool_calls(0).arguments(), R"({"city": "Oslo"})");
+  // An object (not OpenAI's JSON text) is passed on as its JSON.
+  EXPECT_EQ(call.tool_calls(1).arguments(), R"({"tz":"UTC"})");
+  EXPECT_EQ(chat.messages(2).role(), "tool");
+  EXPECT_EQ(chat.messages(2).tool_call_id(), "c1");
+  EXPECT_EQ(chat.chat_template_kwargs_json(), R"({"enable_thinking":false})");
+
+  EXPECT_THAT(ParseError(R"({"messages": [{"role": "assistant", "tool_calls":
+                             [{"id": "c1", "type": "code"}]}]})",
+                         Endpoint::kChatCompletions)
+                  .message(),
+              StartsWith("messages[0].tool_calls[0].type \"code\" is not "
+                         "supported"));
+  EXPECT_THAT(ParseError(R"({"messages": [{"role": "user", "content": "x"}],
+                             "chat_template_kwargs": "x"})",
+                         Endpoint::kChatCompletions)
+                  .message(),
+              StartsWith("chat_template_kwargs is a string"));
+  // PrepareRequest's messages about them name the OpenAI parameter.
+  ApiError e = ApiErrorFromStatus(absl::InvalidArgumentError(
+      "chat.chat_template_kwargs_json: invalid JSON"));
+  EXPECT_EQ(e.param, "chat_template_kwargs");
 }
 
 TEST(ParseRequestTest, TypeErrorsNameTheParameter) {

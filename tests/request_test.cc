@@ -296,14 +296,14 @@ TEST_F(RequestTest, BadRequestsAreInvalidArgumentNamingTheField) {
          r.mutable_chat()->set_tools_json("{\"type\": \"function\"}");
          return r;
        },
-       "chat.tools must be a JSON array"},
+       "chat.tools_json must be a JSON array"},
       {"template kwargs replacing messages",
        [] {
          v1::GenerateRequest r = ChatRequest({{"user", "a"}});
          r.mutable_chat()->set_chat_template_kwargs_json("{\"messages\": []}");
          return r;
        },
-       "chat_template_kwargs may not set 'messages'"},
+       "chat.chat_template_kwargs_json may not set 'messages'"},
       {"empty chat",
        [] {
          v1::GenerateRequest r;

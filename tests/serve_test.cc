@@ -672,5 +672,70 @@ TEST(HfFolderServeTest, ServeAndGenerateOnAQwen2Folder) {
   }
 }
 
+// `serve --chat-template FILE`: both Tokenize and Generate render the chat
+// with that template, tools, tool calls and template kwargs included; a
+// template that does not parse stops the server with its line.
+TEST(ChatTemplateServeTest, TemplateFileRendersToolsCallsAndKwargs) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / "chat_template_serve";
+  fs::create_directories(dir);
+  testing::WriteFile(
+      dir / "tools.jinja",
+      "{%- if tools %}Tools: {{ tools | map(attribute='function.name') | "
+      "join(', ') }}\n{% endif -%}\n"
+      "{%- for m in messages %}{{ m.role }}: {{ m.content }}"
+      "{%- for c in m.tool_calls | default([]) %} call {{ c.function.name }}"
+      "({{ c.function.arguments.city }}){% endfor %}{{ '\\n' }}{% endfor -%}\n"
+      "{%- if add_generation_prompt %}assistant{{ ' (thinking)' if "
+      "enable_thinking else '' }}:{% endif %}");
+  testing::ServerProcess server(
+      {"--model", testing::DefaultModelPath(), "--listen", "127.0.0.1:0",
+       "--threads", "1", "--chat-template", (dir / "tools.jinja").string()});
+  ASSERT_FALSE(server.address().empty()) << server.output();
+  auto stub = Connect(server.address());
+
+  v1::TokenizeRequest req;
+  v1::ChatMessages* chat = req.mutable_chat();
+  v1::ChatMessage* user = chat->add_messages();
+  user->set_role("user");
+  user->set_content("Weather in Oslo?");
+  v1::ChatMessage* call = chat->add_messages();
+  call->set_role("assistant");
+  v1::ChatToolCall* c = call->add_tool_calls();
+  c->set_id("call_1");
+  c->set_name("get_weather");
+  c->set_arguments(R"({"city": "Oslo"})");
+  v1::ChatMessage* result = chat->add_messages();
+  result->set_role("tool");
+  result->set_tool_call_id("call_1");
+  result->set_content("sunny");
+  chat->set_tools_json(
+      R"([{"type": "function", "function": {"name": "get_weather"}},)"
+      R"( {"type": "function", "function": {"name": "get_time"}}])");
+  chat->set_chat_template_kwargs_json(R"({"enable_thinking": true})");
+  grpc::ClientContext ctx;
+  SetTimeout(&ctx, 30);
+  v1::TokenizeResponse resp;
+  grpc::Status s = stub->Tokenize(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(
+      std::vector<int32_t>(resp.token_ids().begin(), resp.token_ids().end()),
+      Tokenize(stub.get(),
+               "Tools: get_weather, get_time\nuser: Weather in Oslo?\n"
+               "assistant:  call get_weather(Oslo)\ntool: sunny\n"
+               "assistant (thinking):"));
+
+  // A template that does not parse is an error at startup, with its line.
+  testing::WriteFile(dir / "broken.jinja", "ok\n{% for m in %}");
+  int code = -1;
+  const std::string out =
+      testing::RunTpserve("serve --model " + testing::DefaultModelPath() +
+                              " --listen 127.0.0.1:0 --chat-template " +
+                              (dir / "broken.jinja").string(),
+                          &code, /*with_stderr=*/true);
+  EXPECT_NE(code, 0);
+  EXPECT_THAT(out, HasSubstr("line 2: expected an expression"));
+}
+
 }  // namespace
 }  // namespace tpserve

@@ -298,6 +298,12 @@ absl::Status Interpreter::ExecSet(const Stmt& stmt) {
           "line ", stmt.line, ": cannot assign attribute on non-namespace '",
           stmt.targets[0], "'"));
     }
+    if (value.nesting().holds_reference) {
+      // It could close a cycle (ns.x = ns), which nothing would free.
+      return absl::InvalidArgumentError(
+          absl::StrCat("line ", stmt.line, ": namespace attribute '", stmt.text,
+                       "' cannot hold a namespace or a function"));
+    }
     ns.MutableNamespace().Set(stmt.text, std::move(value));
     return absl::OkStatus();
   }
@@ -495,6 +501,16 @@ absl::StatusOr<Value> Interpreter::EvalCompare(const Expr& expr) {
 }
 
 absl::StatusOr<Value> Interpreter::Eval(const Expr& expr) {
+  TP_ASSIGN_OR_RETURN(Value v, EvalNode(expr));
+  if (v.nesting().depth > options_.limits.max_json_depth) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the template built values nested over ",
+                     options_.limits.max_json_depth, " deep"));
+  }
+  return v;
+}
+
+absl::StatusOr<Value> Interpreter::EvalNode(const Expr& expr) {
   TP_RETURN_IF_ERROR(Step());
   switch (expr.kind) {
     case Expr::Kind::kLiteral:

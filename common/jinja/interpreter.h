@@ -7,8 +7,11 @@
 // Templates and the messages they run over are untrusted, so a render is
 // bounded: output and every string built stay under max_output_bytes, lists
 // under max_list_items, evaluation under max_steps (which bounds loops), and
-// macro calls nest at most max_call_depth deep. Hitting a bound is a
-// ResourceExhausted error; nothing is truncated silently.
+// macro calls nest at most max_call_depth deep, values nest at most
+// max_json_depth deep. Hitting a bound is a ResourceExhausted error; nothing
+// is truncated silently. A namespace attribute cannot hold a namespace or a
+// function (or a container of one), so values form no cycles: recursive
+// walks (repr, ==, tojson, freeing) always end.
 #ifndef TPSERVE_COMMON_JINJA_INTERPRETER_H_
 #define TPSERVE_COMMON_JINJA_INTERPRETER_H_
 
@@ -29,6 +32,7 @@ struct RenderLimits {
   size_t max_list_items = 1u << 20;
   int64_t max_steps = 20'000'000;
   int max_call_depth = 40;
+  // Lists/dicts inside each other; also tojson's depth.
   int max_json_depth = 64;
 };
 
@@ -77,7 +81,9 @@ class Interpreter {
   // Runs `body` into a string (macro bodies, set blocks, filter blocks).
   absl::StatusOr<std::string> Capture(const StmtList& body);
 
+  // EvalNode, with the nesting bound checked on what it made.
   absl::StatusOr<Value> Eval(const Expr& expr);
+  absl::StatusOr<Value> EvalNode(const Expr& expr);
   absl::StatusOr<Value> EvalCall(const Expr& expr);
   absl::StatusOr<Value> EvalFilter(const Expr& expr, const Value* input);
   absl::StatusOr<Value> EvalTest(const Expr& expr);

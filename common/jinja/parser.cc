@@ -36,6 +36,28 @@ class Parser {
     int* depth_;
   };
 
+  // A left-nested chain (a + b + c, a or b or c, x.y.z, x | f | g) makes a
+  // tree as deep as the chain is long, which the interpreter recurses down:
+  // each link counts into depth_ while the chain's parse runs.
+  class ChainDepth {
+   public:
+    explicit ChainDepth(Parser* parser) : parser_(parser) {}
+    ~ChainDepth() { parser_->depth_ -= links_; }
+    ChainDepth(const ChainDepth&) = delete;
+    ChainDepth& operator=(const ChainDepth&) = delete;
+    absl::Status Link() {
+      ++links_;
+      if (++parser_->depth_ > kMaxParseDepth) {
+        return parser_->Error("expression nested too deeply");
+      }
+      return absl::OkStatus();
+    }
+
+   private:
+    Parser* parser_;
+    int links_ = 0;
+  };
+
   const Token& Peek(size_t ahead = 0) const {
     const size_t i = pos_ + ahead;
     return i < tokens_.size() ? tokens_[i] : tokens_.back();
@@ -351,7 +373,9 @@ class Parser {
     if (depth_ > kMaxParseDepth) return Error("expression nested too deeply");
     TP_ASSIGN_OR_RETURN(ExprPtr expr, Or());
     if (!condexpr) return expr;
+    ChainDepth links(this);
     while (IsName("if")) {
+      TP_RETURN_IF_ERROR(links.Link());
       const int line = Next().line;
       auto cond = NewExpr(Expr::Kind::kCondition, line);
       cond->a = std::move(expr);
@@ -366,7 +390,9 @@ class Parser {
 
   absl::StatusOr<ExprPtr> Or() {
     TP_ASSIGN_OR_RETURN(ExprPtr left, And());
+    ChainDepth links(this);
     while (IsName("or")) {
+      TP_RETURN_IF_ERROR(links.Link());
       auto e = NewExpr(Expr::Kind::kOr, Next().line);
       e->a = std::move(left);
       TP_ASSIGN_OR_RETURN(e->b, And());
@@ -377,7 +403,9 @@ class Parser {
 
   absl::StatusOr<ExprPtr> And() {
     TP_ASSIGN_OR_RETURN(ExprPtr left, Not());
+    ChainDepth links(this);
     while (IsName("and")) {
+      TP_RETURN_IF_ERROR(links.Link());
       auto e = NewExpr(Expr::Kind::kAnd, Next().line);
       e->a = std::move(left);
       TP_ASSIGN_OR_RETURN(e->b, Not());
@@ -402,7 +430,7 @@ class Parser {
   // (op, operand) pairs in `keywords`.
   absl::StatusOr<ExprPtr> Compare() {
     TP_ASSIGN_OR_RETURN(ExprPtr left, Math1());
-    ExprPtr chain;
+    ExprPtr chain;  // Flat: one node holds every link.
     while (true) {
       std::string op;
       const Token& t = Peek();
@@ -437,10 +465,12 @@ class Parser {
   absl::StatusOr<ExprPtr> Binary(absl::StatusOr<ExprPtr> (Parser::*next)(),
                                  std::initializer_list<absl::string_view> ops) {
     TP_ASSIGN_OR_RETURN(ExprPtr left, (this->*next)());
+    ChainDepth links(this);
     while (true) {
       bool matched = false;
       for (absl::string_view op : ops) {
         if (!IsOp(op)) continue;
+        TP_RETURN_IF_ERROR(links.Link());
         auto e = NewExpr(Expr::Kind::kBinary, Next().line);
         e->name = std::string(op);
         e->a = std::move(left);
@@ -478,15 +508,15 @@ class Parser {
     }
     TP_ASSIGN_OR_RETURN(node, Postfix(std::move(node)));
     if (with_filters) {
-      while (true) {
+      ChainDepth links(this);
+      while (IsOp("|") || IsName("is") || IsOp("(")) {
+        TP_RETURN_IF_ERROR(links.Link());
         if (IsOp("|")) {
           TP_ASSIGN_OR_RETURN(node, Filters(std::move(node)));
         } else if (IsName("is")) {
           TP_ASSIGN_OR_RETURN(node, Test(std::move(node)));
-        } else if (IsOp("(")) {
-          TP_ASSIGN_OR_RETURN(node, Call(std::move(node)));
         } else {
-          break;
+          TP_ASSIGN_OR_RETURN(node, Call(std::move(node)));
         }
       }
     }
@@ -576,7 +606,9 @@ class Parser {
   }
 
   absl::StatusOr<ExprPtr> Postfix(ExprPtr node) {
-    while (true) {
+    ChainDepth links(this);
+    while (IsOp(".") || IsOp("[") || IsOp("(")) {
+      TP_RETURN_IF_ERROR(links.Link());
       if (IsOp(".")) {
         const int line = Next().line;
         if (Peek().kind == TK::kInt) {  // a.0 is a[0]
@@ -594,12 +626,11 @@ class Parser {
         node = std::move(e);
       } else if (IsOp("[")) {
         TP_ASSIGN_OR_RETURN(node, Subscript(std::move(node)));
-      } else if (IsOp("(")) {
-        TP_ASSIGN_OR_RETURN(node, Call(std::move(node)));
       } else {
-        return node;
+        TP_ASSIGN_OR_RETURN(node, Call(std::move(node)));
       }
     }
+    return node;
   }
 
   absl::StatusOr<ExprPtr> Subscript(ExprPtr node) {
@@ -665,7 +696,9 @@ class Parser {
   // block's output).
   absl::StatusOr<ExprPtr> Filters(ExprPtr node, bool first_bar = true) {
     bool need_bar = first_bar;
+    ChainDepth links(this);
     while (!need_bar || IsOp("|")) {
+      TP_RETURN_IF_ERROR(links.Link());
       if (need_bar) Next();
       need_bar = true;
       auto e = NewExpr(Expr::Kind::kFilter, Peek().line);

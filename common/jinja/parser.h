@@ -13,7 +13,7 @@ namespace tpserve::jinja {
 
 // Nesting (brackets, operators, blocks) deeper than this is refused, which
 // bounds the parser's and the interpreter's recursion on untrusted input.
-inline constexpr int kMaxParseDepth = 100;
+inline constexpr int kMaxParseDepth = 200;
 
 absl::StatusOr<StmtList> Parse(absl::string_view source);
 

@@ -94,9 +94,42 @@ Value Value::Markup(std::string s) {
   v.data_ = MarkupPtr{std::make_shared<const std::string>(std::move(s))};
   return v;
 }
+namespace {
+
+void Include(const Value& item, Nesting& n) {
+  const Nesting in = item.nesting();
+  n.depth = std::max(n.depth, in.depth + 1);
+  n.holds_reference = n.holds_reference || in.holds_reference;
+}
+
+Nesting NestingOf(const std::vector<Value>& items) {
+  Nesting n;
+  for (const Value& item : items) Include(item, n);
+  return n;
+}
+
+}  // namespace
+
+Nesting Value::nesting() const {
+  switch (kind()) {
+    case Kind::kList:
+      return AsList().nesting;
+    case Kind::kDict:
+      return AsDict().nesting;
+    case Kind::kIterator:
+      return AsIterator().nesting;
+    case Kind::kNamespace:
+    case Kind::kCallable:
+      return Nesting{1, true};
+    default:
+      return Nesting{0, false};
+  }
+}
+
 Value Value::List(std::vector<Value> items, bool tuple) {
   Value v;
   auto data = std::make_shared<ListData>();
+  data->nesting = NestingOf(items);
   data->items = std::move(items);
   data->tuple = tuple;
   v.data_ = std::shared_ptr<const ListData>(std::move(data));
@@ -104,6 +137,11 @@ Value Value::List(std::vector<Value> items, bool tuple) {
 }
 Value Value::MakeDict(Dict dict) {
   Value v;
+  dict.nesting = Nesting();
+  for (const auto& [key, item] : dict.items()) {
+    Include(key, dict.nesting);
+    Include(item, dict.nesting);
+  }
   v.data_ = std::make_shared<const Dict>(std::move(dict));
   return v;
 }
@@ -122,6 +160,7 @@ Value Value::Iterator(std::vector<Value> items, const char* type_name,
                       bool single_pass) {
   Value v;
   auto data = std::make_shared<IterData>();
+  data->nesting = NestingOf(items);
   data->items = std::move(items);
   data->type_name = type_name;
   data->single_pass = single_pass;

@@ -34,9 +34,20 @@ namespace tpserve::jinja {
 class Value;
 class Callable;
 
+// How a container nests, kept when it is made (containers are immutable)
+// so that the interpreter can refuse values that recursive code (repr,
+// ==, tojson, destruction) could not walk: nesting past a bound, and
+// cycles, which only a namespace or a function inside a namespace can
+// close.
+struct Nesting {
+  int depth = 1;                 // 1 + the deepest item's.
+  bool holds_reference = false;  // Some item is a namespace or function.
+};
+
 struct ListData {
   std::vector<Value> items;
   bool tuple = false;  // Prints as (a, b) rather than [a, b].
+  Nesting nesting;
 };
 
 // What Python gives for a lazy iterable: the generators jinja2's filters
@@ -54,6 +65,7 @@ struct IterData {
   // Items a single-pass iterator has handed out (shared by every copy of
   // the value, as a Python generator is one object).
   mutable size_t consumed = 0;
+  Nesting nesting;
 };
 
 // An insertion-ordered map (Python dicts keep insertion order, which tojson
@@ -72,6 +84,9 @@ class Dict {
   absl::Status SetKey(Value key, Value value);
   const std::vector<std::pair<Value, Value>>& items() const { return items_; }
   size_t size() const { return items_.size(); }
+  // Set by Value::MakeDict (a namespace's attributes change; see
+  // Value::nesting()).
+  Nesting nesting;
 
  private:
   std::vector<std::pair<Value, Value>> items_;
@@ -159,6 +174,10 @@ class Value {
   const std::string& undefined_name() const {
     return std::get<UndefinedName>(data_).name;
   }
+
+  // 0 for scalars; a container's Nesting; a namespace and a function are
+  // depth 1 and hold a reference (they are what a cycle would go through).
+  Nesting nesting() const;
 
   // Python truthiness.
   bool Truthy() const;
