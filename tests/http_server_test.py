@@ -475,10 +475,10 @@ class HttpServerTest(unittest.TestCase):
         messages = [{"role": "user", "content": "Weather in Paris?"}, call,
                     {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"}]
         with_call = self.client.chat.completions.create(
-            model="tpserve", messages=messages, max_tokens=4, temperature=0,
+            model=self.model, messages=messages, max_tokens=4, temperature=0,
             extra_body={"chat_template_kwargs": {"enable_thinking": False}})
         plain = self.client.chat.completions.create(
-            model="tpserve", max_tokens=4, temperature=0,
+            model=self.model, max_tokens=4, temperature=0,
             messages=[messages[0], {"role": "assistant", "content": ""}, messages[2]])
         log(f"tool history: {with_call.usage.prompt_tokens} prompt tokens")
         self.assertEqual(with_call.usage.prompt_tokens, plain.usage.prompt_tokens)
