@@ -217,6 +217,7 @@ absl::StatusOr<std::string> ChatTemplate::Apply(
     }
   }
   jinja::RenderOptions options;
+  options.limits = limits_;
   options.now = now_;
   options.time_zone = zone_;
   const jinja::Template& t =

@@ -102,6 +102,9 @@ class ChatTemplate {
     zone_ = zone;
   }
 
+  // The render bounds (jinja::RenderLimits' defaults unless set).
+  void set_limits(const jinja::RenderLimits& limits) { limits_ = limits; }
+
   const std::string& name() const { return name_; }
 
  private:
@@ -114,6 +117,7 @@ class ChatTemplate {
   std::optional<jinja::Template> tool_use_;
   SpecialTokens tokens_;
   std::string name_;
+  jinja::RenderLimits limits_;
   std::optional<absl::Time> now_;
   absl::TimeZone zone_ = absl::LocalTimeZone();
 };

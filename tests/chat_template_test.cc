@@ -167,6 +167,9 @@ TEST(ChatTemplateTest, RefusalsAndLimitsAreErrors) {
       "{% endfor %}{% endfor %}",
       {}, "test");
   ASSERT_TRUE(runaway.ok());
+  jinja::RenderLimits limits;
+  limits.max_steps = 100000;
+  runaway->set_limits(limits);
   EXPECT_EQ(runaway->Apply(Prompt({{"user", "x"}})).status().code(),
             absl::StatusCode::kResourceExhausted);
 }
