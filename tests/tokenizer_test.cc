@@ -306,6 +306,33 @@ TEST(LoadTokenizerTest, FindsTheTokenizerOfEveryModelKind) {
       absl::StatusCode::kNotFound);
 }
 
+// tokenizer_config.json's chat_template as transformers' list of named
+// templates: "default", and "tool_use" when a prompt offers tools.
+TEST(LoadTokenizerTest, NamedChatTemplatesInTokenizerConfig) {
+  const std::string dir =
+      MakeFolder("hf_named", "tokenizer.json", "hf_tiny_bpe/tokenizer.json");
+  std::ofstream(dir + "/tokenizer_config.json")
+      << R"({"chat_template": [
+             {"name": "default", "template": "D{{ messages | length }}"},
+             {"name": "tool_use", "template": "T{{ tools | length }}"}]})";
+  auto tok = LoadTokenizer(dir);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  auto chat = LoadChatTemplate(nullptr, dir, "", **tok);
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  ChatPrompt prompt;
+  prompt.messages.emplace_back("user", "x");
+  EXPECT_EQ(*chat->Apply(prompt), "D1");
+  prompt.tools_json = R"([{"type": "function"}, {"type": "function"}])";
+  EXPECT_EQ(*chat->Apply(prompt), "T2");
+
+  std::ofstream(dir + "/tokenizer_config.json")
+      << R"({"chat_template": [{"name": "default"}]})";
+  auto bad = LoadChatTemplate(nullptr, dir, "", **tok);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("is not {\"name\": string, \"template\": string}"));
+}
+
 TEST(TokenizerGgufTest, VocabularyErrorsAreClear) {
   auto gguf = GgufFile::Open(testing::GoldenPath("tiny_llama.gguf"));
   ASSERT_TRUE(gguf.ok());
