@@ -311,8 +311,7 @@ TEST(LoadTokenizerTest, FindsTheTokenizerOfEveryModelKind) {
 TEST(LoadTokenizerTest, NamedChatTemplatesInTokenizerConfig) {
   const std::string dir =
       MakeFolder("hf_named", "tokenizer.json", "hf_tiny_bpe/tokenizer.json");
-  std::ofstream(dir + "/tokenizer_config.json")
-      << R"({"chat_template": [
+  std::ofstream(dir + "/tokenizer_config.json") << R"({"chat_template": [
              {"name": "default", "template": "D{{ messages | length }}"},
              {"name": "tool_use", "template": "T{{ tools | length }}"}]})";
   auto tok = LoadTokenizer(dir);
