@@ -12,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/json_util.h"
 #include "common/status_macros.h"
 #include "common/unicode.h"
 #include "google/protobuf/descriptor.h"
@@ -289,6 +290,30 @@ absl::StatusOr<ChatFields> ReadChat(const v1::ChatMessages& chat_messages,
     if (!value.empty()) out.texts.emplace_back(std::move(field), value);
     return absl::OkStatus();
   };
+  // JSON fields (tools, kwargs, tool call arguments) reach the prompt as
+  // their decoded strings (tojson writes non-ASCII as is), so "\u003c|..."
+  // is checked as "<|...": every string key and value is a text of its own.
+  auto json_texts = [&](const std::string& field, const std::string& value) {
+    if (value.empty()) return;
+    absl::StatusOr<nlohmann::json> doc =
+        ParseUntrustedJson(value, field, JsonLimits());
+    if (!doc.ok()) return;  // Used as text, or refused by the template.
+    std::vector<const nlohmann::json*> stack = {&*doc};
+    while (!stack.empty()) {
+      const nlohmann::json* v = stack.back();
+      stack.pop_back();
+      if (v->is_string()) {
+        out.texts.emplace_back(field, v->get<std::string>());
+      } else if (v->is_object()) {
+        for (auto it = v->begin(); it != v->end(); ++it) {
+          out.texts.emplace_back(field, it.key());
+          stack.push_back(&it.value());
+        }
+      } else if (v->is_array()) {
+        for (const nlohmann::json& item : *v) stack.push_back(&item);
+      }
+    }
+  };
   for (int i = 0; i < n; ++i) {
     const v1::ChatMessage& m = chat_messages.messages(i);
     const std::string at = absl::StrCat("chat.messages[", i, "]");
@@ -320,14 +345,18 @@ absl::StatusOr<ChatFields> ReadChat(const v1::ChatMessages& chat_messages,
       TP_RETURN_IF_ERROR(text(call + ".id", c.id()));
       TP_RETURN_IF_ERROR(text(call + ".name", c.name()));
       TP_RETURN_IF_ERROR(text(call + ".arguments", c.arguments()));
+      json_texts(call + ".arguments", c.arguments());
       msg.tool_calls.push_back({c.id(), c.name(), c.arguments()});
     }
     out.prompt.messages.push_back(std::move(msg));
   }
   TP_RETURN_IF_ERROR(text("chat.tools_json", chat_messages.tools_json()));
+  json_texts("chat.tools_json", chat_messages.tools_json());
   out.prompt.tools_json = chat_messages.tools_json();
   TP_RETURN_IF_ERROR(text("chat.chat_template_kwargs_json",
                           chat_messages.chat_template_kwargs_json()));
+  json_texts("chat.chat_template_kwargs_json",
+             chat_messages.chat_template_kwargs_json());
   out.prompt.kwargs_json = chat_messages.chat_template_kwargs_json();
   return out;
 }
@@ -391,10 +420,15 @@ absl::StatusOr<std::vector<int32_t>> TokenizeChat(
     if (!m.content.empty()) m.content = "x";
     if (!m.reasoning_content.empty()) m.reasoning_content = "x";
   }
-  // A template that branches on the text itself (and fails on "x") leaves
-  // only check 1.
+  // A template that branches on the text itself and fails on "x" cannot be
+  // checked, and is refused rather than let through unchecked.
   absl::StatusOr<std::string> frame = chat->Apply(skeleton);
-  if (!frame.ok()) return ids;
+  if (!frame.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chat: the conversation cannot be checked for control tokens (the "
+        "template fails on it with placeholder contents: ",
+        frame.status().message(), ")"));
+  }
   auto frame_ids = tokenizer.Encode(*frame, options);
   if (!frame_ids.ok()) {
     return absl::InvalidArgumentError(

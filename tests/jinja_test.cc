@@ -105,6 +105,18 @@ TEST(JinjaTest, LimitsBoundRunawayTemplates) {
   for (int i = 0; i < 50; ++i) ok_sum += " + 1";
   EXPECT_EQ(*Render(ok_sum + " }}"), "51");
 
+  // Recursion through macros, each level a deep expression: bounded (by
+  // the combined Exec/Eval depth) before the C++ stack is.
+  std::string nots;
+  for (int i = 0; i < 120; ++i) nots += "not ";
+  auto recursion = Render("{% macro m(n) %}{{ " + nots +
+                          "(m(n - 1) if n > 0 else 'end') }}{% endmacro %}"
+                          "{{ m(39) }}");
+  if (!recursion.ok()) {
+    EXPECT_EQ(recursion.status().code(), absl::StatusCode::kResourceExhausted)
+        << recursion.status();
+  }
+
   // Values nested without bound, built a level per loop step.
   auto nested = Render(
       "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}"

@@ -157,8 +157,10 @@ absl::StatusOr<Value> ToJsonFilter(Interpreter& in, const Value& input,
     if (indent->is_string()) {
       style.indent = indent->AsString();
     } else if (indent->kind() == Value::Kind::kInt) {
-      style.indent =
-          std::string(std::clamp<int64_t>(indent->AsInt(), 0, 64), ' ');
+      const int64_t width = std::max<int64_t>(indent->AsInt(), 0);
+      TP_RETURN_IF_ERROR(in.CheckString(static_cast<size_t>(
+          std::min<int64_t>(width, in.options().limits.max_output_bytes + 1))));
+      style.indent = std::string(static_cast<size_t>(width), ' ');
     } else {
       return TypeError("tojson(): indent must be an int or a string");
     }
@@ -276,7 +278,10 @@ absl::StatusOr<Value> Indent(Interpreter& in, const Value& input,
   if (width.is_string()) {
     pad = width.AsString();
   } else if (width.kind() == Value::Kind::kInt) {
-    pad = std::string(std::clamp<int64_t>(width.AsInt(), 0, 256), ' ');
+    const int64_t w = std::max<int64_t>(width.AsInt(), 0);
+    TP_RETURN_IF_ERROR(in.CheckString(static_cast<size_t>(
+        std::min<int64_t>(w, in.options().limits.max_output_bytes + 1))));
+    pad = std::string(static_cast<size_t>(w), ' ');
   } else {
     return TypeError("indent(): width must be an int or a string");
   }
@@ -448,9 +453,11 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
     TP_ASSIGN_OR_RETURN(std::string from, p.String(0, ""));
     TP_ASSIGN_OR_RETURN(std::string to, p.String(1, ""));
     TP_ASSIGN_OR_RETURN(int64_t count, p.Int(2, -1));
-    std::string out = Replace(Str(input), from, to, count);
-    TP_RETURN_IF_ERROR(in.CheckString(out.size()));
-    return Value::String(std::move(out));
+    std::optional<std::string> out = Replace(
+        Str(input), from, to, count, in.options().limits.max_output_bytes);
+    TP_RETURN_IF_ERROR(in.NewString(
+        out ? out->size() : in.options().limits.max_output_bytes + 1));
+    return Value::String(std::move(*out));
   }
   if (name == "select" || name == "reject" || name == "selectattr" ||
       name == "rejectattr") {
@@ -481,6 +488,7 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
         }
         key = SortKey(key, case_sensitive);
         bool dup = false;
+        TP_RETURN_IF_ERROR(in.Charge(static_cast<int64_t>(seen.size())));
         for (const Value& s : seen) dup = dup || Equals(s, key);
         if (!dup) {
           seen.push_back(key);
@@ -603,7 +611,8 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
     const std::string s = Str(input);
     const int64_t len = static_cast<int64_t>(CodePointCount(s));
     if (width <= len) return SameString(input, s);
-    width = std::min<int64_t>(width, 1 << 16);
+    TP_RETURN_IF_ERROR(in.CheckString(static_cast<size_t>(
+        std::min<int64_t>(width, in.options().limits.max_output_bytes + 1))));
     const int64_t total = width - len;
     // CPython's str.center: the odd space goes left only when both the
     // padding and the width are odd.
@@ -627,6 +636,8 @@ absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
     }
     if (!cur.empty()) {
       if (const Value* fill = p.Get(1); fill != nullptr) {
+        TP_RETURN_IF_ERROR(in.CheckList(static_cast<size_t>(
+            std::min<int64_t>(n, in.options().limits.max_list_items + 1))));
         while (static_cast<int64_t>(cur.size()) < n) cur.push_back(*fill);
       }
       out.push_back(Value::List(std::move(cur)));

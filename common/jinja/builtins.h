@@ -47,7 +47,7 @@ absl::StatusOr<std::string> PercentFormat(Interpreter& in,
                                           const std::vector<Value>& args,
                                           bool escape = false);
 
-// ---- builtins.cc: filters, tests, methods, globals ----
+// ---- builtins.cc: filters; methods.cc: tests, methods, globals ----
 
 absl::StatusOr<Value> ApplyFilter(Interpreter& in, absl::string_view name,
                                   const Value& input, CallArgs args);

@@ -1,5 +1,6 @@
 #include "common/jinja/interpreter.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -61,10 +62,37 @@ class CycleFunction : public Callable {
   int64_t index0_;
 };
 
+// Statements and expressions being evaluated at once, across macro calls:
+// the C++ recursion, bounded well inside a thread's stack (a few hundred
+// bytes a level, more under sanitizers). Parse depth and macro depth bound
+// it too, but their product does not fit.
+constexpr int kMaxDepth = 1000;
+
+class DepthGuard {
+ public:
+  explicit DepthGuard(int* depth) : depth_(depth) { ++*depth_; }
+  ~DepthGuard() { --*depth_; }
+  DepthGuard(const DepthGuard&) = delete;
+  DepthGuard& operator=(const DepthGuard&) = delete;
+
+ private:
+  int* depth_;
+};
+
+absl::Status TooDeep() {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("the template nests statements, expressions and macro "
+                   "calls over ",
+                   kMaxDepth, " deep"));
+}
+
 }  // namespace
 
-absl::Status Interpreter::Step() {
-  if (++steps_ > options_.limits.max_steps) {
+absl::Status Interpreter::Step() { return Charge(1); }
+
+absl::Status Interpreter::Charge(int64_t steps) {
+  steps_ += steps;
+  if (steps_ > options_.limits.max_steps) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the template ran over ", options_.limits.max_steps,
                      " evaluation steps (a loop or recursion limit)"));
@@ -81,7 +109,7 @@ absl::Status Interpreter::CheckString(size_t bytes) const {
   return absl::OkStatus();
 }
 
-absl::Status Interpreter::CheckList(size_t items) const {
+absl::Status Interpreter::CheckSize(size_t items) const {
   if (items > options_.limits.max_list_items) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the template built a list of over ",
@@ -90,8 +118,27 @@ absl::Status Interpreter::CheckList(size_t items) const {
   return absl::OkStatus();
 }
 
+absl::Status Interpreter::NewString(size_t bytes) {
+  TP_RETURN_IF_ERROR(CheckString(bytes));
+  // Building it was work in proportion to its size.
+  return Charge(static_cast<int64_t>(bytes / 64));
+}
+
+absl::Status Interpreter::CheckList(size_t items) {
+  if (items > options_.limits.max_list_items) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the template built a list of over ",
+                     options_.limits.max_list_items, " items"));
+  }
+  return Charge(static_cast<int64_t>(items));
+}
+
 absl::Status Interpreter::Append(absl::string_view text) {
-  TP_RETURN_IF_ERROR(CheckString(out_->size() + text.size()));
+  if (out_->size() + text.size() > options_.limits.max_output_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the template's output is over ",
+                     options_.limits.max_output_bytes, " bytes"));
+  }
   out_->append(text.data(), text.size());
   return absl::OkStatus();
 }
@@ -157,6 +204,8 @@ absl::Status Interpreter::Exec(const StmtList& body, Flow* flow) {
 }
 
 absl::Status Interpreter::ExecOne(const Stmt& stmt, Flow* flow) {
+  DepthGuard guard(&depth_);
+  if (depth_ > kMaxDepth) return TooDeep();
   TP_RETURN_IF_ERROR(Step());
   switch (stmt.kind) {
     case Stmt::Kind::kText:
@@ -185,15 +234,17 @@ absl::Status Interpreter::ExecOne(const Stmt& stmt, Flow* flow) {
       return absl::OkStatus();
     }
     case Stmt::Kind::kCallBlock: {
-      // `caller` is a macro over the block's body, visible to the callee.
+      // `caller` is a macro over the block's body, passed to the callee
+      // (which sees it whether or not it names it as a parameter).
       Macro caller{&stmt, frame_, &stmt.body};
-      auto scope = std::make_shared<Frame>();
-      scope->parent = frame_;
-      scope->vars["caller"] =
-          Value::Function(std::make_shared<MacroFunction>(std::move(caller)));
-      std::swap(frame_, scope);
-      absl::StatusOr<Value> v = EvalCall(*stmt.expr);
-      std::swap(frame_, scope);
+      absl::StatusOr<Value> fn = Eval(*stmt.expr->a);
+      if (!fn.ok()) return AtLine(fn.status(), stmt.line);
+      absl::StatusOr<CallArgs> args = EvalArgs(*stmt.expr);
+      if (!args.ok()) return AtLine(args.status(), stmt.line);
+      args->keyword.emplace_back(
+          "caller",
+          Value::Function(std::make_shared<MacroFunction>(std::move(caller))));
+      absl::StatusOr<Value> v = CallFunction(*fn, std::move(*args));
       if (!v.ok()) return AtLine(v.status(), stmt.line);
       return Append(Str(*v));
     }
@@ -219,6 +270,8 @@ absl::Status Interpreter::ExecFor(const Stmt& stmt) {
   if (!iterable.ok()) return AtLine(iterable.status(), stmt.line);
   absl::StatusOr<std::vector<Value>> all = Iterate(*iterable);
   if (!all.ok()) return AtLine(all.status(), stmt.line);
+  // A str iterates as one value per character.
+  TP_RETURN_IF_ERROR(AtLine(CheckList(all->size()), stmt.line));
   // The inline `if` filters before loop.* is counted, as in jinja2. It
   // sees each item in a scope of its own.
   std::vector<Value> items;
@@ -304,7 +357,17 @@ absl::Status Interpreter::ExecSet(const Stmt& stmt) {
           absl::StrCat("line ", stmt.line, ": namespace attribute '", stmt.text,
                        "' cannot hold a namespace or a function"));
     }
-    ns.MutableNamespace().Set(stmt.text, std::move(value));
+    Dict& attributes = ns.MutableNamespace();
+    attributes.nesting.depth =
+        std::max(attributes.nesting.depth, value.nesting().depth + 1);
+    if (attributes.nesting.depth > options_.limits.max_json_depth) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("line ", stmt.line,
+                       ": the template built values nested "
+                       "over ",
+                       options_.limits.max_json_depth, " deep"));
+    }
+    attributes.Set(stmt.text, std::move(value));
     return absl::OkStatus();
   }
   absl::Status status;
@@ -373,7 +436,8 @@ absl::StatusOr<Value> Interpreter::CallMacro(const Macro& macro,
     }
   }
   for (const auto& [name, value] : args.keyword) {
-    bool known = false;
+    bool known = name == "caller";  // From a {% call %} block.
+    if (known) frame_->vars["caller"] = value;
     for (const MacroParam& p : params) known = known || p.name == name;
     if (!known && status.ok()) {
       status = absl::InvalidArgumentError(absl::StrCat(
@@ -456,7 +520,7 @@ absl::StatusOr<Value> Interpreter::EvalBinary(const Expr& expr) {
   if (expr.name == "~") {
     std::string s = Str(a);
     const std::string t = Str(b);
-    TP_RETURN_IF_ERROR(CheckString(s.size() + t.size()));
+    TP_RETURN_IF_ERROR(NewString(s.size() + t.size()));
     s += t;
     return Value::String(std::move(s));
   }
@@ -493,6 +557,15 @@ absl::StatusOr<Value> Interpreter::EvalCompare(const Expr& expr) {
   TP_ASSIGN_OR_RETURN(Value left, Eval(*expr.a));
   for (const Keyword& link : expr.keywords) {
     TP_ASSIGN_OR_RETURN(Value right, Eval(*link.value));
+    if (link.name == "in" || link.name == "not in") {  // A scan of `right`.
+      if (right.is_list()) {
+        TP_RETURN_IF_ERROR(
+            Charge(static_cast<int64_t>(right.AsList().items.size())));
+      } else if (right.is_string()) {
+        TP_RETURN_IF_ERROR(
+            Charge(static_cast<int64_t>(right.AsString().size() / 64)));
+      }
+    }
     TP_ASSIGN_OR_RETURN(bool holds, CompareOnce(left, link.name, right));
     if (!holds) return Value::Bool(false);
     left = std::move(right);
@@ -501,7 +574,10 @@ absl::StatusOr<Value> Interpreter::EvalCompare(const Expr& expr) {
 }
 
 absl::StatusOr<Value> Interpreter::Eval(const Expr& expr) {
+  DepthGuard guard(&depth_);
+  if (depth_ > kMaxDepth) return TooDeep();
   TP_ASSIGN_OR_RETURN(Value v, EvalNode(expr));
+  if (v.is_list()) TP_RETURN_IF_ERROR(CheckSize(v.AsList().items.size()));
   if (v.nesting().depth > options_.limits.max_json_depth) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the template built values nested over ",
@@ -542,6 +618,10 @@ absl::StatusOr<Value> Interpreter::EvalNode(const Expr& expr) {
     case Expr::Kind::kGetItem: {
       TP_ASSIGN_OR_RETURN(Value obj, Eval(*expr.a));
       TP_ASSIGN_OR_RETURN(Value key, Eval(*expr.b));
+      if (obj.is_string()) {  // Indexing walks the code points.
+        TP_RETURN_IF_ERROR(
+            Charge(static_cast<int64_t>(obj.AsString().size() / 64)));
+      }
       return GetItem(obj, key);
     }
     case Expr::Kind::kSlice: {

@@ -66,8 +66,15 @@ class Interpreter {
   absl::Status Step();
   // InvalidArgument/ResourceExhausted when a string of `bytes` or a list of
   // `items` would exceed the limits.
+  // CheckList, and NewString (CheckString for a string just built, not a
+  // growing one), also count steps in proportion (items, bytes / 64), so
+  // that the step bound bounds the time and memory spent building values.
   absl::Status CheckString(size_t bytes) const;
-  absl::Status CheckList(size_t items) const;
+  absl::Status CheckSize(size_t items) const;  // CheckList without the charge.
+  absl::Status NewString(size_t bytes);
+  absl::Status CheckList(size_t items);
+  // Counts `steps` units of work at once (O(n) operations).
+  absl::Status Charge(int64_t steps);
   absl::StatusOr<Value> CallFunction(const Value& fn, CallArgs args);
 
   // Runs a macro body (macros are Callables made by the interpreter).
@@ -103,6 +110,7 @@ class Interpreter {
   const RenderOptions& options_;
   int64_t steps_ = 0;
   int call_depth_ = 0;
+  int depth_ = 0;  // Exec/Eval recursion (see kMaxDepth).
   std::shared_ptr<Frame> frame_;
   std::string* out_ = nullptr;
 };

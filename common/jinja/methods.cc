@@ -176,9 +176,12 @@ absl::StatusOr<Value> StringMethod(Interpreter& in, const std::string& s,
     TP_ASSIGN_OR_RETURN(std::optional<std::string> from, OptString(args, 0));
     TP_ASSIGN_OR_RETURN(std::optional<std::string> to, OptString(args, 1));
     if (!from || !to) return TypeError("str.replace needs two strings");
-    std::string out = Replace(s, *from, *to, IntArg(args, 2, -1));
-    TP_RETURN_IF_ERROR(in.CheckString(out.size()));
-    return Value::String(std::move(out));
+    std::optional<std::string> out =
+        Replace(s, *from, *to, IntArg(args, 2, -1),
+                in.options().limits.max_output_bytes);
+    TP_RETURN_IF_ERROR(in.NewString(
+        out ? out->size() : in.options().limits.max_output_bytes + 1));
+    return Value::String(std::move(*out));
   }
   if (name == "find" || name == "rfind" || name == "count" || name == "index") {
     TP_ASSIGN_OR_RETURN(std::optional<std::string> sub, OptString(args, 0));
@@ -317,15 +320,21 @@ absl::StatusOr<Value> Range(Interpreter& in, const CallArgs& args) {
   const int64_t stop = n.size() == 1 ? n[0] : n[1];
   const int64_t step = n.size() == 3 ? n[2] : 1;
   if (step == 0) return TypeError("range() step must not be zero");
-  const long double count =
-      step > 0 ? (static_cast<long double>(stop) - start + step - 1) / step
-               : (static_cast<long double>(start) - stop - step - 1) / -step;
-  if (count > 0)
-    TP_RETURN_IF_ERROR(
-        in.CheckList(static_cast<size_t>(std::min<long double>(count, 1e18))));
+  // The item count, computed without overflow; items are made from it
+  // (stepping i would overflow near INT64_MAX).
+  const __int128 span = step > 0 ? static_cast<__int128>(stop) - start
+                                 : static_cast<__int128>(start) - stop;
+  const __int128 magnitude = step > 0 ? step : -static_cast<__int128>(step);
+  const __int128 count = span <= 0 ? 0 : (span + magnitude - 1) / magnitude;
+  if (count > static_cast<__int128>(in.options().limits.max_list_items)) {
+    return in.CheckList(in.options().limits.max_list_items + 1);
+  }
+  TP_RETURN_IF_ERROR(in.CheckList(static_cast<size_t>(count)));
   std::vector<Value> items;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-    items.push_back(Value::Int(i));
+  items.reserve(static_cast<size_t>(count));
+  for (int64_t k = 0; k < static_cast<int64_t>(count); ++k) {
+    items.push_back(Value::Int(
+        static_cast<int64_t>(start + k * static_cast<__int128>(step))));
   }
   return Value::List(std::move(items));
 }
@@ -380,7 +389,8 @@ absl::StatusOr<Value> CallMethod(Interpreter& in, const Value& obj,
                                  absl::string_view name, CallArgs args) {
   TP_RETURN_IF_ERROR(in.Step());
   if (IsUnsafeMethod(obj, name)) {
-    return absl::PermissionDeniedError(
+    // jinja2's SecurityError; like every template error, the input's fault.
+    return absl::InvalidArgumentError(
         absl::StrCat("access to attribute '", name, "' of '", obj.TypeName(),
                      "' object is unsafe."));
   }

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/jinja/builtins.h"
 #include "common/jinja/text.h"
@@ -26,6 +27,10 @@ class BoundMethod : public Callable {
   }
   std::string Name() const override {
     return absl::StrCat(self_.TypeName(), ".", name_);
+  }
+  Nesting nesting() const override {
+    Nesting n = self_.nesting();
+    return Nesting{n.depth + 1, true};
   }
 
  private:
@@ -146,9 +151,14 @@ absl::StatusOr<Value> SliceOf(const Value& obj, const Value& start_v,
   };
   const int64_t start = clamp(start_v, step < 0 ? size - 1 : 0);
   const int64_t stop = clamp(stop_v, step < 0 ? -1 : size);
+  // Counted, not stepped: i += step would overflow for huge steps.
   std::vector<int64_t> picks;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-    picks.push_back(i);
+  const __int128 span = step > 0 ? static_cast<__int128>(stop) - start
+                                 : static_cast<__int128>(start) - stop;
+  const __int128 magnitude = step > 0 ? step : -static_cast<__int128>(step);
+  const __int128 count = span <= 0 ? 0 : (span + magnitude - 1) / magnitude;
+  for (__int128 k = 0; k < count; ++k) {
+    picks.push_back(static_cast<int64_t>(start + k * step));
   }
   if (obj.is_list()) {
     std::vector<Value> items;
@@ -223,8 +233,7 @@ absl::StatusOr<Value> Arithmetic(Interpreter& in, absl::string_view op,
     if (op == "**") return Value::Float(std::pow(x, y));
   }
   if (op == "+" && a.is_string() && b.is_string()) {
-    TP_RETURN_IF_ERROR(
-        in.CheckString(a.AsString().size() + b.AsString().size()));
+    TP_RETURN_IF_ERROR(in.NewString(a.AsString().size() + b.AsString().size()));
     if (a.is_markup() || b.is_markup()) {  // The plain side is escaped.
       return Value::Markup(Escape(a).AsString() + Escape(b).AsString());
     }
@@ -249,9 +258,9 @@ absl::StatusOr<Value> Arithmetic(Interpreter& in, absl::string_view op,
         const std::string& s = seq.AsString();
         if (!s.empty() && n > 0) {
           TP_RETURN_IF_ERROR(
-              in.CheckString(s.size() > in.options().limits.max_output_bytes / n
-                                 ? in.options().limits.max_output_bytes + 1
-                                 : s.size() * n));
+              in.NewString(s.size() > in.options().limits.max_output_bytes / n
+                               ? in.options().limits.max_output_bytes + 1
+                               : s.size() * n));
         }
         std::string out;
         for (int64_t i = 0; i < n && !s.empty(); ++i) out += s;
@@ -380,67 +389,133 @@ absl::StatusOr<std::string> PercentFormat(Interpreter& in,
       out += '%';
       continue;
     }
-    // Flags, width and precision: kept for printf, which they match.
-    std::string spec = "%";
-    while (i < format.size() &&
-           absl::string_view("-+ #0.0123456789").find(format[i]) !=
-               absl::string_view::npos) {
-      spec += format[i++];
+    // Flags, width and precision, parsed here: padding counts code points
+    // (as Python does), and only a spec printf defines reaches printf.
+    bool left = false, plus = false, space = false, alt = false, zero = false;
+    while (i < format.size() && absl::string_view("-+ #0").find(format[i]) !=
+                                    absl::string_view::npos) {
+      left |= format[i] == '-';
+      plus |= format[i] == '+';
+      space |= format[i] == ' ';
+      alt |= format[i] == '#';
+      zero |= format[i] == '0';
+      ++i;
+    }
+    auto number = [&](int* out_n) {
+      int n = 0, digits = 0;
+      while (i < format.size() && absl::ascii_isdigit(format[i])) {
+        if (++digits > 4) return false;  // Widths over 9999: refused.
+        n = n * 10 + (format[i++] - '0');
+      }
+      *out_n = n;
+      return true;
+    };
+    int width = 0, precision = -1;
+    if (!number(&width)) return TypeError("format width too large");
+    if (i < format.size() && format[i] == '.') {
+      ++i;
+      if (!number(&precision)) return TypeError("format precision too large");
     }
     if (i >= format.size()) return TypeError("incomplete format");
-    if (spec.size() > 16) return TypeError("format spec too long");
     const char conv = format[i];
     if (next >= args.size()) {
       return TypeError("not enough arguments for format string");
     }
     const Value& arg = args[next++];
-    char buf[512];
+    std::string piece;
+    bool numeric = false;
     switch (conv) {
       case 's':
       case 'r': {
-        std::string s = conv == 's' ? Str(arg) : Repr(arg);
+        piece = conv == 's' ? Str(arg) : Repr(arg);
         // Markup's % escapes what it formats in (Markup arguments aside).
-        if (escape && (conv == 'r' || !arg.is_markup())) s = HtmlEscape(s);
-        if (spec.size() > 1) {
-          std::snprintf(buf, sizeof(buf), (spec + "s").c_str(), s.c_str());
-          s = buf;
+        if (escape && (conv == 'r' || !arg.is_markup()))
+          piece = HtmlEscape(piece);
+        if (precision >= 0) {  // At most `precision` characters.
+          const std::vector<size_t> at = CodePointOffsets(piece);
+          if (static_cast<size_t>(precision) + 1 < at.size()) {
+            piece.resize(at[precision]);
+          }
         }
-        out += s;
         break;
       }
       case 'd':
       case 'i':
       case 'x':
       case 'X': {
+        numeric = true;
         if (!arg.is_number()) {
           return TypeError(absl::StrCat("%", std::string(1, conv),
                                         " format: a real number is required, "
                                         "not ",
                                         arg.TypeName()));
         }
-        const long long v = arg.kind() == Value::Kind::kFloat
-                                ? static_cast<long long>(arg.AsDouble())
-                                : IntOf(arg);
-        std::snprintf(buf, sizeof(buf),
-                      (spec + "ll" + (conv == 'i' ? 'd' : conv)).c_str(), v);
-        out += buf;
+        int64_t v;
+        if (arg.kind() == Value::Kind::kFloat) {
+          const double d = std::trunc(arg.AsDouble());
+          if (!std::isfinite(d) || std::fabs(d) >= 9.2e18) {
+            return TypeError("cannot convert float to integer");
+          }
+          v = static_cast<int64_t>(d);
+        } else {
+          v = IntOf(arg);
+        }
+        // Python writes a negative hex number as -ff, not two's complement.
+        const uint64_t magnitude =
+            v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+        std::string digits;
+        if (conv == 'x' || conv == 'X') {
+          digits = absl::StrCat(absl::Hex(magnitude));
+          if (conv == 'X') digits = absl::AsciiStrToUpper(digits);
+          if (alt) digits = (conv == 'x' ? "0x" : "0X") + digits;
+        } else {
+          digits = absl::StrCat(magnitude);
+        }
+        if (precision >= 0 && digits.size() < static_cast<size_t>(precision)) {
+          digits.insert(0, precision - digits.size(), '0');
+        }
+        piece = absl::StrCat(v < 0 ? "-" : (plus ? "+" : (space ? " " : "")),
+                             digits);
         break;
       }
       case 'f':
       case 'e':
       case 'g': {
+        numeric = true;
         if (!arg.is_number()) {
           return TypeError(
               absl::StrCat("must be real number, not ", arg.TypeName()));
         }
-        std::snprintf(buf, sizeof(buf), (spec + conv).c_str(), arg.AsDouble());
-        out += buf;
+        std::string spec = "%";
+        if (plus) spec += '+';
+        if (space) spec += ' ';
+        if (alt) spec += '#';
+        if (precision >= 0) absl::StrAppend(&spec, ".", precision);
+        spec += conv;
+        char buf[512];
+        std::snprintf(buf, sizeof(buf), spec.c_str(), arg.AsDouble());
+        piece = buf;
         break;
       }
       default:
         return TypeError(absl::StrCat("unsupported format character '",
                                       std::string(1, conv), "'"));
     }
+    const size_t len = CodePointCount(piece);
+    if (static_cast<size_t>(width) > len) {
+      const size_t pad = width - len;
+      if (left) {
+        piece.append(pad, ' ');
+      } else if (zero && numeric) {  // Zeros go after the sign.
+        const size_t sign =
+            !piece.empty() &&
+            (piece[0] == '-' || piece[0] == '+' || piece[0] == ' ');
+        piece.insert(sign, pad, '0');
+      } else {
+        piece.insert(0, pad, ' ');
+      }
+    }
+    out += piece;
     TP_RETURN_IF_ERROR(in.CheckString(out.size()));
   }
   if (next < args.size()) {

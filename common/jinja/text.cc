@@ -58,26 +58,36 @@ std::vector<Value> Split(absl::string_view s,
                          int64_t maxsplit, bool from_right) {
   std::vector<std::string> parts;
   if (!sep) {  // Runs of whitespace; no empty parts.
-    std::vector<std::string> words;
-    std::string cur;
+    std::vector<std::pair<size_t, size_t>> words;  // Byte spans.
+    size_t begin = 0;
     bool in_word = false;
     for (auto [at, cp] : CodePoints(s)) {
       if (IsUnicodeSpace(cp)) {
-        if (in_word) words.push_back(cur);
-        cur.clear();
+        if (in_word) words.emplace_back(begin, at);
         in_word = false;
-      } else {
-        AppendUtf8(cp, cur);
+      } else if (!in_word) {
+        begin = at;
         in_word = true;
       }
     }
-    if (in_word) words.push_back(cur);
-    if (maxsplit < 0 || static_cast<int64_t>(words.size()) <= maxsplit + 1) {
-      parts = std::move(words);
+    if (in_word) words.emplace_back(begin, s.size());
+    const size_t n = words.size();
+    if (maxsplit < 0 || static_cast<uint64_t>(maxsplit) + 1 >= n) {
+      for (auto [b, e] : words) parts.emplace_back(s.substr(b, e - b));
+    } else if (!from_right) {
+      // maxsplit words, then the rest as it is (trailing space included).
+      for (size_t i = 0; i < static_cast<size_t>(maxsplit); ++i) {
+        parts.emplace_back(
+            s.substr(words[i].first, words[i].second - words[i].first));
+      }
+      parts.emplace_back(s.substr(words[maxsplit].first));
     } else {
-      // Rare (split(None, n)); the remainder keeps its inner spacing.
-      const std::string stripped = Strip(s, std::nullopt, true, true);
-      parts = {stripped};
+      const size_t keep = n - static_cast<size_t>(maxsplit);
+      parts.emplace_back(s.substr(0, words[keep - 1].second));
+      for (size_t i = keep; i < n; ++i) {
+        parts.emplace_back(
+            s.substr(words[i].first, words[i].second - words[i].first));
+      }
     }
   } else if (!from_right) {
     size_t pos = 0;
@@ -131,8 +141,9 @@ std::string Title(absl::string_view s) {
   return out;
 }
 
-std::string Replace(absl::string_view s, absl::string_view from,
-                    absl::string_view to, int64_t count) {
+std::optional<std::string> Replace(absl::string_view s, absl::string_view from,
+                                   absl::string_view to, int64_t count,
+                                   size_t max_bytes) {
   std::string out;
   size_t pos = 0;
   int64_t done = 0;
@@ -143,6 +154,7 @@ std::string Replace(absl::string_view s, absl::string_view from,
         absl::StrAppend(&out, to);
         ++done;
       }
+      if (out.size() > max_bytes) return std::nullopt;
       if (i < cps.size()) {
         const size_t end = i + 1 < cps.size() ? cps[i + 1].first : s.size();
         absl::StrAppend(&out, s.substr(cps[i].first, end - cps[i].first));
@@ -155,6 +167,7 @@ std::string Replace(absl::string_view s, absl::string_view from,
     if (at == absl::string_view::npos) break;
     absl::StrAppend(&out, s.substr(pos, at - pos));
     absl::StrAppend(&out, to);
+    if (out.size() > max_bytes) return std::nullopt;
     pos = at + from.size();
     ++done;
   }

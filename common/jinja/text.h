@@ -32,9 +32,11 @@ std::string Upper(absl::string_view s);
 std::string Capitalize(absl::string_view s);
 // Python's str.title.
 std::string Title(absl::string_view s);
-// str.replace (count < 0: all).
-std::string Replace(absl::string_view s, absl::string_view from,
-                    absl::string_view to, int64_t count);
+// str.replace (count < 0: all);
+// nullopt when the result would exceed max_bytes (it stops building there).
+std::optional<std::string> Replace(absl::string_view s, absl::string_view from,
+                                   absl::string_view to, int64_t count,
+                                   size_t max_bytes);
 
 // str.splitlines(): lines end at \n, \r, \r\n, \v, \f, \x1c-\x1e, \x85,
 // U+2028 and U+2029 (the break itself is dropped unless keepends).

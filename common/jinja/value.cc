@@ -119,8 +119,9 @@ Nesting Value::nesting() const {
     case Kind::kIterator:
       return AsIterator().nesting;
     case Kind::kNamespace:
+      return Nesting{AsDict().nesting.depth, true};
     case Kind::kCallable:
-      return Nesting{1, true};
+      return AsCallable()->nesting();
     default:
       return Nesting{0, false};
   }
@@ -147,6 +148,11 @@ Value Value::MakeDict(Dict dict) {
 }
 Value Value::Namespace(Dict dict) {
   Value v;
+  dict.nesting = Nesting();
+  for (const auto& [key, item] : dict.items()) {
+    Include(key, dict.nesting);
+    Include(item, dict.nesting);
+  }
   v.data_ = NamespacePtr{std::make_shared<Dict>(std::move(dict))};
   return v;
 }
@@ -370,10 +376,18 @@ void AppendStringRepr(absl::string_view s, std::string& out) {
   out += quote;
 }
 
+// Repr stops growing past this size: shared sub-lists can make a value
+// whose repr is terabytes ([[[0] * 1000] * 1000] * 1000). Callers bound
+// their strings far below it (RenderLimits), so a stopped repr is always
+// an error there, never a silently short one.
+constexpr size_t kMaxReprBytes = 16u << 20;
+
 void AppendRepr(const Value& value, std::string& out) {
+  if (out.size() > kMaxReprBytes) return;
   switch (value.kind()) {
     case Value::Kind::kUndefined:
-      return;  // jinja2 prints an Undefined inside a list as ''.
+      out += "Undefined";  // repr() of jinja2's Undefined.
+      return;
     case Value::Kind::kNone:
       out += "None";
       return;
@@ -423,9 +437,10 @@ void AppendRepr(const Value& value, std::string& out) {
       return;
     case Value::Kind::kIterator: {
       const IterData& it = value.AsIterator();
-      if (it.single_pass) {  // Python adds the address.
-        absl::StrAppend(&out, "<", it.type_name, " object at ",
-                        absl::Hex(reinterpret_cast<uintptr_t>(&it)), ">");
+      if (it.single_pass) {
+        // Python adds the object's address, which would make the prompt
+        // differ from run to run; we leave it out.
+        absl::StrAppend(&out, "<", it.type_name, " object>");
         return;
       }
       absl::StrAppend(&out, it.type_name, "([");
@@ -449,6 +464,7 @@ std::string Repr(const Value& value) {
 
 std::string Str(const Value& value) {
   if (value.is_string()) return value.AsString();
+  if (value.is_undefined()) return "";  // str() of jinja2's Undefined.
   return Repr(value);
 }
 
@@ -471,6 +487,8 @@ bool Equals(const Value& a, const Value& b) {
     case Value::Kind::kList: {
       const auto& x = a.AsList();
       const auto& y = b.AsList();
+      // Shared sub-lists ([a] * 1000) compare at once, not item by item.
+      if (&x == &y) return true;
       if (x.tuple != y.tuple || x.items.size() != y.items.size()) return false;
       for (size_t i = 0; i < x.items.size(); ++i) {
         if (!Equals(x.items[i], y.items[i])) return false;
@@ -480,6 +498,7 @@ bool Equals(const Value& a, const Value& b) {
     case Value::Kind::kDict: {
       const Dict& x = a.AsDict();
       const Dict& y = b.AsDict();
+      if (&x == &y) return true;
       if (x.size() != y.size()) return false;
       for (const auto& [key, item] : x.items()) {
         const Value* other = y.FindKey(key);
@@ -589,205 +608,6 @@ absl::StatusOr<int> Compare(const Value& a, const Value& b) {
   return absl::InvalidArgumentError(
       absl::StrCat("'<' not supported between instances of '", a.TypeName(),
                    "' and '", b.TypeName(), "'"));
-}
-
-JsonStyle DefaultJsonStyle() {
-  JsonStyle style;
-  style.item_separator = ", ";
-  style.key_separator = ": ";
-  return style;
-}
-
-namespace {
-
-void AppendJsonString(absl::string_view s, bool ensure_ascii,
-                      std::string& out) {
-  out += '"';
-  size_t pos = 0;
-  while (pos < s.size()) {
-    const size_t start = pos;
-    std::optional<uint32_t> cp = DecodeUtf8(s, &pos);
-    const uint32_t c = cp ? *cp : 0xfffd;
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        continue;
-      case '\\':
-        out += "\\\\";
-        continue;
-      case '\n':
-        out += "\\n";
-        continue;
-      case '\r':
-        out += "\\r";
-        continue;
-      case '\t':
-        out += "\\t";
-        continue;
-      case '\b':
-        out += "\\b";
-        continue;
-      case '\f':
-        out += "\\f";
-        continue;
-      default:
-        break;
-    }
-    if (c < 0x20 || (ensure_ascii && c > 0x7e)) {
-      auto hex4 = [&out](uint32_t u) {
-        absl::StrAppend(&out, "\\u", absl::Hex(u, absl::kZeroPad4));
-      };
-      if (c > 0xffff) {  // A surrogate pair, as json.dumps writes it.
-        const uint32_t v = c - 0x10000;
-        hex4(0xd800 | (v >> 10));
-        hex4(0xdc00 | (v & 0x3ff));
-      } else {
-        hex4(c);
-      }
-    } else if (cp) {
-      absl::StrAppend(&out, s.substr(start, pos - start));
-    } else {
-      out += "\xef\xbf\xbd";
-    }
-  }
-  out += '"';
-}
-
-// json.dumps's text for a dict key: str as is, numbers, booleans and None
-// as JSON writes them.
-absl::StatusOr<std::string> JsonKey(const Value& key) {
-  switch (key.kind()) {
-    case Value::Kind::kString:
-      return key.AsString();
-    case Value::Kind::kNone:
-      return std::string("null");
-    case Value::Kind::kBool:
-      return std::string(key.AsBool() ? "true" : "false");
-    case Value::Kind::kInt:
-      return absl::StrCat(key.AsInt());
-    case Value::Kind::kFloat: {
-      const double f = key.AsDouble();
-      if (std::isnan(f)) return std::string("NaN");
-      if (std::isinf(f)) return std::string(f > 0 ? "Infinity" : "-Infinity");
-      return FormatFloat(f);
-    }
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "keys must be str, int, float, bool or None, not ", key.TypeName()));
-  }
-}
-
-struct JsonWriter {
-  const JsonStyle& style;
-  int max_depth;
-  size_t max_bytes;
-  std::string out;
-
-  void Newline(int depth) {
-    out += '\n';
-    for (int i = 0; i < depth; ++i) out += style.indent;
-  }
-
-  absl::Status Write(const Value& value, int depth) {
-    if (depth > max_depth) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tojson: nesting deeper than ", max_depth));
-    }
-    if (out.size() > max_bytes) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("tojson: output over ", max_bytes, " bytes"));
-    }
-    switch (value.kind()) {
-      case Value::Kind::kNone:
-        out += "null";
-        return absl::OkStatus();
-      case Value::Kind::kBool:
-        out += value.AsBool() ? "true" : "false";
-        return absl::OkStatus();
-      case Value::Kind::kInt:
-        absl::StrAppend(&out, value.AsInt());
-        return absl::OkStatus();
-      case Value::Kind::kFloat: {
-        const double f = value.AsDouble();
-        if (std::isnan(f)) {
-          out += "NaN";
-        } else if (std::isinf(f)) {
-          out += f > 0 ? "Infinity" : "-Infinity";
-        } else {
-          out += FormatFloat(f);
-        }
-        return absl::OkStatus();
-      }
-      case Value::Kind::kString:
-        AppendJsonString(value.AsString(), style.ensure_ascii, out);
-        return absl::OkStatus();
-      case Value::Kind::kList: {
-        const auto& items = value.AsList().items;
-        if (items.empty()) {
-          out += "[]";
-          return absl::OkStatus();
-        }
-        out += '[';
-        for (size_t i = 0; i < items.size(); ++i) {
-          if (i > 0) out += style.item_separator;
-          if (style.has_indent) Newline(depth + 1);
-          if (absl::Status s = Write(items[i], depth + 1); !s.ok()) return s;
-        }
-        if (style.has_indent) Newline(depth);
-        out += ']';
-        return absl::OkStatus();
-      }
-      case Value::Kind::kDict: {
-        std::vector<const std::pair<Value, Value>*> items;
-        for (const auto& item : value.AsDict().items()) items.push_back(&item);
-        if (items.empty()) {
-          out += "{}";
-          return absl::OkStatus();
-        }
-        if (style.sort_keys) {  // sorted(d.items()): by key, as Python sorts.
-          absl::Status error;
-          std::stable_sort(
-              items.begin(), items.end(), [&](const auto* a, const auto* b) {
-                absl::StatusOr<int> c = Compare(a->first, b->first);
-                if (!c.ok()) error = c.status();
-                return c.ok() && *c < 0;
-              });
-          if (!error.ok()) return error;
-        }
-        out += '{';
-        for (size_t i = 0; i < items.size(); ++i) {
-          if (i > 0) out += style.item_separator;
-          if (style.has_indent) Newline(depth + 1);
-          absl::StatusOr<std::string> key = JsonKey(items[i]->first);
-          if (!key.ok()) return key.status();
-          AppendJsonString(*key, style.ensure_ascii, out);
-          out += style.key_separator;
-          if (absl::Status s = Write(items[i]->second, depth + 1); !s.ok()) {
-            return s;
-          }
-        }
-        if (style.has_indent) Newline(depth);
-        out += '}';
-        return absl::OkStatus();
-      }
-      default:
-        return absl::InvalidArgumentError(absl::StrCat(
-            "Object of type ", value.TypeName(), " is not JSON serializable"));
-    }
-  }
-};
-
-}  // namespace
-
-absl::StatusOr<std::string> ToJson(const Value& value, const JsonStyle& style,
-                                   int max_depth, size_t max_bytes) {
-  JsonWriter writer{style, max_depth, max_bytes, {}};
-  if (absl::Status s = writer.Write(value, 0); !s.ok()) return s;
-  if (writer.out.size() > max_bytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("tojson: output over ", max_bytes, " bytes"));
-  }
-  return std::move(writer.out);
 }
 
 size_t CodePointCount(absl::string_view s) {

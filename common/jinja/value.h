@@ -258,6 +258,10 @@ class Callable {
   virtual absl::StatusOr<Value> Call(Interpreter& interpreter,
                                      CallArgs args) = 0;
   virtual std::string Name() const = 0;
+  // What the function holds (a bound method its receiver), for
+  // Value::nesting(). Depth 1, and always a reference: a function is what a
+  // namespace must not hold.
+  virtual Nesting nesting() const { return Nesting{1, true}; }
 };
 
 }  // namespace tpserve::jinja

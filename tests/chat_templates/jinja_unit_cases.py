@@ -119,6 +119,14 @@ CASES = [
     ("{{ (1|safe) + 1 }}", {}),
     # indent splits as str.splitlines does (every line break becomes \n).
     ("{{ x|indent(2) }}|{{ ''|indent(first=true) }}|{{ x.splitlines() }}|{{ 'a\\nb\\n'.splitlines(true) }}", {"x": "a\r\nb\rc\u2028d\n"}),
+    # Found in review: % formatting, split(None, n), Undefined in a list,
+    # call blocks, huge slice steps.
+    ("{{ '%05.1f|%-3s|%x|%x|%+d|%05d|%.2s|%#x|%5s|' % (3.14159, 'a', 255, -255, 3, -42, 'héllo', 255, 'é') }}", {}),
+    ("{{ 'a b  c  '.split(none, 1) }} {{ '  a b  c'.rsplit(none, 1) }} {{ ' a  b '.split(none, 0) }}", {}),
+    ("{{ [x] }} {{ {'a': x} }}", {}),
+    ("{% macro m(a) %}<{{ a }}:{{ caller() }}>{% endmacro %}{% call m(1) %}body{% endcall %}", {}),
+    ("{% macro m() %}[{{ caller() }}]{% endmacro %}{% call m() %}b{% endcall %}", {}),
+    ("{{ [1, 2, 3][2::9223372036854775807] }} {{ 'abc'[::-9223372036854775807] }} {{ range(9223372036854775806, 9223372036854775807, 2) | list }}", {}),
     # The template's own refusal.
     ("{{ raise_exception('no') }}", {}),
 ]
