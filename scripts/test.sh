@@ -6,7 +6,7 @@
 # Every stage runs even when an earlier one fails; the last line sums them
 # up.
 #
-#   TPSERVE_FUZZ_SECONDS   seconds per fuzz target (default 60)
+#   TPSERVE_FUZZ_SECONDS   seconds per fuzz target (default 45)
 #   TPSERVE_SKIP           stages to skip, e.g. "asan fuzz" (local use only)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -118,7 +118,7 @@ fuzz() {
     -DTPSERVE_SANITIZE=address,undefined -DTPSERVE_CUDA=OFF \
     >build/fuzz.configure.log 2>&1 ||
     { cat build/fuzz.configure.log; return 1; }
-  scripts/fuzz.sh build/fuzz "${TPSERVE_FUZZ_SECONDS:-60}" &&
+  scripts/fuzz.sh build/fuzz "${TPSERVE_FUZZ_SECONDS:-45}" &&
     passed=$((passed + 1))
 }
 
