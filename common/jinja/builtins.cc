@@ -83,10 +83,6 @@ class Params {
   std::vector<absl::string_view> names_;
 };
 
-absl::Status TypeError(absl::string_view what) {
-  return absl::InvalidArgumentError(what);
-}
-
 absl::Status NeedString(absl::string_view fn, const Value& v) {
   if (v.is_undefined()) return UndefinedError(v);
   return TypeError(absl::StrCat(fn, ": expected a string, got ", v.TypeName()));

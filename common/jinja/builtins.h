@@ -16,6 +16,11 @@
 
 namespace tpserve::jinja {
 
+// Python's TypeError (and the like): the template's, or its input's, fault.
+inline absl::Status TypeError(absl::string_view what) {
+  return absl::InvalidArgumentError(what);
+}
+
 // ---- operators.cc: the object model's operations ----
 
 // `obj.name` as jinja2 resolves it: a method of str/dict/list first (a

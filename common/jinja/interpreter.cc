@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/jinja/builtins.h"
+#include "common/jinja/depth_guard.h"
 #include "common/status_macros.h"
 
 namespace tpserve::jinja {
@@ -67,17 +68,6 @@ class CycleFunction : public Callable {
 // bytes a level, more under sanitizers). Parse depth and macro depth bound
 // it too, but their product does not fit.
 constexpr int kMaxDepth = 1000;
-
-class DepthGuard {
- public:
-  explicit DepthGuard(int* depth) : depth_(depth) { ++*depth_; }
-  ~DepthGuard() { --*depth_; }
-  DepthGuard(const DepthGuard&) = delete;
-  DepthGuard& operator=(const DepthGuard&) = delete;
-
- private:
-  int* depth_;
-};
 
 absl::Status TooDeep() {
   return absl::ResourceExhaustedError(

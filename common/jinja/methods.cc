@@ -13,10 +13,6 @@
 namespace tpserve::jinja {
 namespace {
 
-absl::Status TypeError(absl::string_view what) {
-  return absl::InvalidArgumentError(what);
-}
-
 absl::StatusOr<Value> OneArg(absl::string_view name, const CallArgs& args) {
   if (args.positional.size() != 1 || !args.keyword.empty()) {
     return TypeError(absl::StrCat("test '", name, "' takes one argument"));

@@ -13,10 +13,6 @@
 namespace tpserve::jinja {
 namespace {
 
-absl::Status TypeError(absl::string_view what) {
-  return absl::InvalidArgumentError(what);
-}
-
 // A method of a receiver, bound: `"a b".split` before it is called.
 class BoundMethod : public Callable {
  public:

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/jinja/depth_guard.h"
 #include "common/jinja/lexer.h"
 #include "common/status_macros.h"
 
@@ -24,18 +25,6 @@ class Parser {
   }
 
  private:
-  // RAII depth counter for recursion on nested constructs.
-  class DepthGuard {
-   public:
-    explicit DepthGuard(int* depth) : depth_(depth) { ++*depth_; }
-    ~DepthGuard() { --*depth_; }
-    DepthGuard(const DepthGuard&) = delete;
-    DepthGuard& operator=(const DepthGuard&) = delete;
-
-   private:
-    int* depth_;
-  };
-
   // A left-nested chain (a + b + c, a or b or c, x.y.z, x | f | g) makes a
   // tree as deep as the chain is long, which the interpreter recurses down:
   // each link counts into depth_ while the chain's parse runs.
