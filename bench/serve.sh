@@ -37,7 +37,7 @@ if [ -n "${TPSERVE_BIN:-}" ]; then
   bin=$TPSERVE_BIN
 else
   cmake --build "$build" --target tpserve tpserve-worker >/dev/null
-  bin=$build/coordinator/tpserve
+  bin=$build/cli/tpserve
 fi
 grpc_python=$(scripts/python-env.sh | tail -n 1)
 

@@ -10,7 +10,7 @@ during the run and reports requests lost (must be 0), how long readiness
 took to turn false (detection) and back to true (recovery), and whether
 greedy outputs equal those of an undisturbed run.
 
-    python bench/soak.py --tpserve build/release/coordinator/tpserve \
+    python bench/soak.py --tpserve build/release/cli/tpserve \
         --model MODEL.gguf [--tp 3] [--requests 1000] [--concurrency 32] \
         [--kill-every 20]
 

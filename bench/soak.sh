@@ -12,5 +12,5 @@ mkdir -p build
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >build/configure.log 2>&1 ||
   { cat build/configure.log >&2; exit 1; }
 cmake --build build/release --target tpserve tpserve-worker -j "$(nproc)" >&2
-exec "$python" bench/soak.py --tpserve build/release/coordinator/tpserve \
+exec "$python" bench/soak.py --tpserve build/release/cli/tpserve \
   --model "$model" "$@"

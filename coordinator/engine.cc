@@ -9,22 +9,20 @@
 namespace tpserve {
 namespace {
 
-namespace wv1 = worker::v1;
-
 // The metrics label of how a request ended.
-std::string Outcome(grpc::StatusCode code) {
+std::string Outcome(absl::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK:
+    case absl::StatusCode::kOk:
       return "ok";
-    case grpc::StatusCode::CANCELLED:
+    case absl::StatusCode::kCancelled:
       return "cancelled";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case absl::StatusCode::kDeadlineExceeded:
       return "deadline_exceeded";
-    case grpc::StatusCode::INVALID_ARGUMENT:
+    case absl::StatusCode::kInvalidArgument:
       return "invalid_argument";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case absl::StatusCode::kResourceExhausted:
       return "resource_exhausted";
-    case grpc::StatusCode::UNAVAILABLE:
+    case absl::StatusCode::kUnavailable:
       return "unavailable";
     default:
       return "error";
@@ -32,31 +30,16 @@ std::string Outcome(grpc::StatusCode code) {
 }
 using Clock = std::chrono::steady_clock;
 
-void ToProto(const SamplingParams& p, wv1::Sampling* out) {
-  out->set_temperature(p.temperature);
-  out->set_top_k(p.top_k);
-  out->set_top_p(p.top_p);
-  out->set_min_p(p.min_p);
-  out->set_repetition_penalty(p.repetition_penalty);
-  out->set_presence_penalty(p.presence_penalty);
-  out->set_frequency_penalty(p.frequency_penalty);
-  for (const auto& [id, bias] : p.logit_bias) {
-    (*out->mutable_logit_bias())[id] += bias;
-  }
-  out->set_seed(p.seed);
-  out->set_top_logprobs(p.top_logprobs);
-}
-
 }  // namespace
 
-Engine::Engine(std::unique_ptr<WorkerGroup> group, GroupFactory rebuild,
+Engine::Engine(std::unique_ptr<StepExecutor> executor, ExecutorFactory rebuild,
                const Tokenizer* tokenizer, EngineOptions options)
     : rebuild_(std::move(rebuild)),
       tokenizer_(tokenizer),
       options_(std::move(options)),
       capacity_tokens_(options_.scheduler.num_blocks *
                        options_.scheduler.block_size),
-      group_(std::move(group)),
+      executor_(std::move(executor)),
       scheduler_(options_.scheduler) {
   if (options_.metrics != nullptr) options_.metrics->SetGroupState("ready");
   loop_ = std::thread([this] { Loop(); });
@@ -71,7 +54,7 @@ Engine::~Engine() {
   cv_.notify_all();
   stop_cv_.notify_all();
   // A step in flight or a rebuild ends sooner when its group is broken.
-  if (std::shared_ptr<WorkerGroup> g = group()) {
+  if (std::shared_ptr<StepExecutor> g = executor()) {
     g->MarkBroken("the coordinator is shutting down");
   }
   monitor_.join();
@@ -80,16 +63,16 @@ Engine::~Engine() {
   std::vector<uint64_t> ids;
   for (const auto& [id, a] : active_) ids.push_back(id);
   for (uint64_t id : ids) {
-    FinishLocked(id,
-                 grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                              "the server is shutting down; retry elsewhere"),
-                 v1::FINISH_REASON_UNSPECIFIED, "");
+    FinishLocked(
+        id,
+        absl::UnavailableError("the server is shutting down; retry elsewhere"),
+        FinishReason::kNone, "");
   }
 }
 
-std::shared_ptr<WorkerGroup> Engine::group() const {
-  std::lock_guard<std::mutex> lock(group_mu_);
-  return group_;
+std::shared_ptr<StepExecutor> Engine::executor() const {
+  std::lock_guard<std::mutex> lock(executor_mu_);
+  return executor_;
 }
 
 absl::Status Engine::readiness() const {
@@ -114,7 +97,7 @@ void Engine::Monitor() {
     if (stop_) break;
     if (!ready_ || !broken_.ok()) continue;  // Rebuilding or given up.
     lock.unlock();
-    std::shared_ptr<WorkerGroup> g = group();
+    std::shared_ptr<StepExecutor> g = executor();
     std::string reason =
         options_.exited_probe ? options_.exited_probe() : std::string();
     if (reason.empty() && g != nullptr) {
@@ -142,8 +125,7 @@ absl::Status Engine::Submit(const std::shared_ptr<Generation>& generation) {
       id, r.prompt, static_cast<int64_t>(r.prompt.size()) + r.max_tokens);
   if (!s.ok()) {
     if (options_.metrics != nullptr) {
-      options_.metrics->RequestFinished(
-          Outcome(static_cast<grpc::StatusCode>(s.code())));
+      options_.metrics->RequestFinished(Outcome(s.code()));
     }
     return s;
   }
@@ -168,8 +150,7 @@ void Engine::Cancel(uint64_t id) {
 
 void Engine::RecordRejected(const absl::Status& status) {
   if (options_.metrics != nullptr) {
-    options_.metrics->RequestFinished(
-        Outcome(static_cast<grpc::StatusCode>(status.code())));
+    options_.metrics->RequestFinished(Outcome(status.code()));
   }
 }
 
@@ -181,8 +162,14 @@ EngineStats Engine::stats() const {
   return s;
 }
 
-void Engine::FinishLocked(uint64_t id, grpc::Status status,
-                          v1::FinishReason reason, std::string matched_stop) {
+bool Engine::WaitIdle(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return idle_cv_.wait_until(lock, deadline,
+                             [this] { return active_.empty(); });
+}
+
+void Engine::FinishLocked(uint64_t id, absl::Status status, FinishReason reason,
+                          std::string matched_stop) {
   auto it = active_.find(id);
   if (it == active_.end()) return;
   Active& a = it->second;
@@ -191,58 +178,57 @@ void Engine::FinishLocked(uint64_t id, grpc::Status status,
   // The workers hold sampler state only for sequences that have run.
   if (was_running || a.generated > 0) frees_.push_back(id);
   if (status.ok()) a.generation->AppendText(a.text->Finish());
-  v1::Usage usage;
-  usage.set_prompt_tokens(
-      static_cast<int32_t>(a.generation->request().prompt.size()));
-  usage.set_completion_tokens(a.generated);
-  usage.set_time_to_first_token_ms(std::max(a.ttft_ms, 0.0));
-  usage.set_preemptions(a.preemptions);
-  usage.set_max_step_sequences(a.max_step_sequences);
+  GenerationUsage usage;
+  usage.prompt_tokens =
+      static_cast<int32_t>(a.generation->request().prompt.size());
+  usage.completion_tokens = a.generated;
+  usage.time_to_first_token_ms = std::max(a.ttft_ms, 0.0);
+  usage.preemptions = a.preemptions;
+  usage.max_step_sequences = a.max_step_sequences;
   if (options_.metrics != nullptr) {
-    options_.metrics->RequestFinished(Outcome(status.error_code()));
+    options_.metrics->RequestFinished(Outcome(status.code()));
   }
   a.generation->Finish(std::move(status), reason, std::move(matched_stop),
                        usage);
   active_.erase(it);
+  if (active_.empty()) idle_cv_.notify_all();
 }
 
-wv1::StepRequest Engine::BuildStep(const Scheduler::Step& plan) {
-  wv1::StepRequest req;
-  req.set_step_id(next_step_++);
-  for (uint64_t id : frees_) req.add_free_seq_ids(id);
+StepWork Engine::BuildStep(const Scheduler::Step& plan) {
+  StepWork req;
+  req.step_id = next_step_++;
+  req.free_seq_ids = std::move(frees_);
   frees_.clear();
   if (options_.metrics != nullptr && !plan.preempted.empty()) {
     options_.metrics->Preempted(static_cast<int64_t>(plan.preempted.size()));
   }
   for (uint64_t id : plan.preempted) {
-    req.add_free_seq_ids(id);
+    req.free_seq_ids.push_back(id);
     auto it = active_.find(id);
     if (it != active_.end()) ++it->second.preemptions;
     ++stats_.preemptions;
   }
   const int32_t n = static_cast<int32_t>(plan.chunks.size());
   for (const Scheduler::Chunk& c : plan.chunks) {
-    wv1::SequenceStep* s = req.add_sequences();
-    s->set_seq_id(c.id);
-    s->mutable_tokens()->Add(c.tokens.begin(), c.tokens.end());
-    s->set_position(c.position);
-    s->mutable_block_table()->Add(c.block_table.begin(), c.block_table.end());
-    s->set_sample(c.sample);
     auto it = active_.find(c.id);
     if (it == active_.end()) continue;  // Cannot happen: removed ones leave.
-    s->set_prompt_tokens(
-        static_cast<int32_t>(it->second.generation->request().prompt.size()));
-    if (c.first_chunk) {
-      ToProto(it->second.generation->request().sampling, s->mutable_sampling());
-    }
+    SequenceWork& s = req.sequences.emplace_back();
+    s.seq_id = c.id;
+    s.tokens = c.tokens;
+    s.position = c.position;
+    s.block_table = c.block_table;
+    s.sample = c.sample;
+    s.prompt_tokens =
+        static_cast<int32_t>(it->second.generation->request().prompt.size());
+    if (c.first_chunk) s.sampling = it->second.generation->request().sampling;
     it->second.max_step_sequences = std::max(it->second.max_step_sequences, n);
   }
   stats_.max_step_sequences = std::max(stats_.max_step_sequences, n);
   return req;
 }
 
-void Engine::HandleToken(const wv1::SampledToken& t) {
-  auto it = active_.find(t.seq_id());
+void Engine::HandleToken(const SampledToken& t) {
+  auto it = active_.find(t.seq_id);
   if (it == active_.end()) return;  // Cancelled while the step ran.
   Active& a = it->second;
   const PreparedRequest& r = a.generation->request();
@@ -260,31 +246,29 @@ void Engine::HandleToken(const wv1::SampledToken& t) {
         std::chrono::duration<double>(now - a.last_token).count());
   }
   a.last_token = now;
-  const int32_t token = t.token_id();
+  const int32_t token = t.token_id;
   if (std::find(r.stop_ids.begin(), r.stop_ids.end(), token) !=
       r.stop_ids.end()) {
-    FinishLocked(t.seq_id(), grpc::Status::OK, v1::FINISH_REASON_STOP,
+    FinishLocked(t.seq_id, absl::OkStatus(), FinishReason::kStop,
                  tokenizer_->TokenBytes(token, /*render_special=*/true));
     return;
   }
-  scheduler_.AppendToken(t.seq_id(), token);
+  scheduler_.AppendToken(t.seq_id, token);
   OutputText::Delta delta = a.text->Push(token);
-  v1::TokenLogprob lp;
+  TokenLogprob lp;
   if (r.logprobs) {
-    lp.set_token_id(token);
-    lp.set_logprob(t.logprob());
-    for (int i = 0; i < t.top_ids_size() && i < t.top_logprobs_size(); ++i) {
-      v1::TopLogprob* top = lp.add_top();
-      top->set_token_id(t.top_ids(i));
-      top->set_logprob(t.top_logprobs(i));
+    lp.token_id = token;
+    lp.logprob = t.logprob;
+    for (size_t i = 0; i < t.top_ids.size() && i < t.top_logprobs.size(); ++i) {
+      lp.top.emplace_back(t.top_ids[i], t.top_logprobs[i]);
     }
   }
   a.generation->Append(delta.text, token, r.logprobs ? &lp : nullptr);
   if (delta.stopped) {
-    FinishLocked(t.seq_id(), grpc::Status::OK, v1::FINISH_REASON_STOP,
+    FinishLocked(t.seq_id, absl::OkStatus(), FinishReason::kStop,
                  delta.matched_stop);
   } else if (a.generated >= r.max_tokens) {
-    FinishLocked(t.seq_id(), grpc::Status::OK, v1::FINISH_REASON_LENGTH, "");
+    FinishLocked(t.seq_id, absl::OkStatus(), FinishReason::kLength, "");
   }
 }
 
@@ -300,10 +284,8 @@ void Engine::Loop() {
     });
     if (stop_) return;
     for (uint64_t id : cancels_) {
-      FinishLocked(id,
-                   grpc::Status(grpc::StatusCode::CANCELLED,
-                                "the request was cancelled"),
-                   v1::FINISH_REASON_UNSPECIFIED, "");
+      FinishLocked(id, absl::CancelledError("the request was cancelled"),
+                   FinishReason::kNone, "");
     }
     cancels_.clear();
     const auto now = std::chrono::system_clock::now();
@@ -313,9 +295,8 @@ void Engine::Loop() {
     }
     for (uint64_t id : expired) {
       FinishLocked(id,
-                   grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                "the request's deadline passed"),
-                   v1::FINISH_REASON_UNSPECIFIED, "");
+                   absl::DeadlineExceededError("the request's deadline passed"),
+                   FinishReason::kNone, "");
     }
     if (!broken_.ok()) continue;
     Scheduler::Step plan = scheduler_.Schedule();
@@ -330,12 +311,12 @@ void Engine::Loop() {
       }
       continue;
     }
-    wv1::StepRequest request = BuildStep(plan);
+    StepWork request = BuildStep(plan);
     lock.unlock();
-    wv1::StepResponse response;
+    std::vector<SampledToken> sampled;
     const auto step_start = Clock::now();
-    std::shared_ptr<WorkerGroup> g = group();
-    absl::Status s = g != nullptr ? g->Step(request, &response)
+    std::shared_ptr<StepExecutor> g = executor();
+    absl::Status s = g != nullptr ? g->Step(request, &sampled)
                                   : absl::UnavailableError("no worker group");
     lock.lock();
     ++stats_.steps;
@@ -358,9 +339,9 @@ void Engine::Loop() {
       options_.metrics->Step(
           std::chrono::duration<double>(Clock::now() - step_start).count(),
           static_cast<int>(plan.chunks.size()), prefill, decode);
-      options_.metrics->TokensGenerated(response.tokens_size());
+      options_.metrics->TokensGenerated(static_cast<int>(sampled.size()));
     }
-    for (const wv1::SampledToken& t : response.tokens()) HandleToken(t);
+    for (const SampledToken& t : sampled) HandleToken(t);
     if (options_.metrics != nullptr) {
       options_.metrics->SetQueue(
           static_cast<int64_t>(scheduler_.num_waiting()),
@@ -389,10 +370,10 @@ void Engine::Recover(const absl::Status& failure,
   }
   lock.unlock();
   {
-    std::shared_ptr<WorkerGroup> old;
+    std::shared_ptr<StepExecutor> old;
     {
-      std::lock_guard<std::mutex> g(group_mu_);
-      old = std::move(group_);
+      std::lock_guard<std::mutex> g(executor_mu_);
+      old = std::move(executor_);
     }
     old.reset();  // Closes the old streams before the workers are replaced.
   }
@@ -410,7 +391,7 @@ void Engine::Recover(const absl::Status& failure,
       std::lock_guard<std::mutex> l(mu_);
       if (stop_) break;
     }
-    absl::StatusOr<std::unique_ptr<WorkerGroup>> g = rebuild_(++generation_);
+    absl::StatusOr<std::unique_ptr<StepExecutor>> g = rebuild_(++epoch_);
     if (g.ok() && (*g)->kv_blocks() < options_.scheduler.num_blocks) {
       g = absl::ResourceExhaustedError(absl::StrCat(
           "the rebuilt group has ", (*g)->kv_blocks(),
@@ -419,15 +400,15 @@ void Engine::Recover(const absl::Status& failure,
     }
     if (g.ok()) {
       {
-        std::lock_guard<std::mutex> l(group_mu_);
-        group_ = std::move(*g);
+        std::lock_guard<std::mutex> l(executor_mu_);
+        executor_ = std::move(*g);
       }
       lock.lock();
       ++stats_.recoveries;
       std::cerr << absl::StrFormat(
           "tpserve: worker group %d ready after %.1f s; re-prefilling %d "
           "sequences\n",
-          generation_,
+          epoch_,
           std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                         started)
               .count(),
@@ -459,7 +440,7 @@ void Engine::Recover(const absl::Status& failure,
   std::vector<uint64_t> ids;
   for (const auto& [id, a] : active_) ids.push_back(id);
   for (uint64_t id : ids) {
-    FinishLocked(id, ToGrpc(broken_), v1::FINISH_REASON_UNSPECIFIED, "");
+    FinishLocked(id, broken_, FinishReason::kNone, "");
   }
   frees_.clear();
 }

@@ -26,7 +26,7 @@
 #include "coordinator/metrics.h"
 #include "coordinator/output_text.h"
 #include "coordinator/scheduler.h"
-#include "coordinator/worker_group.h"
+#include "coordinator/step_executor.h"
 
 namespace tpserve {
 
@@ -40,10 +40,6 @@ struct EngineStats {
   size_t waiting = 0;
   size_t running = 0;
 };
-
-// Builds the worker group of generation `generation` (1, 2, ...).
-using GroupFactory =
-    std::function<absl::StatusOr<std::unique_ptr<WorkerGroup>>(int generation)>;
 
 struct EngineOptions {
   SchedulerConfig scheduler;
@@ -66,16 +62,17 @@ struct EngineOptions {
 
 class Engine {
  public:
-  // `group` is the running generation-1 group; `rebuild` makes later ones.
-  // `tokenizer` must outlive the engine. Starts the loop and the monitor.
-  Engine(std::unique_ptr<WorkerGroup> group, GroupFactory rebuild,
+  // `executor` is the running epoch-1 executor (a worker group); `rebuild`
+  // makes later ones. `tokenizer` must outlive the engine. Starts the loop
+  // and the monitor.
+  Engine(std::unique_ptr<StepExecutor> executor, ExecutorFactory rebuild,
          const Tokenizer* tokenizer, EngineOptions options);
   // Stops the loop; unfinished generations end with UNAVAILABLE.
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Admits a generation (assigning its id): InvalidArgument if it can never
+  // Queues a generation (assigning its id): InvalidArgument if it can never
   // fit the KV cache, ResourceExhausted at once when the queue is full,
   // Unavailable when the engine has stopped or its group broke.
   absl::Status Submit(const std::shared_ptr<Generation>& generation);
@@ -84,6 +81,9 @@ class Engine {
   void Cancel(uint64_t id);
 
   EngineStats stats() const;
+  // Until no generation is queued or running, or `deadline`; true if idle.
+  // (Draining: the doors stop admitting first.)
+  bool WaitIdle(std::chrono::steady_clock::time_point deadline);
   // Counts a request refused before it reached the engine (validation).
   void RecordRejected(const absl::Status& status);
   // OK while serving; Unavailable with the reason otherwise.
@@ -108,23 +108,24 @@ class Engine {
   // After a failed step (`lock` held): rebuild the group, or give up.
   void Recover(const absl::Status& failure, std::unique_lock<std::mutex>& lock);
   void SetReadyLocked(bool ready, const std::string& why);
-  std::shared_ptr<WorkerGroup> group() const;
+  std::shared_ptr<StepExecutor> executor() const;
   // Ends `id` (holding mu_): frees it in the scheduler, tells the workers
   // to drop it at the next step, and finishes its generation.
-  void FinishLocked(uint64_t id, grpc::Status status, v1::FinishReason reason,
+  void FinishLocked(uint64_t id, absl::Status status, FinishReason reason,
                     std::string matched_stop);
-  void HandleToken(const worker::v1::SampledToken& token);
-  worker::v1::StepRequest BuildStep(const Scheduler::Step& plan);
+  void HandleToken(const SampledToken& token);
+  StepWork BuildStep(const Scheduler::Step& plan);
 
-  const GroupFactory rebuild_;
+  const ExecutorFactory rebuild_;
   const Tokenizer* const tokenizer_;
   const EngineOptions options_;
   const int64_t capacity_tokens_;
 
-  mutable std::mutex group_mu_;
-  std::shared_ptr<WorkerGroup> group_;  // Guarded by group_mu_; may be null.
-  int generation_ = 1;                  // Engine thread only.
-  int consecutive_failures_ = 0;        // Engine thread only.
+  mutable std::mutex executor_mu_;
+  // Guarded by executor_mu_; null while a rebuild runs.
+  std::shared_ptr<StepExecutor> executor_;
+  int epoch_ = 1;                 // Engine thread only.
+  int consecutive_failures_ = 0;  // Engine thread only.
   // Engine thread only: when a step last completed.
   std::chrono::steady_clock::time_point last_success_ =
       std::chrono::steady_clock::now();
@@ -143,6 +144,7 @@ class Engine {
   bool ready_ = true;                  // Guarded by mu_.
   std::string not_ready_why_;          // Guarded by mu_.
   std::condition_variable stop_cv_;    // Signalled with stop_.
+  std::condition_variable idle_cv_;    // Signalled when active_ empties.
   std::thread loop_;
   std::thread monitor_;
 };

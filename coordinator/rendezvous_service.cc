@@ -5,7 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "worker/channel_security.h"
+#include "common/net/channel_security.h"
 
 namespace tpserve {
 

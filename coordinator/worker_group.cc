@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/sampling_proto.h"
 
 namespace tpserve {
 namespace {
@@ -17,18 +18,6 @@ void SetDeadline(grpc::ClientContext* ctx, std::chrono::milliseconds d) {
 }
 
 }  // namespace
-
-absl::Status FromGrpc(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
-}
-
-grpc::Status ToGrpc(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
 
 WorkerGroup::WorkerGroup(const WorkerGroupOptions& options)
     : options_(options) {}
@@ -290,8 +279,41 @@ absl::Status WorkerGroup::Break(int rank, const std::string& what) {
                    what, s.ok() ? "" : absl::StrCat(": ", s.error_message())));
 }
 
-absl::Status WorkerGroup::Step(const wv1::StepRequest& request,
-                               wv1::StepResponse* rank0) {
+absl::Status WorkerGroup::Step(const StepWork& step,
+                               std::vector<SampledToken>* sampled) {
+  wv1::StepRequest request;
+  request.set_step_id(step.step_id);
+  request.mutable_free_seq_ids()->Add(step.free_seq_ids.begin(),
+                                      step.free_seq_ids.end());
+  for (const SequenceWork& w : step.sequences) {
+    wv1::SequenceStep* s = request.add_sequences();
+    s->set_seq_id(w.seq_id);
+    s->mutable_tokens()->Add(w.tokens.begin(), w.tokens.end());
+    s->set_position(w.position);
+    s->mutable_block_table()->Add(w.block_table.begin(), w.block_table.end());
+    s->set_sample(w.sample);
+    s->set_prompt_tokens(w.prompt_tokens);
+    if (w.sampling.has_value()) {
+      SamplingToProto(*w.sampling, s->mutable_sampling());
+    }
+  }
+  wv1::StepResponse response;
+  TP_RETURN_IF_ERROR(StepProto(request, &response));
+  sampled->clear();
+  sampled->reserve(response.tokens_size());
+  for (const wv1::SampledToken& t : response.tokens()) {
+    SampledToken& out = sampled->emplace_back();
+    out.seq_id = t.seq_id();
+    out.token_id = t.token_id();
+    out.logprob = t.logprob();
+    out.top_ids.assign(t.top_ids().begin(), t.top_ids().end());
+    out.top_logprobs.assign(t.top_logprobs().begin(), t.top_logprobs().end());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WorkerGroup::StepProto(const wv1::StepRequest& request,
+                                    wv1::StepResponse* rank0) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (broken_) {

@@ -25,8 +25,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/net/channel_security.h"
+#include "common/net/grpc_status.h"
+#include "coordinator/step_executor.h"
 #include "tpserve/worker/v1/worker.grpc.pb.h"
-#include "worker/channel_security.h"
 
 namespace tpserve {
 
@@ -59,30 +61,25 @@ struct WorkerGroupOptions {
 using LoadProgressFn =
     std::function<void(int rank, const worker::v1::LoadModelProgress&)>;
 
-class WorkerGroup {
+class WorkerGroup final : public StepExecutor {
  public:
   static absl::StatusOr<std::unique_ptr<WorkerGroup>> Start(
       const WorkerGroupOptions& options, const LoadProgressFn& progress);
-  ~WorkerGroup();  // Closes the step streams.
+  ~WorkerGroup() override;  // Closes the step streams.
   WorkerGroup(const WorkerGroup&) = delete;
   WorkerGroup& operator=(const WorkerGroup&) = delete;
 
   int world_size() const { return static_cast<int>(ranks_.size()); }
-  int64_t kv_blocks() const { return kv_blocks_; }
+  int64_t kv_blocks() const override { return kv_blocks_; }
   bool broken() const;
-  // Declares the group broken (a worker exited or stopped answering its
-  // health probe): a step in flight fails at once, later ones too.
-  void MarkBroken(const std::string& reason);
+  void MarkBroken(const std::string& reason) override;
+  std::string Probe(std::chrono::milliseconds deadline) const override;
 
-  // Health of every rank, each within `deadline`: "" when all answer,
-  // else which did not. Thread-safe (used by the health monitor).
-  std::string Probe(std::chrono::milliseconds deadline) const;
-
-  // Runs one step on every rank; `rank0` gets rank 0's answer (the sampled
-  // tokens). Not thread-safe: one caller (the engine thread). Unavailable
-  // once the group is broken; the caller rebuilds it.
-  absl::Status Step(const worker::v1::StepRequest& request,
-                    worker::v1::StepResponse* rank0);
+  // Translates `step` to the worker protocol, sends the same request to
+  // every rank and waits for all of them; a rank that fails, disconnects or
+  // outlives the step timeout breaks the group (Unavailable from then on).
+  absl::Status Step(const StepWork& step,
+                    std::vector<SampledToken>* sampled) override;
 
  private:
   struct Rank {
@@ -101,6 +98,8 @@ class WorkerGroup {
   absl::Status Warmup();
   absl::Status OpenStepStreams();
   absl::Status Break(int rank, const std::string& what);
+  absl::Status StepProto(const worker::v1::StepRequest& request,
+                         worker::v1::StepResponse* rank0);
   // Cancels every step stream if a step outlives options_.step_timeout.
   void Watchdog();
 
@@ -119,11 +118,6 @@ class WorkerGroup {
   std::chrono::steady_clock::time_point step_deadline_;  // Guarded by mu_.
   std::thread watchdog_;
 };
-
-// grpc::Status -> absl::Status with the same code and message.
-absl::Status FromGrpc(const grpc::Status& status);
-// absl::Status -> grpc::Status with the same code and message.
-grpc::Status ToGrpc(const absl::Status& status);
 
 }  // namespace tpserve
 

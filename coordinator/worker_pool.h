@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "worker/channel_security.h"
+#include "common/net/channel_security.h"
 
 namespace tpserve {
 

@@ -17,7 +17,7 @@ mkdir -p build
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >build/configure.log 2>&1 ||
   { cat build/configure.log >&2; exit 1; }
 cmake --build build/release --target tpserve tpserve-worker -j "$(nproc)" >&2
-tpserve=build/release/coordinator/tpserve
+tpserve=build/release/cli/tpserve
 
 if [ $# -gt 0 ]; then
   exec "$tpserve" "$@"

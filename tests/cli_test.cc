@@ -30,8 +30,7 @@ std::string Quote(const std::string& s) {
 
 Result Tpserve(const std::string& args) {
   const char* bin = std::getenv("TPSERVE_BIN");
-  std::string cmd =
-      Quote(bin ? bin : "coordinator/tpserve") + " " + args + " 2>&1";
+  std::string cmd = Quote(bin ? bin : "cli/tpserve") + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   Result run{-1, ""};
   if (p == nullptr) return run;

@@ -14,7 +14,7 @@ Environment:
   TPSERVE_READY_TIMEOUT  seconds to wait for the ready line (default 180)
 
 Run from the repository root with the python of scripts/python-env.sh:
-  TPSERVE_BIN=build/release/coordinator/tpserve \\
+  TPSERVE_BIN=build/release/cli/tpserve \\
     "$(scripts/python-env.sh | tail -n 1)" tests/http_server_test.py
 """
 import concurrent.futures

@@ -1,11 +1,11 @@
 // The public gRPC service over a real loopback connection.
-#include "coordinator/inference_service.h"
+#include "api/inference_service.h"
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "api/model_info.h"
 #include "common/model_weights.h"
-#include "coordinator/model_info.h"
 #include "tests/test_paths.h"
 
 namespace tpserve {

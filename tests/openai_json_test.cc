@@ -2,7 +2,7 @@
 // which JSON shapes map to which proto fields, which are refused here (type
 // errors, unsupported features), how PrepareRequest's messages are renamed
 // to OpenAI's parameters, and the exact shape of every response object.
-#include "coordinator/openai_json.h"
+#include "api/openai_json.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -410,16 +410,12 @@ TEST(DumpTest, NeverThrowsOnInvalidUtf8) {
 
 std::string FakeToken(int32_t id) { return "t" + std::to_string(id); }
 
-v1::TokenLogprob Lp(int32_t id, float lp,
-                    std::vector<std::pair<int32_t, float>> top) {
-  v1::TokenLogprob out;
-  out.set_token_id(id);
-  out.set_logprob(lp);
-  for (auto [t, l] : top) {
-    v1::TopLogprob* a = out.add_top();
-    a->set_token_id(t);
-    a->set_logprob(l);
-  }
+TokenLogprob Lp(int32_t id, float lp,
+                std::vector<std::pair<int32_t, float>> top) {
+  TokenLogprob out;
+  out.token_id = id;
+  out.logprob = lp;
+  out.top = std::move(top);
   return out;
 }
 
@@ -437,7 +433,7 @@ TEST(ResponseJsonTest, Completion) {
   ChoiceResult c;
   c.index = 0;
   c.text = "Paris.";
-  c.finish_reason = v1::FINISH_REASON_LENGTH;
+  c.finish_reason = FinishReason::kLength;
   EXPECT_EQ(Dump(ResponseJson(meta, {c}, UsageJson(5, 2), FakeToken)),
             R"({"id":"id-1","object":"text_completion","created":1700000000,)"
             R"("model":"smol","choices":[{"index":0,"text":"Paris.",)"
@@ -452,7 +448,7 @@ TEST(ResponseJsonTest, ChatWithLogprobs) {
   meta.top_logprobs = 1;
   ChoiceResult c;
   c.text = "Hi";
-  c.finish_reason = v1::FINISH_REASON_STOP;
+  c.finish_reason = FinishReason::kStop;
   c.logprobs = {Lp(4, -0.5f, {{4, -0.5f}}),
                 Lp(9, -std::numeric_limits<float>::infinity(), {})};
   ordered_json j = ResponseJson(meta, {c}, UsageJson(1, 2), FakeToken);
@@ -509,7 +505,7 @@ TEST(ChunkJsonTest, ChatChunks) {
   EXPECT_TRUE(j.contains("usage"));
   EXPECT_TRUE(j["usage"].is_null());
   ChunkPart end;
-  end.finish_reason = v1::FINISH_REASON_LENGTH;
+  end.finish_reason = FinishReason::kLength;
   j = ChunkJson(meta, end, false, FakeToken);
   EXPECT_EQ(Dump(j["choices"][0]["delta"]), "{}");
   EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
@@ -521,7 +517,7 @@ TEST(ChunkJsonTest, CompletionChunksAndUsage) {
   meta.logprobs = true;
   ChunkPart part;
   part.text = "t7";
-  const std::vector<v1::TokenLogprob> lps = {Lp(7, -0.25f, {})};
+  const std::vector<TokenLogprob> lps = {Lp(7, -0.25f, {})};
   part.logprobs = lps;
   part.text_offset = 10;
   ordered_json j = ChunkJson(meta, part, false, FakeToken);

@@ -1,7 +1,7 @@
 // PrepareRequest / TokenizePrompt: a table of bad requests, each an
 // INVALID_ARGUMENT naming the field, and the resolved values of good ones,
 // with the default model's tokenizer and chat template.
-#include "coordinator/request.h"
+#include "api/request.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -25,10 +25,10 @@ namespace tpserve::testing {
 class ServerProcess {
  public:
   // `args` follow "tpserve serve". The binary is $TPSERVE_BIN (CMake sets
-  // it) or coordinator/tpserve (Bazel runfiles).
+  // it) or cli/tpserve (Bazel runfiles).
   explicit ServerProcess(const std::vector<std::string>& args) {
     const char* env = std::getenv("TPSERVE_BIN");
-    const std::string bin = env ? env : "coordinator/tpserve";
+    const std::string bin = env ? env : "cli/tpserve";
     int fds[2];
     if (pipe(fds) != 0) return;
     pid_ = fork();

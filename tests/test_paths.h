@@ -50,14 +50,14 @@ inline std::string ReadFileOrEmpty(const std::string& path) {
   return ss.str();
 }
 
-// Runs the `tpserve` binary (TPSERVE_BIN, else coordinator/tpserve) with
+// Runs the `tpserve` binary (TPSERVE_BIN, else cli/tpserve) with
 // `args` (shell words) and returns its stdout, with stderr too when
 // `with_stderr`; *exit_code gets its exit status (-1 if it did not exit).
 inline std::string RunTpserve(const std::string& args, int* exit_code,
                               bool with_stderr = true) {
   const char* bin = std::getenv("TPSERVE_BIN");
-  const std::string cmd = std::string(bin ? bin : "coordinator/tpserve") + " " +
-                          args + (with_stderr ? " 2>&1" : " 2>/dev/null");
+  const std::string cmd = std::string(bin ? bin : "cli/tpserve") + " " + args +
+                          (with_stderr ? " 2>&1" : " 2>/dev/null");
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];

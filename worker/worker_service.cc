@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/net/grpc_status.h"
 #include "common/sampling.h"
 #include "common/status_macros.h"
 #include "common/version.h"
@@ -20,6 +21,7 @@
 #include "worker/backend_factory.h"
 #include "worker/grpc_store.h"
 #include "worker/host_staged_communicator.h"
+#include "worker/sampling_proto.h"
 
 namespace tpserve {
 
@@ -56,13 +58,6 @@ constexpr int64_t kMaxBlockSize = 4096;
 constexpr int64_t kMaxStepTokens = int64_t{1} << 20;
 constexpr int64_t kMaxStepSequences = int64_t{1} << 16;
 constexpr std::chrono::milliseconds kDefaultTimeout{30000};
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  // absl and gRPC share the canonical code numbering.
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
-                      std::string(s.message()));
-}
 
 double Ms(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -103,26 +98,6 @@ uint64_t RankWeightBytes(const ModelWeights& model, const TpPlan& plan) {
     total += bytes;
   }
   return total;
-}
-
-SamplingParams FromProto(const worker::v1::Sampling& s) {
-  SamplingParams p;
-  p.temperature = s.temperature();
-  p.top_k = s.top_k();
-  p.top_p = s.top_p();
-  p.min_p = s.min_p();
-  p.repetition_penalty = s.repetition_penalty();
-  p.presence_penalty = s.presence_penalty();
-  p.frequency_penalty = s.frequency_penalty();
-  // Map order is unspecified; biases of distinct ids commute.
-  for (const auto& [id, bias] : s.logit_bias()) {
-    p.logit_bias.emplace_back(id, bias);
-  }
-  // The coordinator always resolves a seed, so every draw is reproducible.
-  p.seed = s.seed();
-  p.has_seed = true;
-  p.top_logprobs = s.top_logprobs();
-  return p;
 }
 
 void Progress(grpc::ServerWriter<worker::v1::LoadModelProgress>* writer,
@@ -579,7 +554,7 @@ absl::Status WorkerService::RunStep(uint64_t generation,
       stream.seqs.erase(seq.seq_id());
       if (seq.has_sampling()) {
         SequenceState& st = stream.seqs[seq.seq_id()];
-        st.params = FromProto(seq.sampling());
+        st.params = SamplingFromProto(seq.sampling());
         if (sampler_here)
           st.sampler = std::make_unique<Sampler>(st.params, vocab);
       }
@@ -704,8 +679,9 @@ absl::Status WorkerService::PrepareStep(const worker::v1::StepRequest& request,
     bool has_state = false;
     if (pos == 0) {
       if (seq.has_sampling()) {
-        absl::Status s = ValidateSamplingParams(
-            FromProto(seq.sampling()), static_cast<int32_t>(c.vocab_size));
+        absl::Status s =
+            ValidateSamplingParams(SamplingFromProto(seq.sampling()),
+                                   static_cast<int32_t>(c.vocab_size));
         if (!s.ok()) return fail(std::string(s.message()));
         has_state = true;
       }

@@ -37,9 +37,9 @@
 
 #include "absl/status/status.h"
 #include "common/model_weights.h"
+#include "common/net/channel_security.h"
 #include "kernels/backend.h"
 #include "tpserve/worker/v1/worker.grpc.pb.h"
-#include "worker/channel_security.h"
 #include "worker/gloo_communicator.h"
 #include "worker/llama_shard.h"
 #include "worker/tp_plan.h"

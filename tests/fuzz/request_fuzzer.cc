@@ -12,11 +12,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "api/openai_json.h"
+#include "api/request.h"
 #include "common/chat_template.h"
 #include "common/json_util.h"
 #include "common/tokenizer.h"
-#include "coordinator/openai_json.h"
-#include "coordinator/request.h"
 
 namespace {
 

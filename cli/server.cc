@@ -1,4 +1,4 @@
-#include "coordinator/server.h"
+#include "cli/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
@@ -12,15 +12,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "api/http_server.h"
+#include "api/inference_service.h"
+#include "api/model_info.h"
 #include "common/chat_template.h"
 #include "common/model_tokenizer.h"
 #include "common/model_weights.h"
 #include "common/status_macros.h"
 #include "coordinator/engine.h"
-#include "coordinator/http_server.h"
-#include "coordinator/inference_service.h"
 #include "coordinator/metrics.h"
-#include "coordinator/model_info.h"
 #include "coordinator/rendezvous_service.h"
 #include "coordinator/worker_group.h"
 #include "coordinator/worker_pool.h"
@@ -159,18 +159,18 @@ absl::Status RunCoordinator(
       std::chrono::milliseconds(options.collective_timeout_ms);
   group_options.security = options.worker_security;
   group_options.rendezvous_tls = !options.tls_cert_file.empty();
-  // Generation `generation` of the group: live workers (restarted or waited
-  // for), a fresh rendezvous prefix, load, warm up. Also how the engine
-  // rebuilds after a failure.
+  // Epoch `epoch` of the group: live workers (restarted or waited for), a
+  // fresh rendezvous prefix, load, warm up. Also how the engine rebuilds
+  // after a failure.
   std::unique_ptr<Metrics> metrics = MakePrometheusMetrics();
   if (!options.metrics_listen.empty()) {
     TP_ASSIGN_OR_RETURN(std::string at, metrics->Serve(options.metrics_listen));
     std::cout << "tpserve metrics on " << at << std::endl;
   }
   int64_t restarts_seen = 0;
-  GroupFactory make_group =
+  auto make_group =
       [&, group_options](
-          int generation) -> absl::StatusOr<std::unique_ptr<WorkerGroup>> {
+          int epoch) -> absl::StatusOr<std::unique_ptr<WorkerGroup>> {
     WorkerGroupOptions o = group_options;
     TP_ASSIGN_OR_RETURN(o.addresses, pool->Ensure(o.connect_timeout));
     const int64_t restarts = pool->restarts();
@@ -178,7 +178,7 @@ absl::Status RunCoordinator(
       metrics->WorkerRestarted(restarts - restarts_seen);
       restarts_seen = restarts;
     }
-    o.group_id = absl::StrCat("group-", generation);
+    o.group_id = absl::StrCat("group-", epoch);
     auto group = WorkerGroup::Start(
         o, [](int rank, const worker::v1::LoadModelProgress& p) {
           std::cerr << absl::StrFormat("tpserve: rank %d: %s (%.0f%%)\n", rank,
@@ -210,7 +210,13 @@ absl::Status RunCoordinator(
   engine_options.on_readiness = [set_ready](bool ready, const std::string&) {
     set_ready(ready);
   };
-  auto engine = std::make_unique<Engine>(std::move(*group), make_group,
+  ExecutorFactory rebuild =
+      [&make_group](
+          int epoch) -> absl::StatusOr<std::unique_ptr<StepExecutor>> {
+    TP_ASSIGN_OR_RETURN(std::unique_ptr<WorkerGroup> g, make_group(epoch));
+    return std::unique_ptr<StepExecutor>(std::move(g));
+  };
+  auto engine = std::make_unique<Engine>(std::move(*group), rebuild,
                                          tokenizer.get(), engine_options);
   inference.Serve(engine.get(), world);
   // The OpenAI-compatible HTTP door on the same engine (destroyed before
@@ -254,11 +260,7 @@ absl::Status RunCoordinator(
   inference.StopServing();
   const auto drain_end = std::chrono::steady_clock::now() +
                          std::chrono::seconds(options.drain_seconds);
-  while (std::chrono::steady_clock::now() < drain_end) {
-    EngineStats s = engine->stats();
-    if (s.running + s.waiting == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  engine->WaitIdle(drain_end);
   // Shutdown cancels the calls still open after its deadline; their
   // reactors tell the engine, which must still be running to finish them.
   http.Stop();  // Cancels what is left; the engine still runs.

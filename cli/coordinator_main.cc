@@ -4,7 +4,7 @@
 #include <cstring>
 #include <iostream>
 
-#include "coordinator/cli.h"
+#include "cli/cli.h"
 
 int main(int argc, char** argv) {
   if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 ||

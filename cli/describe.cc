@@ -10,13 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "api/model_info.h"
+#include "cli/cli.h"
 #include "common/chat_template.h"
 #include "common/gguf.h"
 #include "common/model_tokenizer.h"
 #include "common/model_weights.h"
 #include "common/tokenizer.h"
-#include "coordinator/cli.h"
-#include "coordinator/model_info.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace tpserve::cli {

@@ -1,8 +1,8 @@
-// Subcommands of the `tpserve` command line (coordinator/tpserve_main.cc
+// Subcommands of the `tpserve` command line (cli/tpserve_main.cc
 // dispatches). Each returns the process exit code: 0 ok, 2 bad usage or bad
 // input, 1 anything else.
-#ifndef TPSERVE_COORDINATOR_CLI_H_
-#define TPSERVE_COORDINATOR_CLI_H_
+#ifndef TPSERVE_CLI_CLI_H_
+#define TPSERVE_CLI_CLI_H_
 
 #include <map>
 #include <string>
@@ -46,4 +46,4 @@ int Coordinator(int argc, char** argv);
 
 }  // namespace tpserve::cli
 
-#endif  // TPSERVE_COORDINATOR_CLI_H_
+#endif  // TPSERVE_CLI_CLI_H_

@@ -1,4 +1,4 @@
-#include "coordinator/model_info.h"
+#include "api/model_info.h"
 
 #include <algorithm>
 #include <map>

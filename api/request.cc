@@ -1,4 +1,4 @@
-#include "coordinator/request.h"
+#include "api/request.h"
 
 #include <algorithm>
 #include <cmath>

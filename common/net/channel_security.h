@@ -12,8 +12,8 @@
 //   accepts it, so the caller gets a status, not a connection error).
 // A client interceptor adds the metadata, so every stub on a channel from
 // WorkerChannel carries it without per-call code.
-#ifndef TPSERVE_WORKER_CHANNEL_SECURITY_H_
-#define TPSERVE_WORKER_CHANNEL_SECURITY_H_
+#ifndef TPSERVE_COMMON_NET_CHANNEL_SECURITY_H_
+#define TPSERVE_COMMON_NET_CHANNEL_SECURITY_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -81,4 +81,4 @@ std::string RandomHex128();
 
 }  // namespace tpserve
 
-#endif  // TPSERVE_WORKER_CHANNEL_SECURITY_H_
+#endif  // TPSERVE_COMMON_NET_CHANNEL_SECURITY_H_

@@ -1,12 +1,13 @@
-#include "coordinator/inference_service.h"
+#include "api/inference_service.h"
 
 #include <chrono>
 #include <memory>
 #include <utility>
 
-#include "coordinator/worker_group.h"
+#include "api/admission.h"
+#include "common/net/channel_security.h"
+#include "common/net/grpc_status.h"
 #include "tpserve/v1/lenient_parse.h"
-#include "worker/channel_security.h"
 
 namespace tpserve {
 namespace {
@@ -53,8 +54,11 @@ class StreamReactor final
     std::unique_lock<std::mutex> lock(mu_);
     if (writing_ || finished_) return;
     bool done = false;
-    grpc::Status status;
-    if (!generation_->Take(&buffer_, &done, &status)) return;
+    absl::Status status;
+    GenerationOutput output;
+    if (!generation_->Take(&output, &done, &status)) return;
+    buffer_.Clear();
+    OutputToProto(output, generation_->request().request_id, &buffer_);
     if (!done) {
       writing_ = true;
       lock.unlock();
@@ -63,14 +67,12 @@ class StreamReactor final
     }
     finished_ = true;
     lock.unlock();
-    const bool has_output =
-        !buffer_.text().empty() || buffer_.token_ids_size() > 0;
-    if (status.ok() || has_output) {
+    if (status.ok() || output.has_tokens_or_text()) {
       // The last message carries the finish reason and usage (and, on an
       // error, the output produced before it).
-      StartWriteAndFinish(&buffer_, grpc::WriteOptions(), status);
+      StartWriteAndFinish(&buffer_, grpc::WriteOptions(), ToGrpc(status));
     } else {
-      Finish(status);
+      Finish(ToGrpc(status));
     }
   }
 
@@ -97,20 +99,15 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
   void OnGenerationReady() override {
     std::lock_guard<std::mutex> lock(mu_);
     if (finished_) return;
-    v1::GenerateStreamResponse part;
+    GenerationOutput part;
     bool done = false;
-    grpc::Status status;
+    absl::Status status;
     if (!generation_->Take(&part, &done, &status)) return;
-    response_->set_request_id(part.request_id());
-    response_->mutable_text()->append(part.text());
-    response_->mutable_token_ids()->MergeFrom(part.token_ids());
-    response_->mutable_logprobs()->MergeFrom(part.logprobs());
+    output_.Merge(std::move(part));
     if (!done) return;
-    response_->set_finish_reason(part.finish_reason());
-    response_->set_matched_stop(part.matched_stop());
-    *response_->mutable_usage() = part.usage();
+    OutputToProto(output_, generation_->request().request_id, response_);
     finished_ = true;
-    Finish(status);
+    Finish(ToGrpc(status));
   }
 
   void OnCancel() override { engine_->Cancel(generation_->id()); }
@@ -125,7 +122,8 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
   const std::shared_ptr<Generation> generation_;
   v1::GenerateResponse* const response_;
   std::mutex mu_;
-  bool finished_ = false;  // Guarded by mu_.
+  GenerationOutput output_;  // Guarded by mu_: all of it so far.
+  bool finished_ = false;    // Guarded by mu_.
 };
 
 }  // namespace
@@ -134,9 +132,9 @@ void InferenceService::SetTokenizer(const Tokenizer* tokenizer,
                                     const ChatTemplate* chat,
                                     const RequestLimits& limits) {
   std::lock_guard<std::mutex> lock(mu_);
-  tokenizer_ = tokenizer;
-  chat_ = chat;
-  limits_ = limits;
+  model_.tokenizer = tokenizer;
+  model_.chat = chat;
+  model_.limits = limits;
 }
 
 void InferenceService::Serve(Engine* engine, int32_t tp) {
@@ -163,7 +161,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
   return FinishNow(context, grpc::Status::OK);
 }
 
-absl::StatusOr<std::shared_ptr<Generation>> InferenceService::Admit(
+absl::StatusOr<std::shared_ptr<Generation>> InferenceService::Start(
     grpc::CallbackServerContext* context, const v1::GenerateRequest& request,
     Engine** engine) {
   if (grpc::Status s = CheckApiKey(*context, api_keys_); !s.ok()) {
@@ -173,28 +171,16 @@ absl::StatusOr<std::shared_ptr<Generation>> InferenceService::Admit(
     return absl::InvalidArgumentError(e);
   }
   *engine = engine_.load();
-  if (*engine == nullptr || tokenizer_ == nullptr) {
-    return absl::UnavailableError(
-        "the model is not loaded yet (or the server is draining); retry");
-  }
-  absl::StatusOr<PreparedRequest> prepared =
-      PrepareRequest(request, *tokenizer_, chat_, limits_);
-  if (!prepared.ok()) {
-    (*engine)->RecordRejected(prepared.status());
-    return prepared.status();
-  }
-  auto generation =
-      std::make_shared<Generation>(std::move(*prepared), context->deadline());
-  absl::Status s = (*engine)->Submit(generation);
-  if (!s.ok()) return s;
-  return generation;
+  absl::StatusOr<PreparedRequest> prepared = Prepare(*engine, model_, request);
+  if (!prepared.ok()) return prepared.status();
+  return Submit(*engine, std::move(*prepared), context->deadline());
 }
 
 grpc::ServerUnaryReactor* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request,
     v1::GenerateResponse* response) {
   Engine* engine = nullptr;
-  auto generation = Admit(context, *request, &engine);
+  auto generation = Start(context, *request, &engine);
   if (!generation.ok()) return FinishNow(context, ToGrpc(generation.status()));
   return new UnaryReactor(engine, std::move(*generation), response);
 }
@@ -203,7 +189,7 @@ grpc::ServerWriteReactor<v1::GenerateStreamResponse>*
 InferenceService::GenerateStream(grpc::CallbackServerContext* context,
                                  const v1::GenerateRequest* request) {
   Engine* engine = nullptr;
-  auto generation = Admit(context, *request, &engine);
+  auto generation = Start(context, *request, &engine);
   if (!generation.ok()) {
     // A reactor that only reports the error.
     class Failed final
@@ -223,7 +209,7 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(
   if (grpc::Status s = CheckApiKey(*context, api_keys_); !s.ok()) {
     return FinishNow(context, s);
   }
-  if (tokenizer_ == nullptr) {
+  if (model_.tokenizer == nullptr) {
     return FinishNow(context, grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                            "the tokenizer is not loaded yet"));
   }
@@ -232,7 +218,7 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(
                      grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e));
   }
   absl::StatusOr<std::vector<int32_t>> ids =
-      TokenizePrompt(*request, *tokenizer_, chat_, limits_);
+      TokenizePrompt(*request, *model_.tokenizer, model_.chat, model_.limits);
   if (!ids.ok()) return FinishNow(context, ToGrpc(ids.status()));
   response->mutable_token_ids()->Add(ids->begin(), ids->end());
   return FinishNow(context, grpc::Status::OK);
@@ -244,7 +230,7 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(
   if (grpc::Status s = CheckApiKey(*context, api_keys_); !s.ok()) {
     return FinishNow(context, s);
   }
-  if (tokenizer_ == nullptr) {
+  if (model_.tokenizer == nullptr) {
     return FinishNow(context, grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                            "the tokenizer is not loaded yet"));
   }
@@ -257,7 +243,7 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(
   }
   for (int i = 0; i < request->token_ids_size(); ++i) {
     const int32_t id = request->token_ids(i);
-    if (id < 0 || id >= tokenizer_->vocab_size()) {
+    if (id < 0 || id >= model_.tokenizer->vocab_size()) {
       return FinishNow(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                              "token_ids[" + std::to_string(i) +
                                                  "] = " + std::to_string(id) +
@@ -265,9 +251,9 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(
     }
   }
   response->set_text(
-      tokenizer_->Decode({request->token_ids().data(),
-                          static_cast<size_t>(request->token_ids_size())},
-                         request->render_special_tokens()));
+      model_.tokenizer->Decode({request->token_ids().data(),
+                                static_cast<size_t>(request->token_ids_size())},
+                               request->render_special_tokens()));
   return FinishNow(context, grpc::Status::OK);
 }
 

@@ -8,11 +8,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "cli/cli.h"
 #include "common/chat_template.h"
 #include "common/model_tokenizer.h"
 #include "common/model_weights.h"
 #include "common/sampling.h"
-#include "coordinator/cli.h"
 #include "coordinator/output_text.h"
 #include "worker/local_generator.h"
 

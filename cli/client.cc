@@ -10,9 +10,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "coordinator/cli.h"
+#include "cli/cli.h"
+#include "common/net/channel_security.h"
 #include "tpserve/v1/inference.grpc.pb.h"
-#include "worker/channel_security.h"
 
 namespace tpserve::cli {
 namespace {

@@ -13,10 +13,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "coordinator/cli.h"
-#include "coordinator/server.h"
+#include "cli/cli.h"
+#include "cli/server.h"
+#include "common/net/channel_security.h"
 #include "coordinator/worker_pool.h"
-#include "worker/channel_security.h"
 
 namespace tpserve::cli {
 namespace {

@@ -6,9 +6,9 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "cli/cli.h"
 #include "common/model_tokenizer.h"
 #include "common/tokenizer.h"
-#include "coordinator/cli.h"
 
 namespace tpserve::cli {
 

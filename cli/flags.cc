@@ -3,7 +3,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "coordinator/cli.h"
+#include "cli/cli.h"
 
 namespace tpserve::cli {
 

@@ -1,6 +1,6 @@
 // Builds the public ModelInfo description of a model file.
-#ifndef TPSERVE_COORDINATOR_MODEL_INFO_H_
-#define TPSERVE_COORDINATOR_MODEL_INFO_H_
+#ifndef TPSERVE_API_MODEL_INFO_H_
+#define TPSERVE_API_MODEL_INFO_H_
 
 #include <string>
 
@@ -19,4 +19,4 @@ std::string FormatModelInfo(const v1::ModelInfo& info);
 
 }  // namespace tpserve
 
-#endif  // TPSERVE_COORDINATOR_MODEL_INFO_H_
+#endif  // TPSERVE_API_MODEL_INFO_H_

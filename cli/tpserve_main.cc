@@ -2,8 +2,8 @@
 #include <iostream>
 #include <string>
 
+#include "cli/cli.h"
 #include "common/version.h"
-#include "coordinator/cli.h"
 
 namespace tpserve {
 namespace {

@@ -1,4 +1,4 @@
-#include "coordinator/http_server.h"
+#include "api/http_server.h"
 
 #include <errno.h>
 #include <httplib.h>
@@ -19,9 +19,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "api/admission.h"
+#include "api/openai_json.h"
 #include "common/json_util.h"
-#include "coordinator/openai_json.h"
-#include "coordinator/worker_group.h"
 
 namespace tpserve {
 namespace {
@@ -112,12 +112,11 @@ class Call final : public Generation::Listener {
     std::shared_ptr<Generation> generation;
     int prompt = 0;  // Which prompt of the request.
     bool done = false;
-    grpc::Status status;
-    std::string text;       // Whole responses: all of it; streams: none.
+    absl::Status status;
+    // Whole responses: all of the output; streams: only the end fields
+    // (finish reason, usage).
+    GenerationOutput output;
     size_t sent_bytes = 0;  // Streams: text sent (logprobs text_offset).
-    std::vector<v1::TokenLogprob> logprobs;
-    v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
-    v1::Usage usage;
   };
 
   explicit Call(Engine* engine) : engine_(engine) {}
@@ -133,11 +132,13 @@ class Call final : public Generation::Listener {
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
 
-  absl::Status Submit(std::shared_ptr<Generation> generation, int prompt) {
-    absl::Status s = engine_->Submit(generation);
-    if (!s.ok()) return s;
+  absl::Status Submit(PreparedRequest request, int prompt) {
+    absl::StatusOr<std::shared_ptr<Generation>> generation =
+        tpserve::Submit(engine_, std::move(request),
+                        std::chrono::system_clock::time_point::max());
+    if (!generation.ok()) return generation.status();
     Choice c;
-    c.generation = std::move(generation);
+    c.generation = std::move(*generation);
     c.prompt = prompt;
     choices_.push_back(std::move(c));
     return absl::OkStatus();
@@ -162,15 +163,14 @@ class Call final : public Generation::Listener {
   }
 
   // Moves choice `c`'s new output into `part`; false if there was none.
-  static bool Take(Choice& c, v1::GenerateStreamResponse* part) {
+  // The end (status, finish reason, usage) is also kept in `c`.
+  static bool Take(Choice& c, GenerationOutput* part) {
     bool done = false;
-    grpc::Status status;
-    if (!c.generation->Take(part, &done, &status)) return false;
+    if (!c.generation->Take(part, &done, &c.status)) return false;
     if (done) {
       c.done = true;
-      c.status = status;
-      c.finish = part->finish_reason();
-      c.usage = part->usage();
+      c.output.finish_reason = part->finish_reason;
+      c.output.usage = part->usage;
     }
     return true;
   }
@@ -182,9 +182,9 @@ class Call final : public Generation::Listener {
     int64_t prompt = 0, completion = 0;
     int last_prompt = -1;
     for (const Choice& c : choices_) {
-      if (c.prompt != last_prompt) prompt += c.usage.prompt_tokens();
+      if (c.prompt != last_prompt) prompt += c.output.usage.prompt_tokens;
       last_prompt = c.prompt;
-      completion += c.usage.completion_tokens();
+      completion += c.output.usage.completion_tokens;
     }
     return openai::UsageJson(prompt, completion);
   }
@@ -282,14 +282,12 @@ class HttpServer::Impl {
   // for it if nothing is); false ends the response (the client is gone).
   bool StreamStep(SseStream& st, httplib::DataSink& sink);
   std::string TokenBytes(int32_t id) const {
-    return tokenizer_->TokenBytes(id, /*render_special=*/true);
+    return model_.tokenizer->TokenBytes(id, /*render_special=*/true);
   }
 
   HttpServerOptions options_;
   Engine* engine_ = nullptr;
-  const Tokenizer* tokenizer_ = nullptr;
-  const ChatTemplate* chat_ = nullptr;
-  RequestLimits limits_;
+  AdmissionModel model_;
   std::function<absl::Status()> readiness_;
   int64_t created_ = 0;
   openai::TokenBytes token_bytes_;
@@ -306,9 +304,9 @@ absl::StatusOr<std::string> HttpServer::Impl::Start(
     const RequestLimits& limits, std::function<absl::Status()> readiness) {
   options_ = options;
   engine_ = engine;
-  tokenizer_ = tokenizer;
-  chat_ = chat;
-  limits_ = limits;
+  model_.tokenizer = tokenizer;
+  model_.chat = chat;
+  model_.limits = limits;
   readiness_ =
       readiness ? std::move(readiness) : [] { return absl::OkStatus(); };
   if (options_.threads < 1) {
@@ -435,7 +433,7 @@ void HttpServer::Impl::Routes() {
                 model["object"] = "model";
                 model["created"] = created_;
                 model["owned_by"] = "tpserve";
-                model["max_model_len"] = limits_.max_context;
+                model["max_model_len"] = model_.limits.max_context;
                 ordered_json body;
                 body["object"] = "list";
                 body["data"] = ordered_json::array({std::move(model)});
@@ -458,7 +456,7 @@ void HttpServer::Impl::Routes() {
     model["object"] = "model";
     model["created"] = created_;
     model["owned_by"] = "tpserve";
-    model["max_model_len"] = limits_.max_context;
+    model["max_model_len"] = model_.limits.max_context;
     SendJson(res, 200, model);
   });
   // For load balancers and probes: no key needed, 503 until ready and
@@ -556,11 +554,11 @@ void HttpServer::Impl::HandleGenerate(const httplib::Request& req,
     return SendError(res, openai::ApiErrorFromStatus(s));
   }
 
-  // The same validation as the gRPC service, once per prompt.
+  // The same admission as the gRPC door, once per prompt.
   std::vector<PreparedRequest> prepared;
   for (size_t p = 0; p < request->prompts.size(); ++p) {
     absl::StatusOr<PreparedRequest> r =
-        PrepareRequest(request->prompts[p], *tokenizer_, chat_, limits_);
+        Prepare(engine_, model_, request->prompts[p]);
     if (!r.ok()) {
       ApiError e = openai::ApiErrorFromStatus(r.status());
       if (request->prompts.size() > 1) {
@@ -591,10 +589,8 @@ void HttpServer::Impl::HandleGenerate(const httplib::Request& req,
       PreparedRequest r = prepared[p];
       r.sampling.seed += static_cast<uint64_t>(j);
       r.request_id = absl::StrCat(meta.id, "-", index);
-      auto generation = std::make_shared<Generation>(
-          std::move(r), std::chrono::system_clock::time_point::max());
       // On failure ~Call cancels the choices already submitted.
-      if (absl::Status s = call->Submit(std::move(generation), p); !s.ok()) {
+      if (absl::Status s = call->Submit(std::move(r), p); !s.ok()) {
         return SendError(res, openai::ApiErrorFromStatus(s));
       }
     }
@@ -626,12 +622,8 @@ void HttpServer::Impl::RespondWhole(std::unique_ptr<Call> call,
   for (;;) {
     bool all_done = true;
     for (Call::Choice& c : call->choices()) {
-      v1::GenerateStreamResponse part;
-      if (!c.done && Call::Take(c, &part)) {
-        c.text += part.text();
-        c.logprobs.insert(c.logprobs.end(), part.logprobs().begin(),
-                          part.logprobs().end());
-      }
+      GenerationOutput part;
+      if (!c.done && Call::Take(c, &part)) c.output.Merge(std::move(part));
       all_done = all_done && c.done;
     }
     if (all_done) break;
@@ -645,13 +637,13 @@ void HttpServer::Impl::RespondWhole(std::unique_ptr<Call> call,
   std::vector<openai::ChoiceResult> results;
   for (Call::Choice& c : call->choices()) {
     if (!c.status.ok()) {
-      return SendError(res, openai::ApiErrorFromStatus(FromGrpc(c.status)));
+      return SendError(res, openai::ApiErrorFromStatus(c.status));
     }
     openai::ChoiceResult r;
     r.index = static_cast<int>(results.size());
-    r.text = std::move(c.text);
-    r.logprobs = std::move(c.logprobs);
-    r.finish_reason = c.finish;
+    r.text = std::move(c.output.text);
+    r.logprobs = std::move(c.output.logprobs);
+    r.finish_reason = c.output.finish_reason;
     results.push_back(std::move(r));
   }
   SendJson(res, 200,
@@ -681,28 +673,26 @@ bool HttpServer::Impl::StreamStep(SseStream& st, httplib::DataSink& sink) {
     absl::Status error;
     for (size_t i = 0; i < choices.size(); ++i) {
       Call::Choice& c = choices[i];
-      v1::GenerateStreamResponse taken;
+      GenerationOutput taken;
       if (!c.done && Call::Take(c, &taken)) {
-        if (!taken.text().empty() || taken.logprobs_size() > 0) {
+        if (!taken.text.empty() || !taken.logprobs.empty()) {
           openai::ChunkPart part;
           part.index = static_cast<int>(i);
-          part.text = taken.text();
-          const std::vector<v1::TokenLogprob> logprobs(taken.logprobs().begin(),
-                                                       taken.logprobs().end());
-          part.logprobs = logprobs;
+          part.text = taken.text;
+          part.logprobs = taken.logprobs;
           part.text_offset = static_cast<int>(c.sent_bytes);
-          c.sent_bytes += taken.text().size();
+          c.sent_bytes += taken.text.size();
           out += openai::SseData(
               openai::ChunkJson(st.meta, part, st.include_usage, token_bytes_));
         }
         if (c.done && c.status.ok()) {
           openai::ChunkPart part;
           part.index = static_cast<int>(i);
-          part.finish_reason = c.finish;
+          part.finish_reason = c.output.finish_reason;
           out += openai::SseData(
               openai::ChunkJson(st.meta, part, st.include_usage, token_bytes_));
         } else if (c.done && error.ok()) {
-          error = FromGrpc(c.status);
+          error = c.status;
         }
       }
       all_done = all_done && c.done;

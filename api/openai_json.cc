@@ -1,4 +1,4 @@
-#include "coordinator/openai_json.h"
+#include "api/openai_json.h"
 
 #include <cctype>
 #include <cmath>
@@ -426,7 +426,7 @@ ordered_json BytesJson(const std::string& bytes) {
 }
 
 // Completions' legacy shape: parallel lists.
-ordered_json CompletionLogprobs(absl::Span<const v1::TokenLogprob> lps,
+ordered_json CompletionLogprobs(absl::Span<const TokenLogprob> lps,
                                 int text_offset, int top_logprobs,
                                 const TokenBytes& token_bytes) {
   ordered_json tokens = ordered_json::array();
@@ -434,15 +434,15 @@ ordered_json CompletionLogprobs(absl::Span<const v1::TokenLogprob> lps,
   ordered_json top = ordered_json::array();
   ordered_json offsets = ordered_json::array();
   int offset = text_offset;
-  for (const v1::TokenLogprob& lp : lps) {
-    const std::string text = token_bytes(lp.token_id());
+  for (const TokenLogprob& lp : lps) {
+    const std::string text = token_bytes(lp.token_id);
     tokens.push_back(text);
-    token_logprobs.push_back(FiniteLogprob(lp.logprob()));
+    token_logprobs.push_back(FiniteLogprob(lp.logprob));
     offsets.push_back(offset);
     offset += static_cast<int>(text.size());
     ordered_json alternatives = ordered_json::object();
-    for (const v1::TopLogprob& t : lp.top()) {
-      alternatives[token_bytes(t.token_id())] = FiniteLogprob(t.logprob());
+    for (const auto& [top_id, top_logprob] : lp.top) {
+      alternatives[token_bytes(top_id)] = FiniteLogprob(top_logprob);
     }
     top.push_back(std::move(alternatives));
   }
@@ -455,21 +455,21 @@ ordered_json CompletionLogprobs(absl::Span<const v1::TokenLogprob> lps,
 }
 
 // Chat's shape: one object per token with its alternatives.
-ordered_json ChatLogprobs(absl::Span<const v1::TokenLogprob> lps,
+ordered_json ChatLogprobs(absl::Span<const TokenLogprob> lps,
                           const TokenBytes& token_bytes) {
   ordered_json content = ordered_json::array();
-  for (const v1::TokenLogprob& lp : lps) {
-    const std::string text = token_bytes(lp.token_id());
+  for (const TokenLogprob& lp : lps) {
+    const std::string text = token_bytes(lp.token_id);
     ordered_json entry;
     entry["token"] = text;
-    entry["logprob"] = FiniteLogprob(lp.logprob());
+    entry["logprob"] = FiniteLogprob(lp.logprob);
     entry["bytes"] = BytesJson(text);
     ordered_json top = ordered_json::array();
-    for (const v1::TopLogprob& t : lp.top()) {
-      const std::string alt = token_bytes(t.token_id());
+    for (const auto& [top_id, top_logprob] : lp.top) {
+      const std::string alt = token_bytes(top_id);
       ordered_json a;
       a["token"] = alt;
-      a["logprob"] = FiniteLogprob(t.logprob());
+      a["logprob"] = FiniteLogprob(top_logprob);
       a["bytes"] = BytesJson(alt);
       top.push_back(std::move(a));
     }
@@ -699,11 +699,11 @@ ordered_json UsageJson(int64_t prompt_tokens, int64_t completion_tokens) {
   return out;
 }
 
-ordered_json FinishReasonJson(v1::FinishReason reason) {
+ordered_json FinishReasonJson(FinishReason reason) {
   switch (reason) {
-    case v1::FINISH_REASON_STOP:
+    case FinishReason::kStop:
       return "stop";
-    case v1::FINISH_REASON_LENGTH:
+    case FinishReason::kLength:
       return "length";
     default:
       return nullptr;

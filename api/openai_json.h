@@ -5,12 +5,12 @@
 //
 // Only JSON types are checked here (a string where a number belongs, a
 // malformed prompt list, a feature we do not have). Ranges and limits are
-// PrepareRequest's (coordinator/request.h), the same code the gRPC service
+// PrepareRequest's (api/request.h), the same code the gRPC service
 // runs, so both doors accept and refuse exactly the same requests; its
 // messages name proto fields, which ApiErrorFromStatus renames to the
 // OpenAI parameter the client sent ("sampling.temperature" -> "temperature").
-#ifndef TPSERVE_COORDINATOR_OPENAI_JSON_H_
-#define TPSERVE_COORDINATOR_OPENAI_JSON_H_
+#ifndef TPSERVE_API_OPENAI_JSON_H_
+#define TPSERVE_API_OPENAI_JSON_H_
 
 #include <cstdint>
 #include <functional>
@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "coordinator/generation.h"
 #include "tpserve/v1/inference.pb.h"
 
 namespace tpserve::openai {
@@ -103,8 +104,8 @@ using TokenBytes = std::function<std::string(int32_t token_id)>;
 struct ChoiceResult {
   int index = 0;
   std::string text;
-  std::vector<v1::TokenLogprob> logprobs;
-  v1::FinishReason finish_reason = v1::FINISH_REASON_UNSPECIFIED;
+  std::vector<TokenLogprob> logprobs;
+  FinishReason finish_reason = FinishReason::kNone;
 };
 
 // {"prompt_tokens", "completion_tokens", "total_tokens"}.
@@ -120,15 +121,15 @@ nlohmann::ordered_json ResponseJson(const ResponseMeta& meta,
 // One streamed chunk for choice `index` ("text_completion" /
 // "chat.completion.chunk"): `text` and its logprobs, the assistant role
 // (chat's first chunk), or the finish reason (the choice's last chunk;
-// UNSPECIFIED: null). `with_usage` adds "usage": null, as OpenAI does on
+// kNone: null). `with_usage` adds "usage": null, as OpenAI does on
 // every chunk when the client asked for a usage chunk.
 struct ChunkPart {
   int index = 0;
   std::string text;
-  absl::Span<const v1::TokenLogprob> logprobs;
+  absl::Span<const TokenLogprob> logprobs;
   int text_offset = 0;  // Completions logprobs: offset of this text.
   bool role = false;
-  v1::FinishReason finish_reason = v1::FINISH_REASON_UNSPECIFIED;
+  FinishReason finish_reason = FinishReason::kNone;
 };
 nlohmann::ordered_json ChunkJson(const ResponseMeta& meta,
                                  const ChunkPart& part, bool with_usage,
@@ -138,8 +139,8 @@ nlohmann::ordered_json UsageChunkJson(const ResponseMeta& meta,
                                       const nlohmann::ordered_json& usage);
 
 // "finish_reason": "stop" / "length" / null.
-nlohmann::ordered_json FinishReasonJson(v1::FinishReason reason);
+nlohmann::ordered_json FinishReasonJson(FinishReason reason);
 
 }  // namespace tpserve::openai
 
-#endif  // TPSERVE_COORDINATOR_OPENAI_JSON_H_
+#endif  // TPSERVE_API_OPENAI_JSON_H_

@@ -3,8 +3,8 @@
 //
 // Shared by `tpserve-coordinator` (workers given by address) and
 // `tpserve serve` (which spawns its workers first).
-#ifndef TPSERVE_COORDINATOR_SERVER_H_
-#define TPSERVE_COORDINATOR_SERVER_H_
+#ifndef TPSERVE_CLI_SERVER_H_
+#define TPSERVE_CLI_SERVER_H_
 
 #include <cstdint>
 #include <functional>
@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/net/channel_security.h"
 #include "coordinator/worker_pool.h"
-#include "worker/channel_security.h"
 
 namespace tpserve {
 
@@ -67,4 +67,4 @@ absl::Status RunCoordinator(
 
 }  // namespace tpserve
 
-#endif  // TPSERVE_COORDINATOR_SERVER_H_
+#endif  // TPSERVE_CLI_SERVER_H_

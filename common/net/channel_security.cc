@@ -1,4 +1,4 @@
-#include "worker/channel_security.h"
+#include "common/net/channel_security.h"
 
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>

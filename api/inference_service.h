@@ -10,18 +10,19 @@
 // Until Serve() is called (the worker group is loading) generation calls
 // answer UNAVAILABLE; GetModelInfo and the tokenizer calls work as soon as
 // the tokenizer is known.
-#ifndef TPSERVE_COORDINATOR_INFERENCE_SERVICE_H_
-#define TPSERVE_COORDINATOR_INFERENCE_SERVICE_H_
+#ifndef TPSERVE_API_INFERENCE_SERVICE_H_
+#define TPSERVE_API_INFERENCE_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <mutex>
 
+#include "api/admission.h"
+#include "api/request.h"
 #include "common/chat_template.h"
 #include "common/tokenizer.h"
 #include "coordinator/engine.h"
-#include "coordinator/request.h"
 #include "tpserve/v1/inference.grpc.pb.h"
 
 namespace tpserve {
@@ -62,20 +63,18 @@ class InferenceService final : public v1::Inference::CallbackService {
       v1::DetokenizeResponse* response) override;
 
  private:
-  // Validates and admits a request; the Generation on success.
-  absl::StatusOr<std::shared_ptr<Generation>> Admit(
+  // Authenticates, then the doors' one admission path (api/admission.h).
+  absl::StatusOr<std::shared_ptr<Generation>> Start(
       grpc::CallbackServerContext* context, const v1::GenerateRequest& request,
       Engine** engine);
 
   mutable std::mutex mu_;
-  v1::ModelInfo info_;                    // Guarded by mu_.
-  const Tokenizer* tokenizer_ = nullptr;  // Set once before serving.
-  const ChatTemplate* chat_ = nullptr;    // Set once before serving.
-  RequestLimits limits_{};                // Set once before serving.
-  std::vector<std::string> api_keys_;     // Set once before serving.
+  v1::ModelInfo info_;                 // Guarded by mu_.
+  AdmissionModel model_;               // Set once before serving.
+  std::vector<std::string> api_keys_;  // Set once before serving.
   std::atomic<Engine*> engine_{nullptr};
 };
 
 }  // namespace tpserve
 
-#endif  // TPSERVE_COORDINATOR_INFERENCE_SERVICE_H_
+#endif  // TPSERVE_API_INFERENCE_SERVICE_H_

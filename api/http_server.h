@@ -14,8 +14,8 @@
 //
 // Stop() cancels what is still running (the engine must still be alive)
 // and joins every thread; call it before the engine goes away.
-#ifndef TPSERVE_COORDINATOR_HTTP_SERVER_H_
-#define TPSERVE_COORDINATOR_HTTP_SERVER_H_
+#ifndef TPSERVE_API_HTTP_SERVER_H_
+#define TPSERVE_API_HTTP_SERVER_H_
 
 #include <cstddef>
 #include <functional>
@@ -25,10 +25,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "api/request.h"
 #include "common/chat_template.h"
 #include "common/tokenizer.h"
 #include "coordinator/engine.h"
-#include "coordinator/request.h"
 
 namespace tpserve {
 
@@ -78,4 +78,4 @@ class HttpServer {
 
 }  // namespace tpserve
 
-#endif  // TPSERVE_COORDINATOR_HTTP_SERVER_H_
+#endif  // TPSERVE_API_HTTP_SERVER_H_

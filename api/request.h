@@ -13,8 +13,8 @@
 // control token would turn into that token. Such a request is rejected (see
 // PrepareRequest); accepted chats tokenize exactly as `tpserve generate
 // --chat` does.
-#ifndef TPSERVE_COORDINATOR_REQUEST_H_
-#define TPSERVE_COORDINATOR_REQUEST_H_
+#ifndef TPSERVE_API_REQUEST_H_
+#define TPSERVE_API_REQUEST_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +26,7 @@
 #include "common/chat_template.h"
 #include "common/sampling.h"
 #include "common/tokenizer.h"
+#include "coordinator/prepared_request.h"
 #include "google/protobuf/message.h"
 #include "tpserve/v1/inference.pb.h"
 
@@ -42,23 +43,6 @@ struct RequestLimits {
   size_t max_request_id_bytes = 256;
   int max_chat_messages = 256;
   int max_tool_calls = 64;  // Per chat message.
-};
-
-struct PreparedRequest {
-  // Given, or generated ("req-" + 16 random hex digits).
-  std::string request_id;
-  std::vector<int32_t> prompt;  // Token ids; never empty.
-  // Resolved: defaults applied, validated; has_seed is always true (a random
-  // seed is picked when the request has none, so a preempted or restarted
-  // sequence resamples the same tokens).
-  SamplingParams sampling;
-  int32_t max_tokens = 0;  // Resolved: 0 in the request -> rest of context.
-  std::vector<std::string> stop;  // Stop strings, as given.
-  // The request's stop_token_ids, then the tokenizer's end-of-generation
-  // ids unless ignore_eos; no duplicates.
-  std::vector<int32_t> stop_ids;
-  bool logprobs = false;  // sampling.logprobs, or top_logprobs > 0.
-  bool render_special = false;
 };
 
 // InvalidArgument when `message`, or any message inside it (set fields,
@@ -101,4 +85,4 @@ absl::StatusOr<std::vector<int32_t>> TokenizePrompt(
 
 }  // namespace tpserve
 
-#endif  // TPSERVE_COORDINATOR_REQUEST_H_
+#endif  // TPSERVE_API_REQUEST_H_
