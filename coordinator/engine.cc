@@ -422,7 +422,7 @@ void Engine::Recover(const absl::Status& failure,
               << last.message() << "\n";
     ++consecutive_failures_;
     std::unique_lock<std::mutex> l(mu_);
-    stop_cv_.wait_for(l, std::chrono::seconds(1), [&] { return stop_; });
+    stop_cv_.wait_for(l, options_.rebuild_pause, [&] { return stop_; });
   }
   lock.lock();
   if (stop_) return;

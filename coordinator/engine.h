@@ -48,6 +48,8 @@ struct EngineOptions {
   int max_rebuild_attempts = 3;
   // ... and only once no step has completed for this long.
   std::chrono::seconds give_up_after{60};
+  // Pause between two failed rebuilds.
+  std::chrono::milliseconds rebuild_pause{1000};
   // How often the health monitor probes the workers, and how long a probe
   // may take; two failed probes in a row break the group.
   std::chrono::milliseconds health_interval{500};
