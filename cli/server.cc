@@ -16,6 +16,7 @@
 #include "api/inference_service.h"
 #include "api/model_info.h"
 #include "common/chat_template.h"
+#include "common/logging.h"
 #include "common/model_tokenizer.h"
 #include "common/model_weights.h"
 #include "common/status_macros.h"
@@ -49,9 +50,8 @@ absl::StatusOr<std::unique_ptr<ChatTemplate>> LoadChat(
   if (!t.ok()) {
     if (!options.chat_template.empty()) return t.status();
     if (!absl::IsNotFound(t.status())) {
-      std::cerr << "tpserve: WARNING: chat requests disabled: "
-                << t.status().message()
-                << " (pass --chat-template NAME|FILE to use another)\n";
+      TP_LOG(WARNING) << "chat requests disabled: " << t.status().message()
+                      << " (pass --chat-template NAME|FILE to use another)";
     }
     return std::unique_ptr<ChatTemplate>();
   }
@@ -61,9 +61,10 @@ absl::StatusOr<std::unique_ptr<ChatTemplate>> LoadChat(
   probe.messages.push_back({"user", "Hello"});
   absl::StatusOr<std::string> text = t->Apply(probe);
   if (!text.ok()) {
-    std::cerr << "tpserve: WARNING: " << text.status().message()
-              << " (on a one-message conversation; chat requests it cannot "
-                 "render will be refused)\n";
+    TP_LOG(WARNING)
+        << text.status().message()
+        << " (on a one-message conversation; chat requests it cannot "
+           "render will be refused)";
   }
   return std::make_unique<ChatTemplate>(std::move(*t));
 }
@@ -142,7 +143,7 @@ absl::Status RunCoordinator(
   if (advertise.empty()) {
     advertise = (host == "0.0.0.0" || host == "[::]") ? "127.0.0.1" : host;
   }
-  std::cerr << "tpserve: coordinator listening on " << address << "\n";
+  TP_LOG(INFO) << "coordinator listening on " << address;
 
   WorkerGroupOptions group_options;
   group_options.rendezvous_address = absl::StrCat(advertise, ":", port);
@@ -181,8 +182,8 @@ absl::Status RunCoordinator(
     o.group_id = absl::StrCat("group-", epoch);
     auto group = WorkerGroup::Start(
         o, [](int rank, const worker::v1::LoadModelProgress& p) {
-          std::cerr << absl::StrFormat("tpserve: rank %d: %s (%.0f%%)\n", rank,
-                                       p.stage(), 100.0 * p.fraction());
+          TP_LOG(INFO) << absl::StrFormat("rank %d: %s (%.0f%%)", rank,
+                                          p.stage(), 100.0 * p.fraction());
         });
     rendezvous.Clear(o.group_id + "/");
     return group;
@@ -240,8 +241,8 @@ absl::Status RunCoordinator(
     std::cout << "tpserve http on " << http_address << std::endl;
   }
   set_ready(true);
-  std::cerr << absl::StrFormat(
-      "tpserve: ready in %.1f s: TP %d, KV cache %d blocks x %d tokens\n",
+  TP_LOG(INFO) << absl::StrFormat(
+      "ready in %.1f s: TP %d, KV cache %d blocks x %d tokens",
       std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                     load_start)
           .count(),
@@ -253,8 +254,8 @@ absl::Status RunCoordinator(
   sigset_t set = TerminationSignals();
   int sig = 0;
   sigwait(&set, &sig);
-  std::cerr << "tpserve: signal " << sig << ": draining (up to "
-            << options.drain_seconds << " s)\n";
+  TP_LOG(INFO) << "signal " << sig << ": draining (up to "
+               << options.drain_seconds << " s)";
   set_ready(false);
   draining = true;
   inference.StopServing();
@@ -266,7 +267,7 @@ absl::Status RunCoordinator(
   http.Stop();  // Cancels what is left; the engine still runs.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   engine.reset();
-  std::cerr << "tpserve: stopped\n";
+  TP_LOG(INFO) << "stopped";
   return absl::OkStatus();
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/checked_math.h"
+#include "common/logging.h"
 
 namespace tpserve {
 namespace {
@@ -59,7 +60,8 @@ const GgmlTypeTraits* FindGgmlType(uint32_t raw_type) {
 
 const GgmlTypeTraits& GetGgmlType(GgmlType type) {
   const GgmlTypeTraits* t = FindGgmlType(static_cast<uint32_t>(type));
-  if (t == nullptr) std::abort();  // An enum value we never defined.
+  TP_CHECK(t != nullptr) << "GgmlType " << static_cast<uint32_t>(type)
+                         << " is not in the table";
   return *t;
 }
 

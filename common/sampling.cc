@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 
 namespace tpserve {
 namespace {
@@ -143,12 +144,9 @@ void Sampler::ApplyPenalties(absl::Span<float> logits,
 
 Sampler::Result Sampler::Sample(absl::Span<float> logits,
                                 absl::Span<const int32_t> previous_tokens) {
-  if (logits.size() != static_cast<size_t>(vocab_size_)) {
-    // A caller bug (the engine gathers exactly vocab_size logits).
-    std::fprintf(stderr, "Sampler::Sample: %zu logits for a vocabulary of %d\n",
-                 logits.size(), vocab_size_);
-    std::abort();
-  }
+  // A caller bug otherwise (the engine gathers exactly vocab_size logits).
+  TP_CHECK(logits.size() == static_cast<size_t>(vocab_size_))
+      << logits.size() << " logits for a vocabulary of " << vocab_size_;
   ApplyPenalties(logits, previous_tokens);
   const bool greedy = params_.temperature == 0.0f;
   const float scale = greedy ? 1.0f : 1.0f / params_.temperature;

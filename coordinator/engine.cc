@@ -1,10 +1,10 @@
 #include "coordinator/engine.h"
 
 #include <algorithm>
-#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/logging.h"
 
 namespace tpserve {
 namespace {
@@ -108,7 +108,7 @@ void Engine::Monitor() {
     }
     if (!reason.empty() && g != nullptr) {
       failed_probes = 0;
-      std::cerr << "tpserve: " << reason << "\n";
+      TP_LOG(WARNING) << reason;
       g->MarkBroken(reason);
     }
     lock.lock();
@@ -362,7 +362,7 @@ void Engine::Recover(const absl::Status& failure,
   frees_.clear();
   const std::string why =
       absl::StrCat("recovering from a worker failure: ", failure.message());
-  std::cerr << "tpserve: " << why << "\n";
+  TP_LOG(WARNING) << why;
   SetReadyLocked(false, why);
   if (options_.metrics != nullptr) {
     options_.metrics->GroupFailed();
@@ -405,9 +405,9 @@ void Engine::Recover(const absl::Status& failure,
       }
       lock.lock();
       ++stats_.recoveries;
-      std::cerr << absl::StrFormat(
-          "tpserve: worker group %d ready after %.1f s; re-prefilling %d "
-          "sequences\n",
+      TP_LOG(INFO) << absl::StrFormat(
+          "worker group %d ready after %.1f s; re-prefilling %d "
+          "sequences",
           epoch_,
           std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                         started)
@@ -418,8 +418,7 @@ void Engine::Recover(const absl::Status& failure,
       return;
     }
     last = g.status();
-    std::cerr << "tpserve: rebuilding the worker group failed: "
-              << last.message() << "\n";
+    TP_LOG(WARNING) << "rebuilding the worker group failed: " << last.message();
     ++consecutive_failures_;
     std::unique_lock<std::mutex> l(mu_);
     stop_cv_.wait_for(l, options_.rebuild_pause, [&] { return stop_; });
@@ -434,7 +433,7 @@ void Engine::Recover(const absl::Status& failure,
           .count(),
       " s, and is no longer rebuilt (last error: ", last.message(),
       "); restart the server"));
-  std::cerr << "tpserve: " << broken_.message() << "\n";
+  TP_LOG(ERROR) << broken_.message();
   SetReadyLocked(false, std::string(broken_.message()));
   if (options_.metrics != nullptr) options_.metrics->SetGroupState("failed");
   std::vector<uint64_t> ids;

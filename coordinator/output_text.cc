@@ -1,9 +1,10 @@
 #include "coordinator/output_text.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <utility>
+
+#include "common/logging.h"
 
 namespace tpserve {
 
@@ -13,12 +14,9 @@ OutputText::OutputText(const Tokenizer& tokenizer,
     : detokenizer_(tokenizer, render_special, prompt) {
   matchers_.reserve(stop.size());
   for (std::string& s : stop) {
-    if (s.empty()) {
-      // A caller bug: PrepareRequest rejects empty stop strings (one would
-      // match everywhere).
-      std::fprintf(stderr, "OutputText: empty stop string\n");
-      std::abort();
-    }
+    // A caller bug otherwise: PrepareRequest rejects empty stop strings
+    // (one would match everywhere).
+    TP_CHECK(!s.empty()) << "OutputText: empty stop string";
     Matcher m;
     m.text = std::move(s);
     m.failure.assign(m.text.size(), 0);

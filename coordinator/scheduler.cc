@@ -1,25 +1,21 @@
 #include "coordinator/scheduler.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 
 namespace tpserve {
 namespace {
 
 constexpr int64_t kMaxTokens = std::numeric_limits<int32_t>::max();
 
-// An internal invariant broke (a scheduler or caller bug): abort loudly
-// rather than hand one KV block to two sequences.
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "Scheduler: %s\n", what.c_str());
-  std::abort();
-}
+// Invariants that break only through a scheduler or caller bug abort
+// loudly (TP_CHECK) rather than hand one KV block to two sequences.
 
 }  // namespace
 
@@ -51,9 +47,8 @@ absl::Status ValidateSchedulerConfig(const SchedulerConfig& config) {
 namespace {
 
 const SchedulerConfig& ValidOrDie(const SchedulerConfig& config) {
-  if (absl::Status s = ValidateSchedulerConfig(config); !s.ok()) {
-    Die(s.ToString());
-  }
+  const absl::Status s = ValidateSchedulerConfig(config);
+  TP_CHECK(s.ok()) << "Scheduler: " << s;
   return config;
 }
 
@@ -128,10 +123,9 @@ void Scheduler::AppendToken(uint64_t id, int32_t token) {
   auto it = seqs_.find(id);
   if (it == seqs_.end()) return;
   Sequence& seq = *it->second;
-  if (static_cast<int64_t>(seq.tokens.size()) >= seq.max_total_tokens) {
-    Die(absl::StrCat("AppendToken beyond max_total_tokens ",
-                     seq.max_total_tokens, " for sequence ", id));
-  }
+  TP_CHECK(static_cast<int64_t>(seq.tokens.size()) < seq.max_total_tokens)
+      << "Scheduler: AppendToken beyond max_total_tokens "
+      << seq.max_total_tokens << " for sequence " << id;
   seq.tokens.push_back(token);
 }
 
@@ -213,9 +207,9 @@ void Scheduler::ScheduleContinuations(Plan* plan) {
     n = std::min(n, coverable());
     const int64_t needed = BlocksFor(seq->num_computed + n) -
                            static_cast<int64_t>(seq->blocks.size());
-    if (!allocator_.Allocate(needed, &seq->blocks)) {
-      Die("continuation blocks vanished");  // coverable() counted them.
-    }
+    const bool allocated = allocator_.Allocate(needed, &seq->blocks);
+    // coverable() counted them.
+    TP_CHECK(allocated) << "Scheduler: continuation blocks vanished";
     PlanChunk(seq, static_cast<int32_t>(n), plan);
   }
 }
@@ -262,7 +256,8 @@ Scheduler::Step Scheduler::Schedule() {
     seq->planned = 0;
   }
 #ifndef NDEBUG
-  if (absl::Status s = CheckInvariants(); !s.ok()) Die(s.ToString());
+  const absl::Status invariants = CheckInvariants();
+  TP_CHECK(invariants.ok()) << "Scheduler: " << invariants;
 #endif
   return step;
 }

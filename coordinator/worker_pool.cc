@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "tpserve/worker/v1/worker.grpc.pb.h"
 
 namespace tpserve {
@@ -140,8 +141,8 @@ absl::Status SpawnedWorkerPool::Spawn(int rank, Child& child) {
   // Machine-readable, for people and tests: which process is which rank.
   std::cout << "tpserve worker rank " << rank << " pid " << pid << " on "
             << child.address << std::endl;
-  std::cerr << "tpserve: worker rank " << rank << " (pid " << pid
-            << ") listening on " << child.address << "\n";
+  TP_LOG(INFO) << "worker rank " << rank << " (pid " << pid << ") listening on "
+               << child.address;
   return absl::OkStatus();
 }
 
@@ -161,15 +162,15 @@ absl::StatusOr<std::vector<std::string>> SpawnedWorkerPool::Ensure(
     if (c.pid > 0) {
       int status = 0;
       if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
-        std::cerr << "tpserve: worker rank " << r << " (pid " << c.pid << ") "
-                  << DescribeExit(status) << "; restarting it\n";
+        TP_LOG(WARNING) << "worker rank " << r << " (pid " << c.pid << ") "
+                        << DescribeExit(status) << "; restarting it";
         c.pid = -1;
       } else if (!WorkerAnswers(c.address, security_,
                                 std::chrono::milliseconds(1000))) {
         // Alive but not answering (hung, stopped): replace it. Its peers
         // blocked in a collective with it then fail at once.
-        std::cerr << "tpserve: worker rank " << r << " (pid " << c.pid
-                  << ") does not answer; restarting it\n";
+        TP_LOG(WARNING) << "worker rank " << r << " (pid " << c.pid
+                        << ") does not answer; restarting it";
         Kill(c);
       }
     }

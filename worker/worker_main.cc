@@ -19,6 +19,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/version.h"
 #include "worker/worker_service.h"
 
@@ -136,6 +137,7 @@ int ParseArgs(int argc, char** argv, Args* args) {
 }
 
 int Main(int argc, char** argv) {
+  logging::SetProgramName("tpserve-worker");
   Args args;
   const int parsed = ParseArgs(argc, argv, &args);
   if (parsed >= 0) return parsed;
@@ -175,16 +177,15 @@ int Main(int argc, char** argv) {
   const std::string host = args.listen.substr(0, args.listen.rfind(':'));
   std::cout << "tpserve-worker listening on " << host << ":" << port
             << std::endl;  // Flushes: the parent reads this line from a pipe.
-  std::cerr << "tpserve-worker " << kVersion << ": serving on " << host << ":"
-            << port << "\n";
+  TP_LOG(INFO) << kVersion << ": serving on " << host << ":" << port;
 
   int received = 0;
   while (sigwait(&signals, &received) != 0) {
   }
-  std::cerr << "tpserve-worker: " << strsignal(received) << ", shutting down\n";
+  TP_LOG(INFO) << strsignal(received) << ", shutting down";
   server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   server->Wait();
-  std::cerr << "tpserve-worker: stopped\n";
+  TP_LOG(INFO) << "stopped";
   return 0;
 }
 
