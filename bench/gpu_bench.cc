@@ -1,10 +1,10 @@
 // GPU engine benchmark on a synthetic Llama-3-8B-shaped model (hidden 4096,
 // 32 layers, 32 query / 8 KV heads of 128, FFN 14336, vocabulary 128256,
 // llama3 RoPE scaling) with random BF16 weights generated on the device.
-// It runs the forward pass of worker/llama_shard.cc op for op through the
-// CUDA Backend (the same calls in the same order; only the rows wanted for
-// logits are picked with a device-to-device copy instead of the shard's
-// round trip through host memory) and reports, as one JSON object:
+// It runs the real forward pass (LlamaShard, worker/llama_shard.h) through
+// the CUDA Backend: a WeightSource hands the shard the device-generated
+// weights in place of a model file, so what is measured is what serves.
+// It reports, as one JSON object:
 //  - the card's memory bandwidth: measured (device-to-device copy, bytes
 //    read + written) and theoretical (memory clock x bus width x 2);
 //  - single-sequence decode tokens/s at a 512-token context and its share
@@ -31,12 +31,19 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "bench/gpu_bench_init.h"
 #include "common/model_config.h"
 #include "common/status_macros.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "worker/llama_shard.h"
+#include "worker/tp_plan.h"
+#include "worker/weight_source.h"
 
 namespace tpserve::bench {
 namespace {
@@ -61,165 +68,113 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-constexpr int64_t kMaxLogitRows = 64;
-
-class SyntheticLlama {
+// The synthetic model as a WeightSource: each matrix is generated in device
+// memory when the shard asks for it (uniform in [-0.035, 0.035), about the
+// N(0, 0.02) scale of a trained model), norm weights are ones. Owns the
+// matrices, so it must outlive the shard.
+class SyntheticWeights final : public WeightSource {
  public:
-  SyntheticLlama(Backend* backend, const Shape& shape)
-      : b_(backend), s_(shape), stream_(CudaBackendStream(*backend)) {}
-  ~SyntheticLlama() {
+  SyntheticWeights(Backend* backend, const Shape& shape)
+      : b_(backend), stream_(CudaBackendStream(*backend)) {
+    ModelConfig& c = config_;
+    c.architecture = "llama";
+    c.name = "synthetic Llama-3-8B";
+    c.vocab_size = shape.vocab;
+    c.hidden_size = shape.hidden;
+    c.intermediate_size = shape.ffn;
+    c.n_layers = shape.layers;
+    c.n_heads = shape.heads;
+    c.n_kv_heads = shape.kv_heads;
+    c.head_dim = shape.head_dim;
+    c.rope_dim = shape.head_dim;
+    c.max_positions = 131072;
+    c.rms_eps = shape.eps;
+    c.rope_theta = 500000;
+    c.rope_freq_factors =
+        Llama3RopeFactors(500000, shape.head_dim, 8, 1, 4, 8192);
+  }
+  ~SyntheticWeights() override {
     for (float* p : owned_) b_->Free(p);
   }
 
-  absl::Status Init(int64_t max_tokens, int64_t kv_blocks) {
-    uint64_t seed = 1;
-    // N(0, 0.02)-like scale; uniform in [-0.035, 0.035).
-    auto matrix = [&](int64_t rows,
-                      int64_t cols) -> absl::StatusOr<WeightMatrix> {
-      const size_t elems = static_cast<size_t>(rows) * cols;
-      TP_ASSIGN_OR_RETURN(float* p, Alloc((elems + 1) / 2));
-      TP_RETURN_IF_ERROR(FillRandomBf16(reinterpret_cast<uint16_t*>(p), elems,
-                                        seed++, 0.035f, stream_));
-      weight_bytes_ += static_cast<double>(elems) * 2;
-      return WeightMatrix{GgmlType::kBF16, rows, cols,
-                          reinterpret_cast<const uint8_t*>(p),
-                          static_cast<size_t>(cols) * 2};
-    };
-    auto ones = [&](int64_t n) -> absl::StatusOr<float*> {
-      TP_ASSIGN_OR_RETURN(float* p, Alloc(n));
-      TP_RETURN_IF_ERROR(FillFloats(p, n, 1.0f, stream_));
-      return p;
-    };
-    const int64_t h = s_.hidden, hd = s_.head_dim;
-    TP_ASSIGN_OR_RETURN(embd_, matrix(s_.vocab, h));
-    weight_bytes_ -=
-        static_cast<double>(s_.vocab) * h * 2;  // Gathered, not read.
-    TP_ASSIGN_OR_RETURN(lm_head_, matrix(s_.vocab, h));
-    TP_ASSIGN_OR_RETURN(out_norm_, ones(h));
-    layers_.resize(s_.layers);
-    for (Layer& l : layers_) {
-      TP_ASSIGN_OR_RETURN(l.attn_norm, ones(h));
-      TP_ASSIGN_OR_RETURN(l.ffn_norm, ones(h));
-      TP_ASSIGN_OR_RETURN(l.q, matrix(s_.heads * hd, h));
-      TP_ASSIGN_OR_RETURN(l.k, matrix(s_.kv_heads * hd, h));
-      TP_ASSIGN_OR_RETURN(l.v, matrix(s_.kv_heads * hd, h));
-      TP_ASSIGN_OR_RETURN(l.o, matrix(h, s_.heads * hd));
-      TP_ASSIGN_OR_RETURN(l.gate, matrix(s_.ffn, h));
-      TP_ASSIGN_OR_RETURN(l.up, matrix(s_.ffn, h));
-      TP_ASSIGN_OR_RETURN(l.down, matrix(h, s_.ffn));
-    }
-    kv_.layers = s_.layers;
-    kv_.num_blocks = kv_blocks;
-    kv_.block_size = 16;
-    kv_.kv_heads = s_.kv_heads;
-    kv_.head_dim = hd;
-    kv_.dtype = b_->KvCacheType();  // F32 on CUDA.
-    const size_t cache = static_cast<size_t>(kv_.CacheBytes()) / sizeof(float);
-    TP_ASSIGN_OR_RETURN(k_cache_, Alloc(cache));
-    TP_ASSIGN_OR_RETURN(v_cache_, Alloc(cache));
-    TP_RETURN_IF_ERROR(FillFloats(k_cache_, cache, 0.0f, stream_));
-    TP_RETURN_IF_ERROR(FillFloats(v_cache_, cache, 0.0f, stream_));
-    const int64_t n = max_tokens;
-    TP_ASSIGN_OR_RETURN(x_, Alloc(n * h));
-    TP_ASSIGN_OR_RETURN(h_, Alloc(n * h));
-    TP_ASSIGN_OR_RETURN(q_, Alloc(n * s_.heads * hd));
-    TP_ASSIGN_OR_RETURN(k_, Alloc(n * s_.kv_heads * hd));
-    TP_ASSIGN_OR_RETURN(v_, Alloc(n * s_.kv_heads * hd));
-    TP_ASSIGN_OR_RETURN(attn_, Alloc(n * s_.heads * hd));
-    TP_ASSIGN_OR_RETURN(proj_, Alloc(n * h));
-    TP_ASSIGN_OR_RETURN(gate_, Alloc(n * s_.ffn));
-    TP_ASSIGN_OR_RETURN(up_, Alloc(n * s_.ffn));
-    // Logit rows: one per sequence, at most the largest decode batch.
-    TP_ASSIGN_OR_RETURN(last_, Alloc(kMaxLogitRows * h));
-    TP_ASSIGN_OR_RETURN(logits_, Alloc(kMaxLogitRows * s_.vocab));
-    rope_.head_dim = hd;
-    rope_.rope_dim = hd;
-    rope_.theta = 500000;
-    rope_.freq_factors = Llama3RopeFactors(500000, hd, 8, 1, 4, 8192);
-    return b_->Synchronize();
+  const ModelConfig& config() const override { return config_; }
+  bool Has(absl::string_view name) const override {
+    return Find(name).ok() || absl::EndsWith(name, "norm.weight");
   }
 
-  // One step as LlamaShard::Forward runs it; logits of the `logit_tokens`
-  // rows land in host memory (the shard's contract), which also waits.
-  absl::Status Step(const std::vector<int32_t>& tokens,
-                    const std::vector<int32_t>& pos,
-                    const std::vector<int32_t>& seq,
-                    const std::vector<int32_t>& table,
-                    const std::vector<int32_t>& offsets,
-                    const std::vector<int32_t>& logit_tokens) {
-    const int64_t n = static_cast<int64_t>(tokens.size());
-    const int64_t m = static_cast<int64_t>(logit_tokens.size());
-    if (m > kMaxLogitRows) {
-      return absl::InvalidArgumentError("gpu_bench: too many logit rows");
+  absl::StatusOr<WeightMatrix> Matrix(absl::string_view name,
+                                      const MatrixSlice& slice,
+                                      Backend& backend) override {
+    if (&backend != b_) {
+      return absl::InvalidArgumentError("gpu_bench: another backend");
     }
-    const int64_t hidden = s_.hidden;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(s_.head_dim));
-    AttentionBatch batch{n, seq, pos, table, offsets, {}};
-    TP_RETURN_IF_ERROR(b_->EmbeddingGather(embd_, 0, tokens, x_));
-    for (int64_t il = 0; il < s_.layers; ++il) {
-      const Layer& l = layers_[il];
-      TP_RETURN_IF_ERROR(b_->RmsNorm(x_, l.attn_norm, h_, n, hidden, s_.eps));
-      TP_RETURN_IF_ERROR(b_->MatMul(l.q, h_, n, q_));
-      TP_RETURN_IF_ERROR(b_->MatMul(l.k, h_, n, k_));
-      TP_RETURN_IF_ERROR(b_->MatMul(l.v, h_, n, v_));
-      TP_RETURN_IF_ERROR(b_->Rope(q_, n, s_.heads, pos, rope_));
-      TP_RETURN_IF_ERROR(b_->Rope(k_, n, s_.kv_heads, pos, rope_));
-      TP_RETURN_IF_ERROR(b_->Attention(batch, kv_, k_cache_, v_cache_, il, q_,
-                                       k_, v_, s_.heads, scale, attn_));
-      TP_RETURN_IF_ERROR(b_->MatMul(l.o, attn_, n, proj_));
-      TP_RETURN_IF_ERROR(b_->Add(x_, proj_, n * hidden));
-      TP_RETURN_IF_ERROR(b_->RmsNorm(x_, l.ffn_norm, h_, n, hidden, s_.eps));
-      TP_RETURN_IF_ERROR(b_->MatMul(l.gate, h_, n, gate_));
-      TP_RETURN_IF_ERROR(b_->MatMul(l.up, h_, n, up_));
-      TP_RETURN_IF_ERROR(b_->SiluMul(gate_, up_, n * s_.ffn));
-      TP_RETURN_IF_ERROR(b_->MatMul(l.down, gate_, n, proj_));
-      TP_RETURN_IF_ERROR(b_->Add(x_, proj_, n * hidden));
+    TP_ASSIGN_OR_RETURN(const Spec spec, Find(name));
+    const size_t elems = static_cast<size_t>(spec.rows) * spec.cols;
+    TP_ASSIGN_OR_RETURN(float* p, b_->AllocFloats((elems + 1) / 2));
+    owned_.push_back(p);
+    TP_RETURN_IF_ERROR(FillRandomBf16(reinterpret_cast<uint16_t*>(p), elems,
+                                      spec.seed, 0.035f, stream_));
+    // Embedding rows are gathered, not read whole.
+    if (name != "token_embd.weight") {
+      weight_bytes_ += static_cast<double>(elems) * 2;
     }
-    for (int64_t i = 0; i < m; ++i) {
-      const cudaError_t err = cudaMemcpyAsync(
-          last_ + i * hidden, x_ + int64_t{logit_tokens[i]} * hidden,
-          hidden * sizeof(float), cudaMemcpyDeviceToDevice, stream_);
-      if (err != cudaSuccess) {
-        return absl::InternalError(cudaGetErrorString(err));
-      }
+    WeightMatrix w{GgmlType::kBF16, spec.rows, spec.cols,
+                   reinterpret_cast<const uint8_t*>(p),
+                   static_cast<size_t>(spec.cols) * 2};
+    return SliceMatrix(w, slice);
+  }
+
+  absl::StatusOr<float*> Vector(absl::string_view name, int64_t begin,
+                                int64_t count, Backend& backend) override {
+    if (!absl::EndsWith(name, "norm.weight")) {
+      return absl::NotFoundError(absl::StrCat("gpu_bench: no ", name));
     }
-    TP_RETURN_IF_ERROR(b_->RmsNorm(last_, out_norm_, last_, m, hidden, s_.eps));
-    TP_RETURN_IF_ERROR(b_->MatMul(lm_head_, last_, m, logits_));
-    host_logits_.resize(static_cast<size_t>(m) * s_.vocab);
-    return b_->CopyToHost(logits_, host_logits_.data(), host_logits_.size());
+    const int64_t n = count < 0 ? config_.hidden_size - begin : count;
+    TP_ASSIGN_OR_RETURN(float* p, backend.AllocFloats(static_cast<size_t>(n)));
+    TP_RETURN_IF_ERROR(FillFloats(p, static_cast<size_t>(n), 1.0f, stream_));
+    return p;  // The caller's.
   }
 
   // Weight bytes a decode step reads (every matrix once; embedding rows
   // are gathered, not read whole).
   double weight_bytes() const { return weight_bytes_; }
-  const Shape& shape() const { return s_; }
 
  private:
-  struct Layer {
-    float* attn_norm = nullptr;
-    float* ffn_norm = nullptr;
-    WeightMatrix q, k, v, o, gate, up, down;
+  struct Spec {
+    int64_t rows, cols;
+    uint64_t seed;
   };
-  absl::StatusOr<float*> Alloc(size_t floats) {
-    TP_ASSIGN_OR_RETURN(float* p, b_->AllocFloats(floats));
-    owned_.push_back(p);
-    return p;
+  // Shapes by canonical name. Seeds: 1 and 2 for the embedding and the LM
+  // head, then seven per layer in the order q, k, v, o, gate, up, down.
+  absl::StatusOr<Spec> Find(absl::string_view name) const {
+    const ModelConfig& c = config_;
+    const int64_t h = c.hidden_size, q = c.n_heads * c.head_dim,
+                  kv = c.n_kv_heads * c.head_dim, f = c.intermediate_size;
+    if (name == "token_embd.weight") return Spec{c.vocab_size, h, 1};
+    if (name == "output.weight") return Spec{c.vocab_size, h, 2};
+    int64_t layer = -1;
+    size_t dot = 0;
+    if (absl::ConsumePrefix(&name, "blk.") &&
+        (dot = name.find('.')) != absl::string_view::npos &&
+        absl::SimpleAtoi(name.substr(0, dot), &layer) && layer >= 0 &&
+        layer < c.n_layers) {
+      const absl::string_view m = name.substr(dot + 1);
+      const uint64_t base = 3 + 7 * static_cast<uint64_t>(layer);
+      if (m == "attn_q.weight") return Spec{q, h, base};
+      if (m == "attn_k.weight") return Spec{kv, h, base + 1};
+      if (m == "attn_v.weight") return Spec{kv, h, base + 2};
+      if (m == "attn_output.weight") return Spec{h, q, base + 3};
+      if (m == "ffn_gate.weight") return Spec{f, h, base + 4};
+      if (m == "ffn_up.weight") return Spec{f, h, base + 5};
+      if (m == "ffn_down.weight") return Spec{h, f, base + 6};
+    }
+    return absl::NotFoundError(absl::StrCat("gpu_bench: no ", name));
   }
 
   Backend* b_;
-  Shape s_;
   cudaStream_t stream_;
+  ModelConfig config_;
   std::vector<float*> owned_;
-  std::vector<Layer> layers_;
-  WeightMatrix embd_, lm_head_;
-  float* out_norm_ = nullptr;
-  KvCacheLayout kv_;
-  RopeParams rope_;
-  float *k_cache_ = nullptr, *v_cache_ = nullptr;
-  float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr,
-        *v_ = nullptr, *attn_ = nullptr, *proj_ = nullptr, *gate_ = nullptr,
-        *up_ = nullptr, *last_ = nullptr, *logits_ = nullptr;
-  std::vector<float> host_logits_;
   double weight_bytes_ = 0;
 };
 
@@ -255,29 +210,25 @@ absl::StatusOr<double> MeasureBandwidth() {
   return 2.0 * bytes * iters / (ms / 1e3);
 }
 
-struct Batch {
-  std::vector<int32_t> tokens, pos, seq, table, offsets, logit_tokens;
-};
-
 // `seqs` sequences of `len` new tokens each starting at position `start`;
 // sequence s owns blocks [s * per_seq, (s + 1) * per_seq).
-Batch MakeBatch(int64_t seqs, int64_t start, int64_t len, int64_t per_seq,
-                int64_t vocab, uint32_t salt) {
-  Batch b;
+StepInput MakeBatch(int64_t seqs, int64_t start, int64_t len, int64_t per_seq,
+                    int64_t vocab, uint32_t salt) {
+  StepInput b;
   for (int64_t s = 0; s < seqs; ++s) {
     for (int64_t i = 0; i < len; ++i) {
       b.tokens.push_back(
           static_cast<int32_t>((s * 7919 + i * 104729 + salt) % vocab));
-      b.pos.push_back(static_cast<int32_t>(start + i));
+      b.positions.push_back(static_cast<int32_t>(start + i));
       b.seq.push_back(static_cast<int32_t>(s));
     }
     b.logit_tokens.push_back(static_cast<int32_t>((s + 1) * len - 1));
-    b.offsets.push_back(static_cast<int32_t>(s * per_seq));
+    b.block_offsets.push_back(static_cast<int32_t>(s * per_seq));
     for (int64_t k = 0; k < per_seq; ++k) {
-      b.table.push_back(static_cast<int32_t>(s * per_seq + k));
+      b.block_table.push_back(static_cast<int32_t>(s * per_seq + k));
     }
   }
-  b.offsets.push_back(static_cast<int32_t>(seqs * per_seq));
+  b.block_offsets.push_back(static_cast<int32_t>(seqs * per_seq));
   return b;
 }
 
@@ -301,9 +252,20 @@ absl::Status Run(const Options& opt) {
   const int64_t warm = 2;
   const int64_t per_seq = (opt.context + warm + opt.steps + 15) / 16 + 1;
   const int64_t blocks = std::max<int64_t>(64 * per_seq, 2048 / 16 + 1);
-  SyntheticLlama model(backend.get(), shape);
+  SyntheticWeights model(backend.get(), shape);  // Outlives the shard.
   const auto t0 = Clock::now();
-  TP_RETURN_IF_ERROR(model.Init(2048, blocks));
+  TP_ASSIGN_OR_RETURN(const TpPlan plan, MakeTpPlan(model.config(), 1, 0));
+  // The KV cache is fresh device memory, not cleared: decode steps attend
+  // over positions no prefill wrote, which costs the same whatever they
+  // hold.
+  TP_ASSIGN_OR_RETURN(auto shard,
+                      LlamaShard::Create(model, plan, backend.get(), nullptr,
+                                         blocks, /*block_size=*/16));
+  TP_RETURN_IF_ERROR(backend->Synchronize());
+  // Forward copies the logits to host memory (the shard's contract), which
+  // also waits for the step.
+  std::vector<float> logits;
+  auto step = [&](const StepInput& b) { return shard->Forward(b, &logits); };
   std::fprintf(stderr, "gpu_bench: %s, %.1f GB of weights ready in %.2f s\n",
                prop.name, model.weight_bytes() / 1e9,
                Seconds(t0, Clock::now()));
@@ -312,11 +274,10 @@ absl::Status Run(const Options& opt) {
   for (int64_t bs : batches) {
     Clock::time_point start;
     for (int64_t i = 0; i < warm + opt.steps; ++i) {
-      if (i == warm) start = Clock::now();  // Step() ends in a host wait.
-      Batch b = MakeBatch(bs, opt.context + i, 1, per_seq, shape.vocab,
-                          static_cast<uint32_t>(i));
-      TP_RETURN_IF_ERROR(model.Step(b.tokens, b.pos, b.seq, b.table, b.offsets,
-                                    b.logit_tokens));
+      if (i == warm) start = Clock::now();  // A step ends in a host wait.
+      const StepInput b = MakeBatch(bs, opt.context + i, 1, per_seq,
+                                    shape.vocab, static_cast<uint32_t>(i));
+      TP_RETURN_IF_ERROR(step(b));
       if (i == warm + opt.steps - 1) {
         decode[bs] = bs * opt.steps / Seconds(start, Clock::now());
       }
@@ -326,14 +287,12 @@ absl::Status Run(const Options& opt) {
   }
   for (int64_t len : prompts) {
     // One sequence over the first blocks of the pool.
-    Batch b = MakeBatch(1, 0, len, (len + 15) / 16, shape.vocab, 3);
-    TP_RETURN_IF_ERROR(model.Step(b.tokens, b.pos, b.seq, b.table, b.offsets,
-                                  b.logit_tokens));  // Warm-up.
+    const StepInput b = MakeBatch(1, 0, len, (len + 15) / 16, shape.vocab, 3);
+    TP_RETURN_IF_ERROR(step(b));  // Warm-up.
     const int reps = 2;
     const auto start = Clock::now();
     for (int r = 0; r < reps; ++r) {
-      TP_RETURN_IF_ERROR(model.Step(b.tokens, b.pos, b.seq, b.table, b.offsets,
-                                    b.logit_tokens));
+      TP_RETURN_IF_ERROR(step(b));
     }
     prefill[len] = len * reps / Seconds(start, Clock::now());
     std::fprintf(stderr, "gpu_bench: prefill %ld tokens: %.1f tokens/s\n",

@@ -88,6 +88,16 @@ class Sampler {
   // does not depend on batching, preemption or which process sampled it.
   void Reseed(uint64_t seed) { rng_.seed(seed); }
 
+  // The draw for the token at `position` of a sequence whose request seed
+  // is `seed`: Reseed(PositionSeed(seed, position)), then Sample. The
+  // serving workers and `tpserve generate` both sample through this, so a
+  // seeded request gives the same tokens from either.
+  Result SampleAt(uint64_t seed, int64_t position, absl::Span<float> logits,
+                  absl::Span<const int32_t> previous_tokens) {
+    Reseed(PositionSeed(seed, position));
+    return Sample(logits, previous_tokens);
+  }
+
   const SamplingParams& params() const { return params_; }
 
  private:

@@ -134,6 +134,14 @@ class Backend {
                                        absl::Span<const int32_t> ids,
                                        float* out) = 0;
 
+  // out[i, :] = x[rows[i], :] for i < rows.size(), rows of `cols` floats;
+  // `rows` are host indices into x (the caller checks they are in range).
+  // Picks rows of activations (the tokens whose logits are wanted) without
+  // a round trip through host memory. out must not overlap x.
+  virtual absl::Status GatherRows(const float* x, int64_t cols,
+                                  absl::Span<const int32_t> rows,
+                                  float* out) = 0;
+
   // y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight; y may alias x.
   virtual absl::Status RmsNorm(const float* x, const float* weight, float* y,
                                int64_t rows, int64_t cols, float eps) = 0;

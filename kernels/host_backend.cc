@@ -50,4 +50,23 @@ absl::Status HostBackend::EmbeddingGather(const WeightMatrix& table,
   return EmbeddingGatherReference(table, row_begin, ids, out);
 }
 
+absl::Status HostBackend::GatherRows(const float* x, int64_t cols,
+                                     absl::Span<const int32_t> rows,
+                                     float* out) {
+  if (cols < 0) return absl::InvalidArgumentError("GatherRows: cols < 0");
+  if (rows.empty() || cols == 0) return absl::OkStatus();
+  if (x == nullptr || out == nullptr) {
+    return absl::InvalidArgumentError("GatherRows: null buffer");
+  }
+  const size_t row_bytes = static_cast<size_t>(cols) * sizeof(float);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0) {
+      return absl::InvalidArgumentError("GatherRows: negative row");
+    }
+    std::memcpy(out + i * cols, x + static_cast<size_t>(rows[i]) * cols,
+                row_bytes);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace tpserve

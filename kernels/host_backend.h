@@ -25,6 +25,8 @@ class HostBackend : public Backend {
   absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
                                absl::Span<const int32_t> ids,
                                float* out) override;
+  absl::Status GatherRows(const float* x, int64_t cols,
+                          absl::Span<const int32_t> rows, float* out) override;
 };
 
 }  // namespace tpserve

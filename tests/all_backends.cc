@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -62,6 +63,16 @@ class HostStagingBackend final : public Backend {
     float* d_out = st.Out(out, n);
     if (d_out == nullptr) return st.status;
     return st.Finish(dev_->EmbeddingGather(*w, row_begin, ids, d_out));
+  }
+  absl::Status GatherRows(const float* x, int64_t cols,
+                          absl::Span<const int32_t> rows, float* out) override {
+    // Host memory on both sides: no staging needed.
+    if (cols <= 0 || rows.empty()) return absl::OkStatus();
+    for (size_t i = 0; i < rows.size(); ++i) {
+      std::memcpy(out + i * cols, x + static_cast<size_t>(rows[i]) * cols,
+                  static_cast<size_t>(cols) * sizeof(float));
+    }
+    return absl::OkStatus();
   }
   absl::Status RmsNorm(const float* x, const float* weight, float* y,
                        int64_t rows, int64_t cols, float eps) override {

@@ -119,5 +119,48 @@ TEST(TpPlanTest, RefusesSizesThatDoNotFit) {
               ::testing::HasSubstr("ffn_down (512 columns) is not whole 1024"));
 }
 
+TEST(TpPlanTest, VocabSlicesTileTheVocabularyAsThePlansSay) {
+  // 7 does not divide the heads (no plan), but the vocabulary split does
+  // not care: 128256 % 7 = 2 ranks take an extra row.
+  for (int world : {1, 2, 4, 7}) {
+    int64_t next = 0;
+    for (int rank = 0; rank < world; ++rank) {
+      const VocabSlice v = RankVocab(Llama8B().vocab_size, world, rank);
+      EXPECT_EQ(v.begin, next) << world << " " << rank;
+      next = v.begin + v.size;
+      auto plan = MakeTpPlan(Llama8B(), world, rank);
+      if (!plan.ok()) continue;
+      EXPECT_EQ(plan->vocab_begin, v.begin);
+      EXPECT_EQ(plan->vocab_size, v.size);
+    }
+    EXPECT_EQ(next, Llama8B().vocab_size) << world;
+  }
+  EXPECT_EQ(RankVocab(128256, 7, 1).size, 18323);
+  EXPECT_EQ(RankVocab(128256, 7, 2).size, 18322);
+}
+
+TEST(TpPlanTest, TensorSplitsByName) {
+  EXPECT_EQ(TensorSplitOf("token_embd.weight"), TensorSplit::kVocab);
+  EXPECT_EQ(TensorSplitOf("output.weight"), TensorSplit::kVocab);
+  EXPECT_EQ(TensorSplitOf("output_norm.weight"), TensorSplit::kReplicated);
+  EXPECT_EQ(TensorSplitOf("blk.3.attn_q.weight"), TensorSplit::kQHeads);
+  EXPECT_EQ(TensorSplitOf("blk.3.attn_q.bias"), TensorSplit::kQHeads);
+  EXPECT_EQ(TensorSplitOf("blk.3.attn_output.weight"), TensorSplit::kQHeads);
+  EXPECT_EQ(TensorSplitOf("blk.3.attn_k.bias"), TensorSplit::kKvHeads);
+  EXPECT_EQ(TensorSplitOf("blk.3.attn_v.weight"), TensorSplit::kKvHeads);
+  EXPECT_EQ(TensorSplitOf("blk.3.ffn_down.weight"), TensorSplit::kFfn);
+  EXPECT_EQ(TensorSplitOf("blk.3.attn_q_norm.weight"),
+            TensorSplit::kReplicated);
+  EXPECT_EQ(TensorSplitOf("blk.3.attn_norm.weight"), TensorSplit::kReplicated);
+  auto plan = MakeTpPlan(SmolLM2(), 3, 1);
+  ASSERT_TRUE(plan.ok());
+  const TensorShare vocab = RankShare(SmolLM2(), *plan, TensorSplit::kVocab);
+  EXPECT_EQ(vocab.part, plan->vocab_size);
+  EXPECT_EQ(vocab.whole, 49152);
+  const TensorShare kv = RankShare(SmolLM2(), *plan, TensorSplit::kKvHeads);
+  EXPECT_EQ(kv.part, 1);
+  EXPECT_EQ(kv.whole, 3);
+}
+
 }  // namespace
 }  // namespace tpserve

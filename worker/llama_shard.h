@@ -2,17 +2,19 @@
 // Qwen3): its slices of the weights, its KV cache blocks, and the forward
 // pass over a batch of sequences.
 //
-// The forward pass reads like the model (Megatron-style TP, DESIGN.md):
-//   x = embed(tokens)                       vocab-parallel gather + all-reduce
+// Forward reads like the model (Megatron-style TP, docs/design.md); each
+// part is one function over the step's Activations (worker/llama_layers.cc):
+//   Embed:           x = embed(tokens)          vocab-parallel + all-reduce
 //   for each layer:
-//     h = rmsnorm(x);  q,k,v = h Wq, h Wk, h Wv   (this rank's heads)
-//     q,k,v += bq,bk,bv                       (Qwen2)
-//     q,k = rmsnorm_per_head(q,k)             (Qwen3)
-//     q,k = rope(q,k);  a = attention(q, cache[k,v])
-//     x += allreduce(a Wo)                  row-parallel output projection
-//     h = rmsnorm(x)
-//     x += allreduce((silu(h Wgate) * h Wup) Wdown)
-//   logits = rmsnorm(x) Wlm                 vocab-parallel, gathered on rank 0
+//     AttentionBlock: h = rmsnorm(x);  q,k,v = h Wq, h Wk, h Wv (rank's heads)
+//                     q,k,v += bq,bk,bv                          (Qwen2)
+//                     q,k = rmsnorm_per_head(q,k)                (Qwen3)
+//                     q,k = rope(q,k);  a = attention(q, cache[k,v])
+//                     x += allreduce(a Wo)      row-parallel output projection
+//     FeedForward:    h = rmsnorm(x)
+//                     x += allreduce((silu(h Wgate) * h Wup) Wdown)
+//   LmHead:          logits = rmsnorm(x[wanted rows]) Wlm
+//                     vocab-parallel, gathered on rank 0
 #ifndef TPSERVE_WORKER_LLAMA_SHARD_H_
 #define TPSERVE_WORKER_LLAMA_SHARD_H_
 
@@ -21,11 +23,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "common/model_config.h"
 #include "common/model_weights.h"
 #include "kernels/backend.h"
 #include "worker/communicator.h"
 #include "worker/tp_plan.h"
+#include "worker/weight_source.h"
 
 namespace tpserve {
 
@@ -49,12 +53,38 @@ struct StepInput {
 // linear and YaRN scaling folded into ggml's rope_ext parameters.
 RopeParams RopeParamsFor(const ModelConfig& config);
 
+// The scratch activations of one step, in backend memory. Rows are tokens
+// (n of the step) or logit rows (m); widths are this rank's shares.
+// Allocated for the largest step seen and never shrunk, so a steady decode
+// loop allocates nothing.
+struct Activations {
+  int64_t tokens = 0;       // Capacity in token rows.
+  int64_t logit_rows = 0;   // Capacity in logit rows.
+  float* x = nullptr;       // [tokens, hidden] the residual stream.
+  float* h = nullptr;       // [tokens, hidden] rmsnorm(x): a block's input.
+  float* q = nullptr;       // [tokens, q_heads * head_dim]
+  float* k = nullptr;       // [tokens, kv_heads * head_dim]
+  float* v = nullptr;       // [tokens, kv_heads * head_dim]
+  float* attn = nullptr;    // [tokens, q_heads * head_dim] attention output.
+  float* proj = nullptr;    // [tokens, hidden] a block's (partial) output.
+  float* gate = nullptr;    // [tokens, ffn_size], then silu(gate) * up.
+  float* up = nullptr;      // [tokens, ffn_size]
+  float* last = nullptr;    // [logit_rows, hidden] rows the LM head reads.
+  float* logits = nullptr;  // [logit_rows, vocab_size] this rank's slice.
+};
+
 class LlamaShard {
  public:
-  // Takes this rank's slices of `model` (no copies of quantized weights on
-  // CPU; the file mapping must outlive the shard) and allocates a KV cache
-  // of `kv_blocks` blocks of `block_size` tokens. `comm` may be null when
-  // plan.world == 1.
+  // Takes this rank's slices of the weights `weights` hands out and
+  // allocates a KV cache of `kv_blocks` blocks of `block_size` tokens. What
+  // `weights` returned (e.g. the file mapping it reads in place on CPU)
+  // must outlive the shard; the source object itself need not. `comm` may
+  // be null when plan.world == 1.
+  static absl::StatusOr<std::unique_ptr<LlamaShard>> Create(
+      WeightSource& weights, const TpPlan& plan, Backend* backend,
+      Communicator* comm, int64_t kv_blocks, int64_t block_size);
+  // The same over a model file (ModelWeightSource): no copies of quantized
+  // weights on CPU; the file mapping must outlive the shard.
   static absl::StatusOr<std::unique_ptr<LlamaShard>> Create(
       const ModelWeights& model, const TpPlan& plan, Backend* backend,
       Communicator* comm, int64_t kv_blocks, int64_t block_size);
@@ -88,12 +118,24 @@ class LlamaShard {
   LlamaShard(const ModelConfig& config, const TpPlan& plan, Backend* backend,
              Communicator* comm)
       : config_(config), plan_(plan), backend_(backend), comm_(comm) {}
-  absl::Status Load(const ModelWeights& model);
-  absl::Status EnsureScratch(int64_t n_tokens, int64_t n_logits);
-  // The whole vector, or elements [begin, begin + count) of it.
-  absl::StatusOr<float*> UploadVector(const TensorView& t, int64_t begin = 0,
-                                      int64_t count = -1);
+  absl::Status Load(WeightSource& weights);
+  absl::Status CheckStep(const StepInput& in) const;
+  absl::Status EnsureActivations(int64_t n_tokens, int64_t n_logits);
+  void FreeActivations();
   absl::Status AllReduce(float* data, size_t count);
+
+  // The parts of the model (worker/llama_layers.cc), in Forward's order.
+  // Each reads and writes act_; n is the step's token count.
+  // act_.x = the embedding of `tokens` (all ranks' vocabulary slices).
+  absl::Status Embed(absl::Span<const int32_t> tokens);
+  // act_.x += attention of layer `il` over rmsnorm(act_.x), caching K, V.
+  absl::Status AttentionBlock(int64_t il, const AttentionBatch& batch);
+  // act_.x += the feed-forward of layer `il` over rmsnorm(act_.x).
+  absl::Status FeedForward(int64_t il, int64_t n);
+  // The logits of act_.x's rows `rows`: this rank's vocabulary slice in
+  // act_.logits, then (GatherLogits) the whole rows on rank 0.
+  absl::Status LmHead(absl::Span<const int32_t> rows);
+  absl::Status GatherLogits(int64_t m, std::vector<float>* logits);
 
   ModelConfig config_;
   TpPlan plan_;
@@ -108,16 +150,12 @@ class LlamaShard {
   std::vector<Layer> layers_;
   void* k_cache_ = nullptr;  // Elements of kv_.dtype.
   void* v_cache_ = nullptr;
-  std::vector<float*> owned_;  // Freed in the destructor.
+  std::vector<float*> owned_;  // Weights and caches, freed in the destructor.
 
-  // Scratch activations, grown (never shrunk) to the largest batch seen so
-  // a steady decode loop allocates nothing.
-  int64_t scratch_tokens_ = 0, scratch_logits_ = 0;
-  float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr,
-        *v_ = nullptr, *attn_ = nullptr, *proj_ = nullptr, *gate_ = nullptr,
-        *up_ = nullptr, *last_ = nullptr, *local_logits_ = nullptr;
-  // Host staging, reused across steps (resize never shrinks capacity).
-  std::vector<float> host_logits_, host_rows_, gathered_;
+  Activations act_;
+  // Host staging of the logits, reused across steps (resize never shrinks
+  // capacity).
+  std::vector<float> host_logits_, gathered_;
 };
 
 }  // namespace tpserve

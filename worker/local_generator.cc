@@ -92,10 +92,11 @@ absl::Status RunRank(const ModelWeights& model,
     if (rank == 0) {
       if (i == 0) result->first_logits = logits;
       if (options.record_logits) result->step_logits.push_back(logits);
-      // Seeded per position, exactly as the serving workers do, so a seeded
-      // request gives the same text here and from `tpserve serve`.
-      sampler->Reseed(PositionSeed(seed, static_cast<int64_t>(history.size())));
-      Sampler::Result s = sampler->Sample(absl::MakeSpan(logits), history);
+      // Seeded per position through the serving workers' SampleAt, so a
+      // seeded request gives the same text here and from `tpserve serve`.
+      Sampler::Result s =
+          sampler->SampleAt(seed, static_cast<int64_t>(history.size()),
+                            absl::MakeSpan(logits), history);
       next[0] = s.token;
       const bool stop =
           std::find(options.stop_ids.begin(), options.stop_ids.end(),

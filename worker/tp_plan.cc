@@ -61,11 +61,55 @@ absl::StatusOr<TpPlan> MakeTpPlan(const ModelConfig& c, int world, int rank,
     p.kv_heads = 1;
     p.kv_head_begin = rank / (world / c.n_kv_heads);
   }
-  // Vocabulary: the first (vocab % world) ranks take one extra row.
-  const int64_t base = c.vocab_size / world, extra = c.vocab_size % world;
-  p.vocab_size = base + (rank < extra ? 1 : 0);
-  p.vocab_begin = rank * base + (rank < extra ? rank : extra);
+  const VocabSlice vocab = RankVocab(c.vocab_size, world, rank);
+  p.vocab_begin = vocab.begin;
+  p.vocab_size = vocab.size;
   return p;
+}
+
+VocabSlice RankVocab(int64_t vocab_size, int world, int rank) {
+  const int64_t base = vocab_size / world, extra = vocab_size % world;
+  VocabSlice v;
+  v.size = base + (rank < extra ? 1 : 0);
+  v.begin = rank * base + (rank < extra ? rank : extra);
+  return v;
+}
+
+TensorSplit TensorSplitOf(absl::string_view n) {
+  if (n == "token_embd.weight" || n == "output.weight") {
+    return TensorSplit::kVocab;
+  }
+  if (!absl::StartsWith(n, "blk.")) return TensorSplit::kReplicated;
+  for (const char* s :
+       {".attn_q.weight", ".attn_q.bias", ".attn_output.weight"}) {
+    if (absl::EndsWith(n, s)) return TensorSplit::kQHeads;
+  }
+  for (const char* s :
+       {".attn_k.weight", ".attn_v.weight", ".attn_k.bias", ".attn_v.bias"}) {
+    if (absl::EndsWith(n, s)) return TensorSplit::kKvHeads;
+  }
+  for (const char* s :
+       {".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"}) {
+    if (absl::EndsWith(n, s)) return TensorSplit::kFfn;
+  }
+  return TensorSplit::kReplicated;
+}
+
+TensorShare RankShare(const ModelConfig& c, const TpPlan& plan,
+                      TensorSplit split) {
+  switch (split) {
+    case TensorSplit::kReplicated:
+      return {1, 1};
+    case TensorSplit::kVocab:
+      return {plan.vocab_size, c.vocab_size};
+    case TensorSplit::kQHeads:
+      return {plan.q_heads, c.n_heads};
+    case TensorSplit::kKvHeads:
+      return {plan.kv_heads, c.n_kv_heads};
+    case TensorSplit::kFfn:
+      return {plan.ffn_size, c.intermediate_size};
+  }
+  return {1, 1};
 }
 
 std::vector<int> ValidTpSizes(const ModelConfig& config, int max_world,

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/model_config.h"
 #include "common/model_weights.h"
 
@@ -30,6 +31,38 @@ struct TpPlan {
   int64_t vocab_begin = 0;
   int64_t vocab_size = 0;  // Vocabulary rows on this rank (may differ by 1).
 };
+
+// A rank's rows of the vocabulary: [begin, begin + size). The first
+// (vocab_size % world) ranks take one extra row. MakeTpPlan's vocab_begin
+// and vocab_size are this for its rank; whoever needs another rank's rows
+// (the logit gather) asks here rather than re-deriving the split.
+struct VocabSlice {
+  int64_t begin = 0;
+  int64_t size = 0;
+};
+VocabSlice RankVocab(int64_t vocab_size, int world, int rank);
+
+// How the ranks split a weight tensor (the slices LlamaShard takes), by
+// canonical name.
+enum class TensorSplit {
+  kReplicated,  // Whole on every rank: norms, RoPE factors.
+  kVocab,       // Rows of the vocabulary: token_embd, output.
+  kQHeads,      // Query heads: attn_q (rows, bias), attn_output (columns).
+  kKvHeads,     // KV heads: attn_k, attn_v (rows, biases).
+  kFfn,         // FFN columns: ffn_gate, ffn_up (rows), ffn_down (columns).
+};
+TensorSplit TensorSplitOf(absl::string_view canonical_name);
+
+// The part of `split`'s dimension rank `plan` holds, out of the whole
+// (e.g. q_heads of n_heads); {1, 1} for kReplicated. Since every slice is
+// whole rows or whole quantization blocks, a tensor's bytes on the rank are
+// exactly bytes / whole * part.
+struct TensorShare {
+  int64_t part = 1;
+  int64_t whole = 1;
+};
+TensorShare RankShare(const ModelConfig& config, const TpPlan& plan,
+                      TensorSplit split);
 
 // The quantization block sizes of the row-parallel weights (32 for Q4_1 or
 // Q5_0, 256 for K-quants, 1 for floats): a rank's share of a row must be

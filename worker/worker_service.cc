@@ -64,38 +64,16 @@ double Ms(Clock::time_point a, Clock::time_point b) {
 }
 
 // Bytes of the weights rank `plan` views: each tensor's share by the slice
-// LlamaShard takes of it (rows or whole-block columns, so the shares are
-// exact), norms whole.
+// LlamaShard takes of it (TensorSplitOf: rows or whole-block columns, so
+// the shares are exact), norms whole.
 uint64_t RankWeightBytes(const ModelWeights& model, const TpPlan& plan) {
-  const ModelConfig& c = model.config();
-  auto share = [](uint64_t bytes, int64_t part, int64_t whole) {
-    return whole > 0 ? bytes / static_cast<uint64_t>(whole) *
-                           static_cast<uint64_t>(part)
-                     : bytes;
-  };
-  auto ends_with = [](const std::string& s, const char* suffix) {
-    const size_t n = std::char_traits<char>::length(suffix);
-    return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-  };
   uint64_t total = 0;
   for (const TensorView& t : model.tensors()) {
-    const std::string& n = t.name;
-    uint64_t bytes = t.n_bytes;
-    if (n == "token_embd.weight" || n == "output.weight") {
-      bytes = share(bytes, plan.vocab_size, c.vocab_size);
-    } else if (ends_with(n, ".attn_q.weight") || ends_with(n, ".attn_q.bias") ||
-               ends_with(n, ".attn_output.weight")) {
-      bytes = share(bytes, plan.q_heads, c.n_heads);
-    } else if (ends_with(n, ".attn_k.weight") ||
-               ends_with(n, ".attn_v.weight") || ends_with(n, ".attn_k.bias") ||
-               ends_with(n, ".attn_v.bias")) {
-      bytes = share(bytes, plan.kv_heads, c.n_kv_heads);
-    } else if (ends_with(n, ".ffn_gate.weight") ||
-               ends_with(n, ".ffn_up.weight") ||
-               ends_with(n, ".ffn_down.weight")) {
-      bytes = share(bytes, plan.ffn_size, c.intermediate_size);
-    }
-    total += bytes;
+    const TensorShare share =
+        RankShare(model.config(), plan, TensorSplitOf(t.name));
+    total += share.whole > 0 ? t.n_bytes / static_cast<uint64_t>(share.whole) *
+                                   static_cast<uint64_t>(share.part)
+                             : t.n_bytes;
   }
   return total;
 }
@@ -577,12 +555,12 @@ absl::Status WorkerService::RunStep(uint64_t generation,
       const worker::v1::SequenceStep& seq =
           request.sequences(prepared.sampled[row]);
       SequenceState& st = stream.seqs.at(seq.seq_id());
-      // The new token's position; local_generator.cc seeds the same way,
-      // so a seeded request samples the same tokens there and here.
+      // The new token's position (SampleAt: the same draw as
+      // local_generator.cc's for it).
       const int64_t position =
           static_cast<int64_t>(seq.position()) + seq.tokens_size();
-      st.sampler->Reseed(PositionSeed(st.params.seed, position));
-      Sampler::Result r = st.sampler->Sample(
+      Sampler::Result r = st.sampler->SampleAt(
+          st.params.seed, position,
           absl::MakeSpan(logits.data() + row * static_cast<size_t>(vocab),
                          static_cast<size_t>(vocab)),
           st.history);

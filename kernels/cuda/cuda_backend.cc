@@ -148,6 +148,8 @@ class CudaBackend final : public Backend {
   absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
                                absl::Span<const int32_t> ids,
                                float* out) override;
+  absl::Status GatherRows(const float* x, int64_t cols,
+                          absl::Span<const int32_t> rows, float* out) override;
   absl::Status RmsNorm(const float* x, const float* weight, float* y,
                        int64_t rows, int64_t cols, float eps) override;
   absl::Status MatMul(const WeightMatrix& w, const float* x, int64_t n,
@@ -321,6 +323,29 @@ absl::Status CudaBackend::CopyToHost(const float* src, float* dst, size_t n) {
   TP_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, n * sizeof(float),
                                           cudaMemcpyDeviceToHost, stream_));
   return cuda::CudaStatus(cudaStreamSynchronize(stream_), "CopyToHost");
+}
+
+// One device-to-device copy per row on the stream: the rows are few (one
+// per sequence of a step), so a gather kernel would not pay off.
+absl::Status CudaBackend::GatherRows(const float* x, int64_t cols,
+                                     absl::Span<const int32_t> rows,
+                                     float* out) {
+  if (cols < 0) return absl::InvalidArgumentError("GatherRows: cols < 0");
+  if (rows.empty() || cols == 0) return absl::OkStatus();
+  if (x == nullptr || out == nullptr) {
+    return absl::InvalidArgumentError("GatherRows: null buffer");
+  }
+  TP_RETURN_IF_ERROR(Activate());
+  const size_t row_bytes = static_cast<size_t>(cols) * sizeof(float);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0) {
+      return absl::InvalidArgumentError("GatherRows: negative row");
+    }
+    TP_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(out + i * cols, x + static_cast<size_t>(rows[i]) * cols,
+                        row_bytes, cudaMemcpyDeviceToDevice, stream_));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CudaBackend::CopyFromHost(const float* src, float* dst, size_t n) {
