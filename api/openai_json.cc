@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "common/field_error.h"
 #include "common/json_util.h"
 #include "common/status_macros.h"
 
@@ -28,12 +29,39 @@ const json* Get(const json& body, const char* name) {
   return &*it;
 }
 
-absl::Status Invalid(absl::string_view message) {
-  return absl::InvalidArgumentError(message);
+// A refusal naming the parameter `field` (an OpenAI path such as
+// "messages[0].content"), which ApiErrorFromStatus reports as `param`.
+absl::Status Invalid(absl::string_view field, absl::string_view message) {
+  return FieldError(field, message);
 }
 
-absl::Status Unsupported(absl::string_view what) {
-  return Invalid(absl::StrCat(what, " is not supported by this server"));
+// `what` starts with the parameter `field` ("best_of other than n").
+absl::Status Unsupported(absl::string_view field, absl::string_view what) {
+  return Invalid(field, absl::StrCat(what, " is not supported by this server"));
+}
+
+absl::Status Unsupported(absl::string_view field) {
+  return Unsupported(field, field);
+}
+
+// json_util's conversions name `field` in their messages; these also carry
+// it as the error's field.
+template <typename T>
+absl::StatusOr<T> Named(absl::StatusOr<T> value, absl::string_view field) {
+  if (!value.ok()) return WithField(value.status(), field);
+  return value;
+}
+
+absl::StatusOr<double> ToDouble(const json& v, absl::string_view field) {
+  return Named(JsonToDouble(v, field), field);
+}
+
+absl::StatusOr<bool> ToBool(const json& v, absl::string_view field) {
+  return Named(JsonToBool(v, field), field);
+}
+
+absl::StatusOr<std::string> ToString(const json& v, absl::string_view field) {
+  return Named(JsonToString(v, field), field);
 }
 
 // double -> float without undefined behaviour: out of float's range becomes
@@ -49,15 +77,15 @@ absl::StatusOr<std::optional<float>> OptFloat(const json& body,
                                               const char* name) {
   const json* v = Get(body, name);
   if (v == nullptr) return std::optional<float>();
-  TP_ASSIGN_OR_RETURN(double d, JsonToDouble(*v, name));
+  TP_ASSIGN_OR_RETURN(double d, ToDouble(*v, name));
   return std::optional<float>(ToFloat(d));
 }
 
 absl::StatusOr<int32_t> ToInt32(const json& v, absl::string_view name) {
-  TP_ASSIGN_OR_RETURN(int64_t i, JsonToInt(v, name));
+  TP_ASSIGN_OR_RETURN(int64_t i, Named(JsonToInt(v, name), name));
   if (i < std::numeric_limits<int32_t>::min() ||
       i > std::numeric_limits<int32_t>::max()) {
-    return Invalid(absl::StrCat(name, " = ", i, " is out of range"));
+    return Invalid(name, absl::StrCat(name, " = ", i, " is out of range"));
   }
   return static_cast<int32_t>(i);
 }
@@ -74,7 +102,7 @@ absl::StatusOr<std::optional<bool>> OptBool(const json& body,
                                             const char* name) {
   const json* v = Get(body, name);
   if (v == nullptr) return std::optional<bool>();
-  TP_ASSIGN_OR_RETURN(bool b, JsonToBool(*v, name));
+  TP_ASSIGN_OR_RETURN(bool b, ToBool(*v, name));
   return std::optional<bool>(b);
 }
 
@@ -104,31 +132,32 @@ absl::Status ParseSampling(const json& body, v1::SamplingParameters* s) {
     } else if (v->is_number_integer()) {
       s->set_seed(static_cast<uint64_t>(v->get<int64_t>()));
     } else {
-      return Invalid(
-          absl::StrCat("seed is ", JsonTypeName(*v), ", expected an integer"));
+      return Invalid("seed", absl::StrCat("seed is ", JsonTypeName(*v),
+                                          ", expected an integer"));
     }
   }
 
   if (const json* v = Get(body, "logit_bias")) {
     if (!v->is_object()) {
-      return Invalid(absl::StrCat("logit_bias is ", JsonTypeName(*v),
+      return Invalid("logit_bias",
+                     absl::StrCat("logit_bias is ", JsonTypeName(*v),
                                   ", expected an object of token id -> bias"));
     }
     auto* bias = s->mutable_logit_bias();
     for (auto it = v->begin(); it != v->end(); ++it) {
       int32_t id = 0;
       if (!absl::SimpleAtoi(it.key(), &id)) {
-        return Invalid(absl::StrCat("logit_bias key \"",
-                                    EscapeForMessage(it.key()),
-                                    "\" is not a token id"));
+        return Invalid("logit_bias", absl::StrCat("logit_bias key \"",
+                                                  EscapeForMessage(it.key()),
+                                                  "\" is not a token id"));
       }
       TP_ASSIGN_OR_RETURN(
           double b,
-          JsonToDouble(it.value(), absl::StrCat("logit_bias[\"", id, "\"]")));
+          ToDouble(it.value(), absl::StrCat("logit_bias[\"", id, "\"]")));
       // "7" and "07" are one token; saying it twice is a client bug.
       if (!bias->insert({id, ToFloat(b)}).second) {
-        return Invalid(
-            absl::StrCat("logit_bias names token ", id, " more than once"));
+        return Invalid("logit_bias", absl::StrCat("logit_bias names token ", id,
+                                                  " more than once"));
       }
     }
   }
@@ -143,12 +172,13 @@ absl::Status ParseStop(const json& body, v1::GenerateRequest* r) {
     return absl::OkStatus();
   }
   if (!v->is_array()) {
-    return Invalid(absl::StrCat("stop is ", JsonTypeName(*v),
+    return Invalid("stop",
+                   absl::StrCat("stop is ", JsonTypeName(*v),
                                 ", expected a string or a list of strings"));
   }
   for (size_t i = 0; i < v->size(); ++i) {
     TP_ASSIGN_OR_RETURN(std::string stop,
-                        JsonToString((*v)[i], absl::StrCat("stop[", i, "]")));
+                        ToString((*v)[i], absl::StrCat("stop[", i, "]")));
     r->add_stop(std::move(stop));
   }
   return absl::OkStatus();
@@ -169,7 +199,7 @@ absl::Status ParseTokenIds(const json& list, absl::string_view name,
 absl::Status ParsePrompts(const json& body, const v1::GenerateRequest& base,
                           std::vector<v1::GenerateRequest>* out) {
   const json* p = Get(body, "prompt");
-  if (p == nullptr) return Invalid("prompt is required");
+  if (p == nullptr) return Invalid("prompt", "prompt is required");
   if (p->is_string()) {
     out->push_back(base);
     out->back().set_text(p->get<std::string>());
@@ -179,9 +209,10 @@ absl::Status ParsePrompts(const json& body, const v1::GenerateRequest& base,
       "expected a string, a list of strings, a list of token ids or a list of "
       "token id lists";
   if (!p->is_array()) {
-    return Invalid(absl::StrCat("prompt is ", JsonTypeName(*p), ", ", kShapes));
+    return Invalid("prompt",
+                   absl::StrCat("prompt is ", JsonTypeName(*p), ", ", kShapes));
   }
-  if (p->empty()) return Invalid("prompt must not be an empty list");
+  if (p->empty()) return Invalid("prompt", "prompt must not be an empty list");
   const json& first = p->front();
   if (first.is_number()) {
     out->push_back(base);
@@ -196,7 +227,8 @@ absl::Status ParsePrompts(const json& body, const v1::GenerateRequest& base,
       TP_RETURN_IF_ERROR(ParseTokenIds(item, absl::StrCat("prompt[", i, "]"),
                                        out->back().mutable_token_ids()));
     } else {
-      return Invalid(absl::StrCat("prompt[", i, "] is ", JsonTypeName(item),
+      return Invalid(absl::StrCat("prompt[", i, "]"),
+                     absl::StrCat("prompt[", i, "] is ", JsonTypeName(item),
                                   " in a list starting with ",
                                   JsonTypeName(first), "; ", kShapes));
     }
@@ -210,7 +242,8 @@ absl::StatusOr<std::string> ParseContent(const json& content,
                                          const std::string& field) {
   if (content.is_string()) return content.get<std::string>();
   if (!content.is_array()) {
-    return Invalid(absl::StrCat(field, " is ", JsonTypeName(content),
+    return Invalid(field,
+                   absl::StrCat(field, " is ", JsonTypeName(content),
                                 ", expected a string or a list of parts"));
   }
   std::vector<std::string> texts;
@@ -218,21 +251,23 @@ absl::StatusOr<std::string> ParseContent(const json& content,
     const std::string part_field = absl::StrCat(field, "[", j, "]");
     const json& part = content[j];
     if (!part.is_object()) {
-      return Invalid(absl::StrCat(part_field, " is ", JsonTypeName(part),
+      return Invalid(part_field,
+                     absl::StrCat(part_field, " is ", JsonTypeName(part),
                                   ", expected an object"));
     }
     const json* type = Get(part, "type");
-    if (type == nullptr) return Invalid(part_field + ".type is required");
-    TP_ASSIGN_OR_RETURN(std::string t,
-                        JsonToString(*type, part_field + ".type"));
+    if (type == nullptr)
+      return Invalid(part_field + ".type", part_field + ".type is required");
+    TP_ASSIGN_OR_RETURN(std::string t, ToString(*type, part_field + ".type"));
     if (t != "text") {
-      return Invalid(absl::StrCat(part_field, ".type \"", EscapeForMessage(t),
+      return Invalid(part_field + ".type",
+                     absl::StrCat(part_field, ".type \"", EscapeForMessage(t),
                                   "\" is not supported: only text parts are"));
     }
     const json* text = Get(part, "text");
-    if (text == nullptr) return Invalid(part_field + ".text is required");
-    TP_ASSIGN_OR_RETURN(std::string s,
-                        JsonToString(*text, part_field + ".text"));
+    if (text == nullptr)
+      return Invalid(part_field + ".text", part_field + ".text is required");
+    TP_ASSIGN_OR_RETURN(std::string s, ToString(*text, part_field + ".text"));
     texts.push_back(std::move(s));
   }
   return absl::StrJoin(texts, "\n");
@@ -244,44 +279,48 @@ absl::StatusOr<std::string> ParseContent(const json& content,
 absl::Status ParseToolCalls(const json& calls, const std::string& field,
                             v1::ChatMessage* out) {
   if (!calls.is_array()) {
-    return Invalid(absl::StrCat(field, " is ", JsonTypeName(calls),
-                                ", expected a list of tool calls"));
+    return Invalid(field, absl::StrCat(field, " is ", JsonTypeName(calls),
+                                       ", expected a list of tool calls"));
   }
   for (size_t j = 0; j < calls.size(); ++j) {
     const std::string at = absl::StrCat(field, "[", j, "]");
     const json& call = calls[j];
     if (!call.is_object()) {
-      return Invalid(
-          absl::StrCat(at, " is ", JsonTypeName(call), ", expected an object"));
+      return Invalid(at, absl::StrCat(at, " is ", JsonTypeName(call),
+                                      ", expected an object"));
     }
     v1::ChatToolCall* c = out->add_tool_calls();
     if (const json* id = Get(call, "id")) {
-      TP_ASSIGN_OR_RETURN(*c->mutable_id(), JsonToString(*id, at + ".id"));
+      TP_ASSIGN_OR_RETURN(*c->mutable_id(), ToString(*id, at + ".id"));
     }
     if (const json* type = Get(call, "type")) {
-      TP_ASSIGN_OR_RETURN(std::string t, JsonToString(*type, at + ".type"));
+      TP_ASSIGN_OR_RETURN(std::string t, ToString(*type, at + ".type"));
       if (t != "function") {
-        return Invalid(absl::StrCat(at, ".type \"", EscapeForMessage(t),
+        return Invalid(at + ".type",
+                       absl::StrCat(at, ".type \"", EscapeForMessage(t),
                                     "\" is not supported: only function"));
       }
     }
     const json* function = Get(call, "function");
     if (function == nullptr || !function->is_object()) {
-      return Invalid(at + ".function is required (an object)");
+      return Invalid(at + ".function",
+                     at + ".function is required (an object)");
     }
     const json* name = Get(*function, "name");
-    if (name == nullptr) return Invalid(at + ".function.name is required");
+    if (name == nullptr)
+      return Invalid(at + ".function.name", at + ".function.name is required");
     TP_ASSIGN_OR_RETURN(*c->mutable_name(),
-                        JsonToString(*name, at + ".function.name"));
+                        ToString(*name, at + ".function.name"));
     if (const json* args = Get(*function, "arguments")) {
       if (args->is_string()) {
         c->set_arguments(args->get<std::string>());
       } else if (args->is_object()) {
         c->set_arguments(args->dump());
       } else {
-        return Invalid(absl::StrCat(at, ".function.arguments is ",
-                                    JsonTypeName(*args),
-                                    ", expected JSON text or an object"));
+        return Invalid(
+            at + ".function.arguments",
+            absl::StrCat(at, ".function.arguments is ", JsonTypeName(*args),
+                         ", expected JSON text or an object"));
       }
     }
   }
@@ -290,21 +329,22 @@ absl::Status ParseToolCalls(const json& calls, const std::string& field,
 
 absl::Status ParseMessages(const json& body, v1::ChatMessages* out) {
   const json* m = Get(body, "messages");
-  if (m == nullptr) return Invalid("messages is required");
+  if (m == nullptr) return Invalid("messages", "messages is required");
   if (!m->is_array()) {
-    return Invalid(absl::StrCat("messages is ", JsonTypeName(*m),
-                                ", expected a list of messages"));
+    return Invalid("messages", absl::StrCat("messages is ", JsonTypeName(*m),
+                                            ", expected a list of messages"));
   }
   for (size_t i = 0; i < m->size(); ++i) {
     const std::string field = absl::StrCat("messages[", i, "]");
     const json& msg = (*m)[i];
     if (!msg.is_object()) {
-      return Invalid(absl::StrCat(field, " is ", JsonTypeName(msg),
-                                  ", expected an object"));
+      return Invalid(field, absl::StrCat(field, " is ", JsonTypeName(msg),
+                                         ", expected an object"));
     }
     const json* role = Get(msg, "role");
-    if (role == nullptr) return Invalid(field + ".role is required");
-    TP_ASSIGN_OR_RETURN(std::string r, JsonToString(*role, field + ".role"));
+    if (role == nullptr)
+      return Invalid(field + ".role", field + ".role is required");
+    TP_ASSIGN_OR_RETURN(std::string r, ToString(*role, field + ".role"));
     // OpenAI's newer name for the system prompt.
     if (r == "developer") r = "system";
     v1::ChatMessage* out_msg = out->add_messages();
@@ -313,7 +353,7 @@ absl::Status ParseMessages(const json& body, v1::ChatMessages* out) {
       const json* v = Get(msg, key);
       if (v == nullptr || v->is_null()) continue;
       TP_ASSIGN_OR_RETURN(std::string text,
-                          JsonToString(*v, absl::StrCat(field, ".", key)));
+                          ToString(*v, absl::StrCat(field, ".", key)));
       if (std::string(key) == "name") {
         out_msg->set_name(std::move(text));
       } else if (std::string(key) == "tool_call_id") {
@@ -331,7 +371,7 @@ absl::Status ParseMessages(const json& body, v1::ChatMessages* out) {
     if (content == nullptr || content->is_null()) {
       // An assistant turn that only called tools has no content.
       if (out_msg->role() == "assistant") continue;
-      return Invalid(field + ".content is required");
+      return Invalid(field + ".content", field + ".content is required");
     }
     TP_ASSIGN_OR_RETURN(std::string text,
                         ParseContent(*content, field + ".content"));
@@ -341,9 +381,10 @@ absl::Status ParseMessages(const json& body, v1::ChatMessages* out) {
   if (const json* kwargs = Get(body, "chat_template_kwargs");
       kwargs != nullptr && !kwargs->is_null()) {
     if (!kwargs->is_object()) {
-      return Invalid(absl::StrCat("chat_template_kwargs is ",
-                                  JsonTypeName(*kwargs),
-                                  ", expected an object"));
+      return Invalid(
+          "chat_template_kwargs",
+          absl::StrCat("chat_template_kwargs is ", JsonTypeName(*kwargs),
+                       ", expected an object"));
     }
     out->set_chat_template_kwargs_json(kwargs->dump());
   }
@@ -357,7 +398,7 @@ absl::Status RefuseUnsupported(const json& body, Endpoint endpoint) {
     TP_ASSIGN_OR_RETURN(auto echo, OptBool(body, "echo"));
     if (echo.value_or(false)) return Unsupported("echo");
     if (const json* v = Get(body, "suffix")) {
-      TP_ASSIGN_OR_RETURN(std::string suffix, JsonToString(*v, "suffix"));
+      TP_ASSIGN_OR_RETURN(std::string suffix, ToString(*v, "suffix"));
       if (!suffix.empty()) return Unsupported("suffix");
     }
   }
@@ -371,7 +412,8 @@ absl::Status RefuseUnsupported(const json& body, Endpoint endpoint) {
     const json* type = v->is_object() ? Get(*v, "type") : nullptr;
     if (type == nullptr || !type->is_string() ||
         type->get<std::string>() != "text") {
-      return Unsupported("response_format other than {\"type\": \"text\"}");
+      return Unsupported("response_format",
+                         "response_format other than {\"type\": \"text\"}");
     }
   }
   return absl::OkStatus();
@@ -495,14 +537,16 @@ ordered_json Header(const ResponseMeta& meta, const char* object) {
 absl::StatusOr<ParsedRequest> ParseRequest(const json& body, Endpoint endpoint,
                                            const ParseLimits& limits) {
   if (!body.is_object()) {
-    return Invalid(absl::StrCat("the request body is ", JsonTypeName(body),
-                                ", expected a JSON object"));
+    // Not one parameter: no field.
+    return absl::InvalidArgumentError(absl::StrCat("the request body is ",
+                                                   JsonTypeName(body),
+                                                   ", expected a JSON object"));
   }
   ParsedRequest out;
   out.endpoint = endpoint;
   const bool chat = endpoint == Endpoint::kChatCompletions;
   if (const json* v = Get(body, "model")) {
-    TP_ASSIGN_OR_RETURN(std::string model, JsonToString(*v, "model"));
+    TP_ASSIGN_OR_RETURN(std::string model, ToString(*v, "model"));
     out.model = std::move(model);
   }
   TP_RETURN_IF_ERROR(RefuseUnsupported(body, endpoint));
@@ -512,7 +556,8 @@ absl::StatusOr<ParsedRequest> ParseRequest(const json& body, Endpoint endpoint,
   TP_RETURN_IF_ERROR(ParseStop(body, &base));
   if (const json* v = Get(body, "stop_token_ids")) {
     if (!v->is_array()) {
-      return Invalid(absl::StrCat("stop_token_ids is ", JsonTypeName(*v),
+      return Invalid("stop_token_ids",
+                     absl::StrCat("stop_token_ids is ", JsonTypeName(*v),
                                   ", expected a list of token ids"));
     }
     for (size_t i = 0; i < v->size(); ++i) {
@@ -539,18 +584,19 @@ absl::StatusOr<ParsedRequest> ParseRequest(const json& body, Endpoint endpoint,
   out.n = n.value_or(1);
   if (out.n < 1 || out.n > limits.max_n) {
     return Invalid(
-        absl::StrCat("n must be in [1, ", limits.max_n, "], got ", out.n));
+        "n", absl::StrCat("n must be in [1, ", limits.max_n, "], got ", out.n));
   }
   if (const json* v = Get(body, "best_of")) {
     TP_ASSIGN_OR_RETURN(int32_t best_of, ToInt32(*v, "best_of"));
-    if (best_of != out.n) return Unsupported("best_of other than n");
+    if (best_of != out.n) return Unsupported("best_of", "best_of other than n");
   }
 
   TP_ASSIGN_OR_RETURN(auto stream, OptBool(body, "stream"));
   out.stream = stream.value_or(false);
   if (const json* v = Get(body, "stream_options")) {
     if (!v->is_object()) {
-      return Invalid(absl::StrCat("stream_options is ", JsonTypeName(*v),
+      return Invalid("stream_options",
+                     absl::StrCat("stream_options is ", JsonTypeName(*v),
                                   ", expected an object"));
     }
     TP_ASSIGN_OR_RETURN(auto include_usage, OptBool(*v, "include_usage"));
@@ -563,7 +609,8 @@ absl::StatusOr<ParsedRequest> ParseRequest(const json& body, Endpoint endpoint,
     TP_ASSIGN_OR_RETURN(auto top, OptInt32(body, "top_logprobs"));
     out.logprobs = logprobs.value_or(false);
     if (top && !out.logprobs) {
-      return Invalid("top_logprobs requires logprobs to be true");
+      return Invalid("top_logprobs",
+                     "top_logprobs requires logprobs to be true");
     }
     out.top_logprobs = top.value_or(0);
   } else {
@@ -583,43 +630,58 @@ absl::StatusOr<ParsedRequest> ParseRequest(const json& body, Endpoint endpoint,
   }
   const int64_t choices = static_cast<int64_t>(out.prompts.size()) * out.n;
   if (choices > limits.max_choices) {
-    return Invalid(absl::StrCat(
-        "n: ", out.prompts.size(), " prompt(s) x n = ", out.n, " is ", choices,
-        " completions, over the limit of ", limits.max_choices));
+    return Invalid(
+        "n", absl::StrCat("n: ", out.prompts.size(), " prompt(s) x n = ", out.n,
+                          " is ", choices, " completions, over the limit of ",
+                          limits.max_choices));
   }
   return out;
 }
 
+namespace {
+
+// A request field path (ErrorField) as the OpenAI client spelled it:
+// PrepareRequest's proto paths are renamed ("sampling.temperature" ->
+// "temperature", "chat.messages[2]" -> "messages[2]"); ParseRequest's are
+// OpenAI's already and pass through.
+std::string OpenAiPath(const std::string& path) {
+  if (absl::StartsWith(path, "sampling.")) return path.substr(9);
+  if (absl::StartsWith(path, "token_ids.ids")) {
+    return "prompt" + path.substr(13);
+  }
+  if (path == "text" || path == "token_ids") return "prompt";
+  if (absl::StartsWith(path, "chat.messages")) {
+    return "messages" + path.substr(13);
+  }
+  if (path == "chat.chat_template_kwargs_json") return "chat_template_kwargs";
+  if (path == "chat.tools_json") return "tools";
+  if (path == "chat") return "messages";
+  return path;
+}
+
+// Whether `message` starts with the whole of `path` (not "stop" of
+// "stop_token_ids").
+bool StartsWithPath(absl::string_view message, absl::string_view path) {
+  if (path.empty() || !absl::StartsWith(message, path)) return false;
+  if (message.size() == path.size()) return true;
+  const unsigned char next = message[path.size()];
+  return !std::isalnum(next) && next != '_';
+}
+
+}  // namespace
+
 ApiError ApiErrorFromStatus(const absl::Status& status) {
   std::string message(status.message());
-  // The leading field path, e.g. "sampling.temperature" or
-  // "chat.messages[2].content".
-  size_t end = 0;
-  while (end < message.size() &&
-         (std::isalnum(static_cast<unsigned char>(message[end])) ||
-          message[end] == '_' || message[end] == '.' || message[end] == '[' ||
-          message[end] == ']')) {
-    ++end;
+  // The field at fault, from the error's payload (common/field_error.h);
+  // the message, which names it too, names it as the client did.
+  std::string param;
+  if (std::optional<std::string> field = ErrorField(status)) {
+    const std::string renamed = OpenAiPath(*field);
+    if (StartsWithPath(message, *field)) {
+      message = renamed + message.substr(field->size());
+    }
+    param = renamed.substr(0, renamed.find_first_of(".["));
   }
-  std::string path = message.substr(0, end);
-  std::string renamed = path;
-  if (absl::StartsWith(path, "sampling.")) {
-    renamed = path.substr(9);
-  } else if (absl::StartsWith(path, "token_ids.ids")) {
-    renamed = "prompt" + path.substr(13);
-  } else if (path == "text" || path == "token_ids") {
-    renamed = "prompt";
-  } else if (absl::StartsWith(path, "chat.messages")) {
-    renamed = "messages" + path.substr(13);
-  } else if (path == "chat.chat_template_kwargs_json") {
-    renamed = "chat_template_kwargs";
-  } else if (path == "chat.tools_json") {
-    renamed = "tools";
-  } else if (path == "chat") {
-    renamed = "messages";
-  }
-  message = renamed + message.substr(end);
-  const std::string param = renamed.substr(0, renamed.find_first_of(".["));
   int http_status = 500;
   switch (status.code()) {
     case absl::StatusCode::kInvalidArgument:

@@ -7,8 +7,9 @@
 // malformed prompt list, a feature we do not have). Ranges and limits are
 // PrepareRequest's (api/request.h), the same code the gRPC service
 // runs, so both doors accept and refuse exactly the same requests; its
-// messages name proto fields, which ApiErrorFromStatus renames to the
-// OpenAI parameter the client sent ("sampling.temperature" -> "temperature").
+// errors carry the proto field at fault (common/field_error.h), which
+// ApiErrorFromStatus renames to the OpenAI parameter the client sent
+// ("sampling.temperature" -> "temperature").
 #ifndef TPSERVE_API_OPENAI_JSON_H_
 #define TPSERVE_API_OPENAI_JSON_H_
 
@@ -72,9 +73,11 @@ struct ApiError {
 
 // The HTTP status, type and code for `status` (InvalidArgument -> 400,
 // Unauthenticated -> 401, NotFound -> 404, ResourceExhausted -> 429,
-// Unavailable -> 503, DeadlineExceeded -> 504, otherwise 500), with proto
-// field names at the start of the message renamed to OpenAI's and `param`
-// set from them.
+// Unavailable -> 503, DeadlineExceeded -> 504, otherwise 500). When the
+// status carries a field (ErrorField, common/field_error.h), `param` is its
+// OpenAI parameter (400s only) and the message's leading field path, if it
+// starts with it, is renamed to OpenAI's; without one the message is as is
+// and there is no `param`.
 ApiError ApiErrorFromStatus(const absl::Status& status);
 // A 4xx/5xx with `message` and the type that goes with `http_status`.
 ApiError MakeApiError(int http_status, std::string message,

@@ -12,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/field_error.h"
 #include "common/json_util.h"
 #include "common/status_macros.h"
 #include "common/unicode.h"
@@ -56,10 +57,12 @@ absl::Status CheckNoUnknownFieldsAt(const Message& msg,
   const Reflection* reflection = msg.GetReflection();
   const auto& unknown = reflection->GetUnknownFields(msg);
   if (!unknown.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
+    std::string message = absl::StrCat(
         path.empty() ? "the request" : path, " has a field this server does ",
         "not know (number ", unknown.field(0).number(),
-        "); the client may be newer than the server"));
+        "); the client may be newer than the server");
+    if (path.empty()) return absl::InvalidArgumentError(message);
+    return FieldError(path, message);
   }
   std::vector<const FieldDescriptor*> fields;
   reflection->ListFields(msg, &fields);
@@ -104,15 +107,17 @@ absl::StatusOr<std::string> ResolveRequestId(const std::string& given,
     return absl::StrFormat("req-%016x", Rng()());
   }
   if (given.size() > limits.max_request_id_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "request_id is ", given.size(), " bytes, over the limit of ",
-        limits.max_request_id_bytes));
+    return FieldError("request_id", absl::StrCat("request_id is ", given.size(),
+                                                 " bytes, over the limit of ",
+                                                 limits.max_request_id_bytes));
   }
   for (char c : given) {
     if (!absl::ascii_isgraph(static_cast<unsigned char>(c))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "request_id must be printable ASCII without spaces, got ",
-          Quote(given)));
+      return FieldError(
+          "request_id",
+          absl::StrCat(
+              "request_id must be printable ASCII without spaces, got ",
+              Quote(given)));
     }
   }
   return given;
@@ -125,7 +130,8 @@ absl::StatusOr<SamplingParams> ResolveSampling(const v1::SamplingParameters& s,
   // ValidateSamplingParams accepts any top_k >= 0; the API bounds it by the
   // vocabulary so a typo'd huge value is an error, not silently "all".
   if (s.top_k() < 0 || s.top_k() > limits.vocab_size) {
-    return absl::InvalidArgumentError(
+    return FieldError(
+        "sampling.top_k",
         absl::StrCat("sampling.top_k must be in [0, ", limits.vocab_size,
                      "] (0 = off), got ", s.top_k()));
   }
@@ -136,21 +142,24 @@ absl::StatusOr<SamplingParams> ResolveSampling(const v1::SamplingParameters& s,
   p.presence_penalty = s.presence_penalty();
   p.frequency_penalty = s.frequency_penalty();
   if (s.logit_bias_size() > limits.max_logit_bias) {
-    return absl::InvalidArgumentError(
+    return FieldError(
+        "sampling.logit_bias",
         absl::StrCat("sampling.logit_bias has ", s.logit_bias_size(),
                      " entries, over the limit of ", limits.max_logit_bias));
   }
   p.logit_bias.reserve(s.logit_bias_size());
   for (const auto& [id, bias] : s.logit_bias()) {
     if (id < 0 || id >= limits.vocab_size) {
-      return absl::InvalidArgumentError(
+      return FieldError(
+          "sampling.logit_bias",
           absl::StrCat("sampling.logit_bias key ", id,
                        " is not a token id in [0, ", limits.vocab_size, ")"));
     }
     if (!std::isfinite(bias) || bias < -kMaxLogitBias || bias > kMaxLogitBias) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("sampling.logit_bias[", id,
-                       "] must be finite and in [-100, 100], got ", bias));
+      const std::string field = absl::StrCat("sampling.logit_bias[", id, "]");
+      return FieldError(
+          field, absl::StrCat(field, " must be finite and in [-100, 100], got ",
+                              bias));
     }
     p.logit_bias.emplace_back(id, bias);
   }
@@ -161,43 +170,42 @@ absl::StatusOr<SamplingParams> ResolveSampling(const v1::SamplingParameters& s,
   p.seed = s.has_seed() ? s.seed() : Rng()();
   p.top_logprobs = s.top_logprobs();
   absl::Status status = ValidateSamplingParams(p, limits.vocab_size);
-  if (!status.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sampling.", status.message()));
-  }
+  if (!status.ok()) return PrefixField("sampling.", status);
   return p;
 }
 
 absl::Status CheckStops(const v1::GenerateRequest& request,
                         const RequestLimits& limits) {
   if (request.stop_size() > limits.max_stop_strings) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("stop has ", request.stop_size(),
-                     " strings, over the limit of ", limits.max_stop_strings));
+    return FieldError("stop", absl::StrCat("stop has ", request.stop_size(),
+                                           " strings, over the limit of ",
+                                           limits.max_stop_strings));
   }
   for (int i = 0; i < request.stop_size(); ++i) {
     const std::string& s = request.stop(i);
+    const std::string field = absl::StrCat("stop[", i, "]");
     if (s.empty() || s.size() > limits.max_stop_bytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("stop[", i, "] must be 1 to ", limits.max_stop_bytes,
-                       " bytes, got ", s.size()));
+      return FieldError(
+          field, absl::StrCat(field, " must be 1 to ", limits.max_stop_bytes,
+                              " bytes, got ", s.size()));
     }
     if (!IsValidUtf8(s)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("stop[", i, "] is not valid UTF-8"));
+      return FieldError(field, absl::StrCat(field, " is not valid UTF-8"));
     }
   }
   if (request.stop_token_ids_size() > limits.max_stop_token_ids) {
-    return absl::InvalidArgumentError(
+    return FieldError(
+        "stop_token_ids",
         absl::StrCat("stop_token_ids has ", request.stop_token_ids_size(),
                      " ids, over the limit of ", limits.max_stop_token_ids));
   }
   for (int i = 0; i < request.stop_token_ids_size(); ++i) {
     const int32_t id = request.stop_token_ids(i);
     if (id < 0 || id >= limits.vocab_size) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("stop_token_ids[", i, "] = ", id,
-                       " is not a token id in [0, ", limits.vocab_size, ")"));
+      const std::string field = absl::StrCat("stop_token_ids[", i, "]");
+      return FieldError(
+          field, absl::StrCat(field, " = ", id, " is not a token id in [0, ",
+                              limits.vocab_size, ")"));
     }
   }
   return absl::OkStatus();
@@ -224,23 +232,22 @@ absl::StatusOr<std::vector<int32_t>> TokenizeText(const std::string& text,
                                                   const Tokenizer& tokenizer,
                                                   const RequestLimits& limits) {
   if (text.empty()) {
-    return absl::InvalidArgumentError("text must not be empty");
+    return FieldError("text", "text must not be empty");
   }
   if (text.size() > limits.max_prompt_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("text is ", text.size(),
-                                                   " bytes, over the limit of ",
-                                                   limits.max_prompt_bytes));
+    return FieldError("text", absl::StrCat("text is ", text.size(),
+                                           " bytes, over the limit of ",
+                                           limits.max_prompt_bytes));
   }
   if (!IsValidUtf8(text)) {
-    return absl::InvalidArgumentError("text is not valid UTF-8");
+    return FieldError("text", "text is not valid UTF-8");
   }
   EncodeOptions options;
   options.add_bos = tokenizer.add_bos_by_default();
   options.parse_special = false;  // Control-token text stays plain text.
   auto ids = tokenizer.Encode(text, options);
   if (!ids.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("text: ", ids.status().message()));
+    return FieldError("text", absl::StrCat("text: ", ids.status().message()));
   }
   return ids;
 }
@@ -267,10 +274,11 @@ absl::StatusOr<ChatFields> ReadChat(const v1::ChatMessages& chat_messages,
                                     const RequestLimits& limits) {
   const int n = chat_messages.messages_size();
   if (n == 0) {
-    return absl::InvalidArgumentError("chat.messages must not be empty");
+    return FieldError("chat.messages", "chat.messages must not be empty");
   }
   if (n > limits.max_chat_messages) {
-    return absl::InvalidArgumentError(
+    return FieldError(
+        "chat.messages",
         absl::StrCat("chat.messages has ", n, " messages, over the limit of ",
                      limits.max_chat_messages));
   }
@@ -278,12 +286,13 @@ absl::StatusOr<ChatFields> ReadChat(const v1::ChatMessages& chat_messages,
   size_t total = 0;
   auto text = [&](std::string field, const std::string& value) -> absl::Status {
     if (!IsValidUtf8(value)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, " is not valid UTF-8"));
+      return FieldError(field, absl::StrCat(field, " is not valid UTF-8"));
     }
     total += value.size();
     if (total > limits.max_prompt_bytes) {
-      return absl::InvalidArgumentError(
+      // Named "chat" (the whole conversation), the message says where.
+      return FieldError(
+          "chat",
           absl::StrCat("chat: the conversation exceeds the limit of ",
                        limits.max_prompt_bytes, " bytes (at ", field, ")"));
     }
@@ -318,11 +327,13 @@ absl::StatusOr<ChatFields> ReadChat(const v1::ChatMessages& chat_messages,
     const v1::ChatMessage& m = chat_messages.messages(i);
     const std::string at = absl::StrCat("chat.messages[", i, "]");
     if (!IsValidRole(m.role())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          at,
-          ".role must be 1-32 letters, digits, '_' or '-' (system, user, "
-          "assistant, tool, ...), got ",
-          Quote(m.role())));
+      return FieldError(
+          at + ".role",
+          absl::StrCat(
+              at,
+              ".role must be 1-32 letters, digits, '_' or '-' (system, user, "
+              "assistant, tool, ...), got ",
+              Quote(m.role())));
     }
     ChatMessage msg;
     msg.role = m.role();
@@ -335,7 +346,8 @@ absl::StatusOr<ChatFields> ReadChat(const v1::ChatMessages& chat_messages,
     TP_RETURN_IF_ERROR(text(at + ".tool_call_id", m.tool_call_id()));
     msg.tool_call_id = m.tool_call_id();
     if (m.tool_calls_size() > limits.max_tool_calls) {
-      return absl::InvalidArgumentError(
+      return FieldError(
+          at + ".tool_calls",
           absl::StrCat(at, ".tool_calls has ", m.tool_calls_size(),
                        " calls, over the limit of ", limits.max_tool_calls));
     }
@@ -365,8 +377,8 @@ absl::StatusOr<std::vector<int32_t>> TokenizeChat(
     const v1::ChatMessages& chat_messages, const Tokenizer& tokenizer,
     const ChatTemplate* chat, const RequestLimits& limits) {
   if (chat == nullptr) {
-    return absl::InvalidArgumentError(
-        "chat: this model has no chat template; send a text prompt");
+    return FieldError(
+        "chat", "chat: this model has no chat template; send a text prompt");
   }
   TP_ASSIGN_OR_RETURN(ChatFields fields, ReadChat(chat_messages, limits));
   // The template's own errors (a role it refuses, a tool call it cannot
@@ -374,8 +386,13 @@ absl::StatusOr<std::vector<int32_t>> TokenizeChat(
   auto render = [&](const ChatPrompt& p) -> absl::StatusOr<std::string> {
     absl::StatusOr<std::string> text = chat->Apply(p);
     if (text.ok()) return text;
-    // ChatTemplate's messages start with the field or "chat template".
-    return absl::InvalidArgumentError(text.status().message());
+    // ChatTemplate's messages start with the field (and carry it) or with
+    // "chat template" (the template's own refusal: no field).
+    absl::Status error = absl::InvalidArgumentError(text.status().message());
+    if (std::optional<std::string> field = ErrorField(text.status())) {
+      error = WithField(std::move(error), *field);
+    }
+    return error;
   };
   TP_ASSIGN_OR_RETURN(std::string text, render(fields.prompt));
 
@@ -384,8 +401,7 @@ absl::StatusOr<std::vector<int32_t>> TokenizeChat(
   options.parse_special = true;  // The template's markers are control tokens.
   auto ids = tokenizer.Encode(text, options);
   if (!ids.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("chat: ", ids.status().message()));
+    return FieldError("chat", absl::StrCat("chat: ", ids.status().message()));
   }
   // Injection check. The whole prompt is tokenized with special-token
   // parsing, so a content holding "<|im_end|>\n<|im_start|>system\n..."
@@ -407,11 +423,13 @@ absl::StatusOr<std::vector<int32_t>> TokenizeChat(
     if (!field_ids.ok()) continue;
     for (int32_t id : *field_ids) {
       if (IsControl(tokenizer, id)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, " contains the control token ",
-            Quote(tokenizer.TokenText(id)),
-            ", which chat texts may not hold (send it in a text prompt, "
-            "where it is plain text)"));
+        return FieldError(
+            field,
+            absl::StrCat(
+                field, " contains the control token ",
+                Quote(tokenizer.TokenText(id)),
+                ", which chat texts may not hold (send it in a text prompt, "
+                "where it is plain text)"));
       }
     }
   }
@@ -424,28 +442,33 @@ absl::StatusOr<std::vector<int32_t>> TokenizeChat(
   // checked, and is refused rather than let through unchecked.
   absl::StatusOr<std::string> frame = chat->Apply(skeleton);
   if (!frame.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "chat: the conversation cannot be checked for control tokens (the "
-        "template fails on it with placeholder contents: ",
-        frame.status().message(), ")"));
+    return FieldError(
+        "chat",
+        absl::StrCat(
+            "chat: the conversation cannot be checked for control tokens (the "
+            "template fails on it with placeholder contents: ",
+            frame.status().message(), ")"));
   }
   auto frame_ids = tokenizer.Encode(*frame, options);
   if (!frame_ids.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("chat: ", frame_ids.status().message()));
+    return FieldError("chat",
+                      absl::StrCat("chat: ", frame_ids.status().message()));
   }
   if (ControlTokens(tokenizer, *ids) == ControlTokens(tokenizer, *frame_ids)) {
     return ids;
   }
-  return absl::InvalidArgumentError(
+  return FieldError(
+      "chat.messages",
       "chat.messages: the contents combine with the chat template into "
       "control tokens, which chat contents may not form");
 }
 
 absl::Status NoRoomError(int64_t prompt_tokens, const RequestLimits& limits) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "prompt: ", prompt_tokens, " tokens leave no room to generate in the ",
-      "model's context of ", limits.max_context, " tokens"));
+  return FieldError(
+      "prompt",
+      absl::StrCat("prompt: ", prompt_tokens,
+                   " tokens leave no room to generate in the ",
+                   "model's context of ", limits.max_context, " tokens"));
 }
 
 }  // namespace
@@ -497,10 +520,12 @@ absl::StatusOr<PreparedRequest> PrepareRequest(
 
   // Checked before tokenizing, which is the expensive part.
   if (request.max_tokens() < 0 || request.max_tokens() >= limits.max_context) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_tokens must be in [0, ", limits.max_context - 1,
-        "] (the model's context is ", limits.max_context,
-        " tokens; 0 = until it is full), got ", request.max_tokens()));
+    return FieldError(
+        "max_tokens",
+        absl::StrCat("max_tokens must be in [0, ", limits.max_context - 1,
+                     "] (the model's context is ", limits.max_context,
+                     " tokens; 0 = until it is full), got ",
+                     request.max_tokens()));
   }
 
   switch (request.prompt_case()) {
@@ -513,16 +538,17 @@ absl::StatusOr<PreparedRequest> PrepareRequest(
     case v1::GenerateRequest::kTokenIds: {
       const auto& ids = request.token_ids().ids();
       if (ids.empty()) {
-        return absl::InvalidArgumentError("token_ids.ids must not be empty");
+        return FieldError("token_ids.ids", "token_ids.ids must not be empty");
       }
       if (ids.size() >= limits.max_context) {
         return NoRoomError(ids.size(), limits);
       }
       for (int i = 0; i < ids.size(); ++i) {
         if (ids[i] < 0 || ids[i] >= limits.vocab_size) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "token_ids.ids[", i, "] = ", ids[i], " is not a token id in [0, ",
-              limits.vocab_size, ")"));
+          const std::string field = absl::StrCat("token_ids.ids[", i, "]");
+          return FieldError(field, absl::StrCat(field, " = ", ids[i],
+                                                " is not a token id in [0, ",
+                                                limits.vocab_size, ")"));
         }
       }
       out.prompt.assign(ids.begin(), ids.end());
@@ -535,13 +561,13 @@ absl::StatusOr<PreparedRequest> PrepareRequest(
       break;
     }
     case v1::GenerateRequest::PROMPT_NOT_SET:
-      return absl::InvalidArgumentError(
-          "prompt: one of text, token_ids or chat is required");
+      return FieldError("prompt",
+                        "prompt: one of text, token_ids or chat is required");
   }
   const int64_t prompt_tokens = static_cast<int64_t>(out.prompt.size());
   if (prompt_tokens == 0) {
-    return absl::InvalidArgumentError(
-        "prompt: the prompt is empty after tokenization");
+    return FieldError("prompt",
+                      "prompt: the prompt is empty after tokenization");
   }
   if (prompt_tokens >= limits.max_context) {
     return NoRoomError(prompt_tokens, limits);
@@ -551,10 +577,12 @@ absl::StatusOr<PreparedRequest> PrepareRequest(
         std::min<int64_t>(limits.max_context - prompt_tokens,
                           std::numeric_limits<int32_t>::max()));
   } else if (prompt_tokens + request.max_tokens() > limits.max_context) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_tokens: the prompt's ", prompt_tokens, " tokens + max_tokens ",
-        request.max_tokens(), " exceed the model's context of ",
-        limits.max_context, " tokens"));
+    return FieldError(
+        "max_tokens",
+        absl::StrCat("max_tokens: the prompt's ", prompt_tokens,
+                     " tokens + max_tokens ", request.max_tokens(),
+                     " exceed the model's context of ", limits.max_context,
+                     " tokens"));
   } else {
     out.max_tokens = request.max_tokens();
   }
@@ -574,12 +602,11 @@ absl::StatusOr<std::vector<int32_t>> TokenizePrompt(
       ids = TokenizeChat(request.chat(), tokenizer, chat, limits);
       break;
     case v1::TokenizeRequest::PROMPT_NOT_SET:
-      return absl::InvalidArgumentError(
-          "prompt: one of text or chat is required");
+      return FieldError("prompt", "prompt: one of text or chat is required");
   }
   if (ids.ok() && ids->empty()) {
-    return absl::InvalidArgumentError(
-        "prompt: the prompt is empty after tokenization");
+    return FieldError("prompt",
+                      "prompt: the prompt is empty after tokenization");
   }
   return ids;
 }

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
 #include "common/json_util.h"
 #include "common/status_macros.h"
 
@@ -67,7 +68,11 @@ absl::StatusOr<nlohmann::ordered_json> ParseJsonField(absl::string_view text,
   JsonLimits limits;
   limits.max_bytes = kMaxJsonBytes;
   limits.max_values = 1u << 16;
-  return ParseUntrustedOrderedJson(text, what, limits);
+  absl::StatusOr<nlohmann::ordered_json> out =
+      ParseUntrustedOrderedJson(text, what, limits);
+  // `what` is the field path; the message starts with it.
+  if (!out.ok()) return WithField(out.status(), what);
+  return out;
 }
 
 absl::StatusOr<Value> MessageValue(const ChatMessage& m, size_t index) {
@@ -172,7 +177,7 @@ absl::StatusOr<ChatTemplate> ChatTemplate::FromFlag(const std::string& value,
 absl::StatusOr<std::string> ChatTemplate::Apply(
     const ChatPrompt& prompt) const {
   if (prompt.messages.empty()) {
-    return absl::InvalidArgumentError("chat: no messages");
+    return FieldError("chat", "chat: no messages");
   }
   Dict vars;
   std::vector<Value> messages;
@@ -186,7 +191,8 @@ absl::StatusOr<std::string> ChatTemplate::Apply(
     TP_ASSIGN_OR_RETURN(nlohmann::ordered_json t,
                         ParseJsonField(prompt.tools_json, "chat.tools_json"));
     if (!t.is_array()) {
-      return absl::InvalidArgumentError(
+      return FieldError(
+          "chat.tools_json",
           "chat.tools_json must be a JSON array of tool definitions");
     }
     if (!t.empty()) tools = Value::FromJson(t);
@@ -202,13 +208,14 @@ absl::StatusOr<std::string> ChatTemplate::Apply(
         nlohmann::ordered_json kw,
         ParseJsonField(prompt.kwargs_json, "chat.chat_template_kwargs_json"));
     if (!kw.is_object()) {
-      return absl::InvalidArgumentError(
-          "chat.chat_template_kwargs_json must be a JSON object");
+      return FieldError("chat.chat_template_kwargs_json",
+                        "chat.chat_template_kwargs_json must be a JSON object");
     }
     for (const auto& [key, value] : kw.items()) {
       for (const char* r : kReserved) {
         if (key == r) {
-          return absl::InvalidArgumentError(
+          return FieldError(
+              "chat.chat_template_kwargs_json",
               absl::StrCat("chat.chat_template_kwargs_json may not set '", key,
                            "' (it comes from the request and the model)"));
         }

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/logging.h"
 
 namespace tpserve {
@@ -25,9 +26,9 @@ absl::Status CheckRange(const char* field, float v, float lo, float hi,
   const bool ok =
       std::isfinite(v) && (lo_inclusive ? v >= lo : v > lo) && v <= hi;
   if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, " must be a finite number in ",
-                   lo_inclusive ? "[" : "(", lo, ", ", hi, "], got ", v));
+  return FieldError(field, absl::StrCat(field, " must be a finite number in ",
+                                        lo_inclusive ? "[" : "(", lo, ", ", hi,
+                                        "], got ", v));
 }
 
 // Strict total order: larger value first, then lower id. Total (ids are
@@ -56,8 +57,8 @@ absl::Status ValidateSamplingParams(const SamplingParams& p,
   absl::Status s = CheckRange("temperature", p.temperature, 0, 100);
   if (!s.ok()) return s;
   if (p.top_k < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("top_k must be >= 0 (0 = off), got ", p.top_k));
+    return FieldError(
+        "top_k", absl::StrCat("top_k must be >= 0 (0 = off), got ", p.top_k));
   }
   s = CheckRange("top_p", p.top_p, 0, 1, /*lo_inclusive=*/false);
   if (!s.ok()) return s;
@@ -72,19 +73,20 @@ absl::Status ValidateSamplingParams(const SamplingParams& p,
   if (!s.ok()) return s;
   for (const auto& [id, bias] : p.logit_bias) {
     if (id < 0 || id >= vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "logit_bias token id ", id, " is outside [0, ", vocab_size, ")"));
+      return FieldError("logit_bias",
+                        absl::StrCat("logit_bias token id ", id,
+                                     " is outside [0, ", vocab_size, ")"));
     }
     s = CheckRange("logit_bias value", bias, -100, 100);
     if (!s.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(s.message(), " (token ", id, ")"));
+      return FieldError("logit_bias",
+                        absl::StrCat(s.message(), " (token ", id, ")"));
     }
   }
   if (p.top_logprobs < 0 || p.top_logprobs > kMaxTopLogprobs) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("top_logprobs must be in [0, ", kMaxTopLogprobs, "], got ",
-                     p.top_logprobs));
+    return FieldError("top_logprobs",
+                      absl::StrCat("top_logprobs must be in [0, ",
+                                   kMaxTopLogprobs, "], got ", p.top_logprobs));
   }
   return absl::OkStatus();
 }

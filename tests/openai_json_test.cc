@@ -9,7 +9,10 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
+
+#include "common/field_error.h"
 
 namespace tpserve::openai {
 namespace {
@@ -224,9 +227,11 @@ TEST(ParseRequestTest, ChatToolCallsToolResultsAndTemplateKwargs) {
                   .message(),
               StartsWith("chat_template_kwargs is a string"));
   // PrepareRequest's messages about them name the OpenAI parameter.
-  ApiError e = ApiErrorFromStatus(absl::InvalidArgumentError(
-      "chat.chat_template_kwargs_json: invalid JSON"));
+  ApiError e = ApiErrorFromStatus(
+      FieldError("chat.chat_template_kwargs_json",
+                 "chat.chat_template_kwargs_json: invalid JSON"));
   EXPECT_EQ(e.param, "chat_template_kwargs");
+  EXPECT_EQ(e.message, "chat_template_kwargs: invalid JSON");
 }
 
 TEST(ParseRequestTest, TypeErrorsNameTheParameter) {
@@ -339,31 +344,48 @@ TEST(ParseRequestTest, UnsupportedFeaturesAreRefused) {
 }
 
 TEST(ApiErrorTest, RenamesProtoFieldsAndMapsCodes) {
-  ApiError e = ApiErrorFromStatus(absl::InvalidArgumentError(
+  ApiError e = ApiErrorFromStatus(FieldError(
+      "sampling.temperature",
       "sampling.temperature must be a finite number in [0, 100], got nan"));
   EXPECT_EQ(e.http_status, 400);
   EXPECT_EQ(e.message,
             "temperature must be a finite number in [0, 100], got nan");
   EXPECT_EQ(e.param, "temperature");
 
-  e = ApiErrorFromStatus(absl::InvalidArgumentError(
-      "chat.messages[2].role must be system, user or assistant"));
+  e = ApiErrorFromStatus(
+      FieldError("chat.messages[2].role",
+                 "chat.messages[2].role must be system, user or assistant"));
   EXPECT_EQ(e.message, "messages[2].role must be system, user or assistant");
   EXPECT_EQ(e.param, "messages");
 
-  e = ApiErrorFromStatus(absl::InvalidArgumentError(
-      "token_ids.ids[3] = 99999 is not a token id in [0, 100)"));
+  e = ApiErrorFromStatus(
+      FieldError("token_ids.ids[3]",
+                 "token_ids.ids[3] = 99999 is not a token id in [0, 100)"));
   EXPECT_EQ(e.message, "prompt[3] = 99999 is not a token id in [0, 100)");
   EXPECT_EQ(e.param, "prompt");
 
-  e = ApiErrorFromStatus(absl::InvalidArgumentError("text is not valid UTF-8"));
+  e = ApiErrorFromStatus(FieldError("text", "text is not valid UTF-8"));
   EXPECT_EQ(e.message, "prompt is not valid UTF-8");
+  EXPECT_EQ(e.param, "prompt");
 
   e = ApiErrorFromStatus(
-      absl::InvalidArgumentError("max_tokens must be in [0, 8191], got -1"));
+      FieldError("max_tokens", "max_tokens must be in [0, 8191], got -1"));
   EXPECT_EQ(e.param, "max_tokens");
 
-  e = ApiErrorFromStatus(absl::InvalidArgumentError("request_id is too long"));
+  e = ApiErrorFromStatus(
+      FieldError("chat.tools_json", "chat.tools_json must be a JSON array"));
+  EXPECT_EQ(e.message, "tools must be a JSON array");
+  EXPECT_EQ(e.param, "tools");
+
+  e = ApiErrorFromStatus(FieldError(
+      "chat", "chat: the conversation exceeds the limit of 10 bytes"));
+  EXPECT_EQ(e.message,
+            "messages: the conversation exceeds the limit of 10 bytes");
+  EXPECT_EQ(e.param, "messages");
+
+  // A proto field with no OpenAI parameter: renamed, but no `param`.
+  e = ApiErrorFromStatus(FieldError("request_id", "request_id is too long"));
+  EXPECT_EQ(e.message, "request_id is too long");
   EXPECT_EQ(e.param, "");
 
   struct Case {
@@ -387,6 +409,78 @@ TEST(ApiErrorTest, RenamesProtoFieldsAndMapsCodes) {
     EXPECT_EQ(e.param, "") << c.status;
     EXPECT_EQ(e.message, c.status.message());
   }
+}
+
+TEST(ApiErrorTest, ParamComesFromTheFieldNotTheMessage) {
+  // The field, not the message text, gives `param`: a message that does not
+  // start with the field keeps its words and still gets the parameter.
+  ApiError e = ApiErrorFromStatus(FieldError(
+      "sampling.temperature", "the sampling temperature must be finite"));
+  EXPECT_EQ(e.http_status, 400);
+  EXPECT_EQ(e.param, "temperature");
+  EXPECT_EQ(e.message, "the sampling temperature must be finite");
+
+  // Re-scoped (PrefixField) errors of a sub-validator.
+  e = ApiErrorFromStatus(PrefixField(
+      "sampling.", FieldError("top_p", "top_p must be in (0, 1], got 2")));
+  EXPECT_EQ(e.param, "top_p");
+  EXPECT_EQ(e.message, "top_p must be in (0, 1], got 2");
+
+  // Only the whole path is renamed: "textual" does not start with "text".
+  e = ApiErrorFromStatus(
+      FieldError("text", "textual prompts must not be empty"));
+  EXPECT_EQ(e.message, "textual prompts must not be empty");
+  EXPECT_EQ(e.param, "prompt");
+
+  // No field: no `param`, and the message as it is, whatever its first word.
+  for (const char* message :
+       {"temperature must be a finite number in [0, 100], got nan",
+        "sampling.temperature must be a finite number", "text is empty",
+        "chat template (x): Conversation roles must alternate",
+        "max_tokens must be in [0, 8191], got -1"}) {
+    e = ApiErrorFromStatus(absl::InvalidArgumentError(message));
+    EXPECT_EQ(e.http_status, 400) << message;
+    EXPECT_EQ(e.param, "") << message;
+    EXPECT_EQ(e.message, message);
+  }
+
+  // A field on an error that is not the client's input (not a 400): no
+  // `param`, though the message is still renamed.
+  e = ApiErrorFromStatus(WithField(absl::InternalError("text: bug"), "text"));
+  EXPECT_EQ(e.http_status, 500);
+  EXPECT_EQ(e.param, "");
+}
+
+TEST(ApiErrorTest, ParseRequestErrorsCarryTheParameter) {
+  struct Case {
+    const char* body;
+    Endpoint endpoint;
+    const char* field;
+  };
+  for (
+      const Case& c : std::vector<Case>{
+          {R"({"prompt": "x", "temperature": "0.5"})", Endpoint::kCompletions,
+           "temperature"},
+          {R"({"prompt": "x", "stop": ["a", 5]})", Endpoint::kCompletions,
+           "stop[1]"},
+          {R"({"prompt": "x", "stop_token_ids": [1, "2"]})",
+           Endpoint::kCompletions, "stop_token_ids[1]"},
+          {R"({"prompt": [[1], "a"]})", Endpoint::kCompletions, "prompt[1]"},
+          {R"({"prompt": "x", "echo": true})", Endpoint::kCompletions, "echo"},
+          {R"({"prompt": "x", "best_of": 3})", Endpoint::kCompletions,
+           "best_of"},
+          {R"({"messages": [{"role": "user", "content": [{"type": "image"}]}]})",
+           Endpoint::kChatCompletions, "messages[0].content[0].type"},
+          {R"({"messages": [{"role": 5}]})", Endpoint::kChatCompletions,
+           "messages[0].role"},
+      }) {
+    Refusal r = ParseError(c.body, c.endpoint);
+    EXPECT_EQ(ErrorField(r.status), c.field) << c.body;
+    EXPECT_THAT(r.message(), StartsWith(c.field)) << c.body;
+  }
+  // The body as a whole is no field.
+  EXPECT_EQ(ErrorField(ParseError("[1, 2]", Endpoint::kCompletions).status),
+            std::nullopt);
 }
 
 TEST(ApiErrorTest, ErrorJsonShape) {

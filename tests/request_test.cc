@@ -10,8 +10,12 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
+#include <optional>
+#include <string>
 
+#include "common/field_error.h"
 #include "common/gguf.h"
 #include "common/model_tokenizer.h"
 #include "google/protobuf/struct.pb.h"
@@ -402,14 +406,80 @@ TEST_F(RequestTest, BadRequestsAreInvalidArgumentNamingTheField) {
        },
        "chat.messages[2].content"},
   };
+  // The field each error carries (common/field_error.h), for some: every
+  // refusal but the whole request's carries one, and its message starts
+  // with it.
+  const std::map<std::string, std::string> error_fields = {
+      {"nan temperature", "sampling.temperature"},
+      {"top_p 0", "sampling.top_p"},
+      {"huge top_k", "sampling.top_k"},
+      {"negative top_k", "sampling.top_k"},
+      {"top_logprobs 21", "sampling.top_logprobs"},
+      {"logit_bias key -1", "sampling.logit_bias"},
+      {"logit_bias value 101", "sampling.logit_bias[5]"},
+      {"negative max_tokens", "max_tokens"},
+      {"prompt + max_tokens over context", "max_tokens"},
+      {"token_ids filling the context", "prompt"},
+      {"empty text", "text"},
+      {"invalid UTF-8 chat content", "chat.messages[0].content"},
+      {"oversized chat contents", "chat"},
+      {"empty stop", "stop[1]"},
+      {"too many stops", "stop"},
+      {"token id out of range", "token_ids.ids[1]"},
+      {"negative token id", "token_ids.ids[0]"},
+      {"empty token ids", "token_ids.ids"},
+      {"stop id out of range", "stop_token_ids[0]"},
+      {"too many stop ids", "stop_token_ids"},
+      {"bad role", "chat.messages[1].role"},
+      {"control token in a tool call's arguments",
+       "chat.messages[1].tool_calls[0].arguments"},
+      {"control token escaped in a tool description", "chat.tools_json"},
+      {"tools that are not a list", "chat.tools_json"},
+      {"template kwargs replacing messages", "chat.chat_template_kwargs_json"},
+      {"empty chat", "chat.messages"},
+      {"no prompt", "prompt"},
+      {"request_id too long", "request_id"},
+      {"unknown field inside sampling", "sampling"},
+      {"unknown field inside a chat message", "chat.messages[1]"},
+      {"control token in a later message", "chat.messages[2].content"},
+  };
   for (const BadCase& c : cases) {
     SCOPED_TRACE(c.name);
     auto got = Prepare(c.make());
     ASSERT_FALSE(got.ok());
     EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument)
         << got.status();
-    EXPECT_THAT(std::string(got.status().message()), HasSubstr(c.field));
+    const std::string message(got.status().message());
+    EXPECT_THAT(message, HasSubstr(c.field));
+    const std::optional<std::string> field = ErrorField(got.status());
+    if (std::string(c.name) == "unknown top-level field") {
+      EXPECT_EQ(field, std::nullopt);
+      continue;
+    }
+    ASSERT_TRUE(field.has_value()) << got.status();
+    EXPECT_THAT(message, StartsWith(*field));
+    if (auto it = error_fields.find(c.name); it != error_fields.end()) {
+      EXPECT_EQ(*field, it->second) << got.status();
+    }
   }
+}
+
+TEST_F(RequestTest, TokenizeErrorsCarryTheField) {
+  v1::TokenizeRequest r;
+  r.set_text("");
+  absl::StatusOr<std::vector<int32_t>> ids =
+      TokenizePrompt(r, *tokenizer_, chat_, limits_);
+  ASSERT_FALSE(ids.ok());
+  EXPECT_EQ(ErrorField(ids.status()), "text");
+  r.clear_text();
+  r.mutable_chat()->add_messages()->set_role("a b");
+  ids = TokenizePrompt(r, *tokenizer_, chat_, limits_);
+  ASSERT_FALSE(ids.ok());
+  EXPECT_EQ(ErrorField(ids.status()), "chat.messages[0].role");
+  EXPECT_EQ(ErrorField(TokenizePrompt(v1::TokenizeRequest(), *tokenizer_, chat_,
+                                      limits_)
+                           .status()),
+            "prompt");
 }
 
 TEST_F(RequestTest, ErrorMessagesSayWhatWasWrong) {

@@ -12,9 +12,12 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "common/field_error.h"
 
 namespace tpserve {
 namespace {
@@ -348,6 +351,7 @@ TEST(ValidateSamplingParams, RejectsBadFieldsByName) {
           << c.field << " = " << v;
       EXPECT_THAT(std::string(s.message()), HasSubstr(c.field))
           << c.field << " = " << v;
+      EXPECT_EQ(ErrorField(s), c.field) << c.field << " = " << v;
     }
   }
   for (int32_t id : {-1, 10, 1 << 30}) {
@@ -355,8 +359,12 @@ TEST(ValidateSamplingParams, RejectsBadFieldsByName) {
     p.logit_bias = {{id, 1.0f}};
     absl::Status s = ValidateSamplingParams(p, 10);
     EXPECT_THAT(std::string(s.message()), HasSubstr("logit_bias")) << id;
+    EXPECT_EQ(ErrorField(s), "logit_bias") << id;
   }
-  EXPECT_FALSE(ValidateSamplingParams(SamplingParams(), 0).ok());
+  // Not a request field: no field payload.
+  absl::Status s = ValidateSamplingParams(SamplingParams(), 0);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(ErrorField(s), std::nullopt);
 }
 
 }  // namespace
