@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
 #include <random>
 #include <utility>
@@ -14,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "common/field_error.h"
 #include "common/json_util.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/unicode.h"
 #include "google/protobuf/descriptor.h"
@@ -480,13 +479,10 @@ absl::Status CheckNoUnknownFields(const Message& message) {
 absl::StatusOr<PreparedRequest> PrepareRequest(
     const v1::GenerateRequest& request, const Tokenizer& tokenizer,
     const ChatTemplate* chat, const RequestLimits& limits) {
-  if (limits.max_context <= 0 || limits.vocab_size <= 0) {
-    // Our bug, not the client's: the limits come from the loaded model.
-    std::fprintf(stderr,
-                 "PrepareRequest: bad limits (context %lld, vocab %d)\n",
-                 static_cast<long long>(limits.max_context), limits.vocab_size);
-    std::abort();
-  }
+  // Our bug, not the client's, otherwise: the limits come from the model.
+  TP_CHECK(limits.max_context > 0 && limits.vocab_size > 0)
+      << "PrepareRequest: bad limits (context " << limits.max_context
+      << ", vocab " << limits.vocab_size << ")";
   if (absl::Status s = CheckNoUnknownFields(request); !s.ok()) return s;
 
   PreparedRequest out;

@@ -195,6 +195,13 @@ size_t RendezvousService::key_count() const {
   return values_.size();
 }
 
+bool RendezvousService::WaitForWaitingGets(
+    size_t n, std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  return timer_cv_.wait_for(lock, timeout,
+                            [&] { return waiting_.size() >= n; });
+}
+
 void RendezvousService::Cancel(GetReactor* reactor) {
   {
     std::lock_guard<std::mutex> lock(mu_);

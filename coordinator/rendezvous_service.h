@@ -75,6 +75,11 @@ class RendezvousService final : public worker::v1::Rendezvous::CallbackService {
   // Keys stored now (tests, metrics).
   size_t key_count() const;
 
+  // Until at least `n` Gets are waiting for keys, or `timeout`; true if
+  // they are. A test's sync point: a Get is known to wait before the Set
+  // that completes it.
+  bool WaitForWaitingGets(size_t n, std::chrono::milliseconds timeout) const;
+
  private:
   class GetReactor;
   using Clock = std::chrono::steady_clock;
@@ -92,7 +97,8 @@ class RendezvousService final : public worker::v1::Rendezvous::CallbackService {
   const RendezvousLimits limits_;
 
   mutable std::mutex mu_;
-  std::condition_variable timer_cv_;
+  // Also told when a Get starts waiting (WaitForWaitingGets).
+  mutable std::condition_variable timer_cv_;
   absl::flat_hash_map<std::string, std::string> values_;  // Guarded by mu_.
   size_t total_bytes_ = 0;                                // Guarded by mu_.
   // Gets waiting for keys. Invariant: a reactor is finished exactly once,

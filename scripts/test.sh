@@ -148,6 +148,7 @@ bazel_all() {
 }
 
 stage format scripts/check-format.sh
+stage layering scripts/check-layering.sh
 stage cmake release
 stage conformance conformance
 stage asan asan

@@ -58,6 +58,7 @@ class Server:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         self.lines = []
         self.http = None
+        self.metrics = None
         self.ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
         timeout = float(os.environ.get("TPSERVE_READY_TIMEOUT", "180"))
@@ -74,6 +75,8 @@ class Server:
             self.lines.append(line)
             if line.startswith("tpserve http on "):
                 self.http = line[len("tpserve http on "):].strip()
+            if line.startswith("tpserve metrics on "):
+                self.metrics = line[len("tpserve metrics on "):].strip()
             if line.startswith("tpserve ready on "):
                 self.ready.set()
         self.ready.set()
@@ -589,7 +592,8 @@ class DisconnectTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.server = Server(["--max-step-seqs", "1", "--max-queue", "1",
-                             "--drain-seconds", "2"])
+                             "--drain-seconds", "2",
+                             "--metrics-listen", "127.0.0.1:0"])
         cls.model = os.path.basename(cls.server.model)
 
     @classmethod
@@ -613,6 +617,27 @@ class DisconnectTest(unittest.TestCase):
             if r.status_code != 429 or time.monotonic() > deadline:
                 return r
             time.sleep(0.1)
+
+    def metric(self, name):
+        """The value of an unlabelled series (or the sum of a family's
+        series) on the server's /metrics, 0 when absent."""
+        text = httpx.get(f"http://{self.server.metrics}/metrics", timeout=TIMEOUT_S).text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def wait_for_metric(self, name, predicate, seconds=30):
+        """Sync point: polls /metrics until predicate(value) holds."""
+        deadline = time.monotonic() + seconds
+        while True:
+            value = self.metric(name)
+            if predicate(value):
+                return value
+            if time.monotonic() > deadline:
+                self.fail(f"{name} stayed at {value}")
+            time.sleep(0.02)
 
     def expect_queue_full(self):
         deadline = time.monotonic() + 10
@@ -643,7 +668,11 @@ class DisconnectTest(unittest.TestCase):
         d_thread = threading.Thread(target=lambda: result.update(
             d=self.post_until_not_429({"prompt": PROMPT, "max_tokens": 8, "temperature": 0})))
         d_thread.start()
-        time.sleep(1.0)
+        # Sync point: B's cancellation was counted and D is queued behind A
+        # (the engine's gauges, updated every step A runs).
+        self.wait_for_metric('tpserve_requests_total{outcome="cancelled"}',
+                             lambda v: v >= 1)
+        self.wait_for_metric("tpserve_sequences_waiting", lambda v: v == 1)
         self.assertTrue(d_thread.is_alive(), "D should be waiting behind A")
 
         # A leaves mid-stream: its slot and KV blocks are freed and D runs.

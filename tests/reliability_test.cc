@@ -7,8 +7,12 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -82,43 +86,68 @@ std::vector<v1::GenerateRequest> EightRequests(int max_tokens) {
   return reqs;
 }
 
-// Polls the gRPC health service and records every status seen.
+// Watches the gRPC health service (the streaming Watch RPC: the server
+// sends every change) and records each status seen, in order.
 class ReadinessWatcher {
  public:
   explicit ReadinessWatcher(const std::string& address)
       : stub_(grpc::health::v1::Health::NewStub(
             grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {
     thread_ = std::thread([this] {
-      while (!stop_) {
+      while (true) {
         grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(500));
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (stop_) return;
+          ctx_ = &ctx;
+        }
         grpc::health::v1::HealthCheckRequest req;
+        auto reader = stub_->Watch(&ctx, req);
         grpc::health::v1::HealthCheckResponse resp;
-        if (stub_->Check(&ctx, req, &resp).ok()) {
+        while (reader->Read(&resp)) {
           std::lock_guard<std::mutex> lock(mu_);
           if (seen_.empty() || seen_.back() != resp.status()) {
             seen_.push_back(resp.status());
+            cv_.notify_all();
           }
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        reader->Finish();
+        std::lock_guard<std::mutex> lock(mu_);
+        ctx_ = nullptr;
+        if (stop_) return;
+        // The stream ended without being stopped (a server restart):
+        // watch again after a pause.
+        cv_.wait_for(lock, std::chrono::milliseconds(20));
       }
     });
   }
   ~ReadinessWatcher() {
-    stop_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      if (ctx_ != nullptr) ctx_->TryCancel();
+    }
+    cv_.notify_all();
     thread_.join();
   }
   std::vector<int> seen() {
     std::lock_guard<std::mutex> lock(mu_);
     return seen_;
   }
+  // Until `done(seen)` holds, or `timeout`; true if it does.
+  bool WaitFor(const std::function<bool(const std::vector<int>&)>& done,
+               std::chrono::seconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return done(seen_); });
+  }
 
  private:
   std::unique_ptr<grpc::health::v1::Health::Stub> stub_;
-  std::atomic<bool> stop_{false};
   std::mutex mu_;
-  std::vector<int> seen_;
+  std::condition_variable cv_;
+  bool stop_ = false;                   // Guarded by mu_.
+  grpc::ClientContext* ctx_ = nullptr;  // Guarded by mu_: the live Watch.
+  std::vector<int> seen_;               // Guarded by mu_.
   std::thread thread_;
 };
 
@@ -161,8 +190,14 @@ class WorkerFailureTest : public ::testing::Test {
       ASSERT_TRUE(got[i].status.ok()) << got[i].status.error_message();
       EXPECT_EQ(got[i].tokens, want_[i].tokens);
     }
-    // Give the watcher a moment to see the final state.
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Sync point: readiness went down and came back up (the stream of
+    // changes may deliver the last one after the streams end).
+    EXPECT_TRUE(watcher.WaitFor(
+        [](const std::vector<int>& seen) {
+          return std::count(seen.begin(), seen.end(), kNotServing) > 0 &&
+                 seen.back() == kServing;
+        },
+        std::chrono::seconds(30)));
     const std::vector<int> seen = watcher.seen();
     EXPECT_THAT(seen, ::testing::Contains(kNotServing));
     ASSERT_FALSE(seen.empty());
@@ -205,16 +240,30 @@ TEST(DrainTest, SigtermFinishesInFlightStreamsAndLeavesNoWorker) {
   std::thread clients(
       [&] { got = RunStreams(server.address(), EightRequests(32), &started); });
   while (started < 8) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ReadinessWatcher watcher(server.address());
+  ASSERT_TRUE(watcher.WaitFor(
+      [](const std::vector<int>& seen) {
+        return !seen.empty() && seen.back() == kServing;
+      },
+      std::chrono::seconds(30)));
   kill(server.pid(), SIGTERM);
-  // New requests are refused while draining.
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Sync point: the server said NOT_SERVING (the first thing it does on
+  // SIGTERM). It then stops admitting: a new request may still be served
+  // in that short window, but from then on every one is refused.
+  ASSERT_TRUE(watcher.WaitFor(
+      [](const std::vector<int>& seen) { return seen.back() == kNotServing; },
+      std::chrono::seconds(30)));
   {
     auto stub = Connect(server.address());
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::seconds(10));
-    v1::GenerateResponse resp;
-    grpc::Status s = stub->Generate(&ctx, Request("Hi", 2), &resp);
+    grpc::Status s;
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+      v1::GenerateResponse resp;
+      s = stub->Generate(&ctx, Request("Hi", 2), &resp);
+      if (!s.ok()) break;
+    }
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE)
         << s.error_message();
   }

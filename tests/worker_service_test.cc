@@ -520,7 +520,8 @@ TEST(RendezvousServiceTest, GetWaitsForSetAndTimesOut) {
   grpc::Status waited;
   wv1::RendezvousGetResponse both;
   std::thread waiter([&] { waited = get({"g/0", "g/1"}, 10000, &both); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Sync point: the Get waits in the service before the Set that ends it.
+  EXPECT_TRUE(service.WaitForWaitingGets(1, std::chrono::seconds(10)));
   ASSERT_TRUE(set("g/1", "one").ok());
   waiter.join();
   ASSERT_TRUE(waited.ok()) << waited.error_message();
