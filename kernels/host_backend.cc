@@ -1,11 +1,12 @@
 #include "kernels/host_backend.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "kernels/reference_ops.h"
+#include "kernels/op_checks.h"
 
 namespace tpserve {
 
@@ -41,13 +42,6 @@ absl::Status HostBackend::CopyToHost(const float* src, float* dst, size_t n) {
 absl::Status HostBackend::CopyFromHost(const float* src, float* dst, size_t n) {
   if (n > 0) std::memmove(dst, src, n * sizeof(float));
   return absl::OkStatus();
-}
-
-absl::Status HostBackend::EmbeddingGather(const WeightMatrix& table,
-                                          int64_t row_begin,
-                                          absl::Span<const int32_t> ids,
-                                          float* out) {
-  return EmbeddingGatherReference(table, row_begin, ids, out);
 }
 
 }  // namespace tpserve
