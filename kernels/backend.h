@@ -3,7 +3,8 @@
 // in their file format (quantized blocks stay packed).
 //
 // Pointers are in the backend's memory (host for CPU, device for CUDA).
-// Shapes are checked by each op; errors come back as Status. Ops may run
+// Shapes are checked once, by Backend (kernels/op_checks.h), for every
+// backend; errors come back as Status. Ops may run
 // asynchronously on the backend's stream; Synchronize() waits.
 #ifndef TPSERVE_KERNELS_BACKEND_H_
 #define TPSERVE_KERNELS_BACKEND_H_
@@ -106,6 +107,11 @@ struct AttentionBatch {
   absl::Span<const int32_t> prompt_len;
 };
 
+// The ops are public non-virtual methods that check their arguments once,
+// for every backend (kernels/op_checks.h: InvalidArgument for bad shapes,
+// sizes and null pointers), and then call the backend's ...Impl. An Impl
+// sees only arguments that passed those checks, and is not called when
+// there is no work (n == 0, rows == 0, no ids or tokens).
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -129,41 +135,36 @@ class Backend {
   // Ids outside [row_begin, row_begin + table.rows) give zero rows: with a
   // vocabulary-parallel table each rank fills its own rows and an
   // all-reduce completes the embedding.
-  virtual absl::Status EmbeddingGather(const WeightMatrix& table,
-                                       int64_t row_begin,
-                                       absl::Span<const int32_t> ids,
-                                       float* out) = 0;
-
-  // out[i, :] = x[rows[i], :] for i < rows.size(), rows of `cols` floats;
-  // `rows` are host indices into x (the caller checks they are in range).
-  // Picks rows of activations (the tokens whose logits are wanted) without
-  // a round trip through host memory. out must not overlap x.
-  virtual absl::Status GatherRows(const float* x, int64_t cols,
-                                  absl::Span<const int32_t> rows,
-                                  float* out) = 0;
+  absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
+                               absl::Span<const int32_t> ids, float* out);
 
   // y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight; y may alias x.
-  virtual absl::Status RmsNorm(const float* x, const float* weight, float* y,
-                               int64_t rows, int64_t cols, float eps) = 0;
+  absl::Status RmsNorm(const float* x, const float* weight, float* y,
+                       int64_t rows, int64_t cols, float eps);
 
   // y[n, w.rows] = x[n, w.cols] * w^T.
-  virtual absl::Status MatMul(const WeightMatrix& w, const float* x, int64_t n,
-                              float* y) = 0;
+  absl::Status MatMul(const WeightMatrix& w, const float* x, int64_t n,
+                      float* y);
 
   // Rotates x [n, heads, head_dim] in place, token i at position pos[i].
-  virtual absl::Status Rope(float* x, int64_t n, int64_t heads,
-                            absl::Span<const int32_t> pos,
-                            const RopeParams& params) = 0;
+  absl::Status Rope(float* x, int64_t n, int64_t heads,
+                    absl::Span<const int32_t> pos, const RopeParams& params);
 
   // gate[i] = silu(gate[i]) * up[i] for i < n.
-  virtual absl::Status SiluMul(float* gate, const float* up, int64_t n) = 0;
+  absl::Status SiluMul(float* gate, const float* up, int64_t n);
 
   // x[i] += y[i] for i < n.
-  virtual absl::Status Add(float* x, const float* y, int64_t n) = 0;
+  absl::Status Add(float* x, const float* y, int64_t n);
 
   // x[r, c] += bias[c] for r < rows, c < cols (Qwen2's Q/K/V biases).
-  virtual absl::Status AddBias(float* x, const float* bias, int64_t rows,
-                               int64_t cols) = 0;
+  absl::Status AddBias(float* x, const float* bias, int64_t rows, int64_t cols);
+
+  // out[i, :] = x[rows[i], :] for i < rows.size(), rows of `cols` floats
+  // (the logit rows of a step, picked on the device). `rows` are host
+  // indices, each >= 0 (checked); that each is below the number of rows of
+  // x is the caller's contract (x carries no shape). out must not overlap x.
+  absl::Status GatherRows(const float* x, int64_t cols,
+                          absl::Span<const int32_t> rows, float* out);
 
   // Writes k, v [n_tokens, kv_heads, head_dim] of `layer` into their cache
   // slots, then out[t] = softmax(q[t] K^T * scale) V over the sequence's
@@ -174,11 +175,40 @@ class Backend {
   // q meets K as fp16, and the softmax weights
   // are rounded to fp16 before they weight V (a backend that normalizes at
   // the end, as an online softmax does, differs by <= 2^-12 |v| there).
-  virtual absl::Status Attention(const AttentionBatch& batch,
-                                 const KvCacheLayout& layout, void* k_cache,
-                                 void* v_cache, int64_t layer, const float* q,
-                                 const float* k, const float* v,
-                                 int64_t q_heads, float scale, float* out) = 0;
+  absl::Status Attention(const AttentionBatch& batch,
+                         const KvCacheLayout& layout, void* k_cache,
+                         void* v_cache, int64_t layer, const float* q,
+                         const float* k, const float* v, int64_t q_heads,
+                         float scale, float* out);
+
+ protected:
+  // The backends' implementations of the ops above, called with checked
+  // arguments and work to do (see the class comment).
+  virtual absl::Status EmbeddingGatherImpl(const WeightMatrix& table,
+                                           int64_t row_begin,
+                                           absl::Span<const int32_t> ids,
+                                           float* out) = 0;
+  virtual absl::Status RmsNormImpl(const float* x, const float* weight,
+                                   float* y, int64_t rows, int64_t cols,
+                                   float eps) = 0;
+  virtual absl::Status MatMulImpl(const WeightMatrix& w, const float* x,
+                                  int64_t n, float* y) = 0;
+  virtual absl::Status RopeImpl(float* x, int64_t n, int64_t heads,
+                                absl::Span<const int32_t> pos,
+                                const RopeParams& params) = 0;
+  virtual absl::Status SiluMulImpl(float* gate, const float* up, int64_t n) = 0;
+  virtual absl::Status AddImpl(float* x, const float* y, int64_t n) = 0;
+  virtual absl::Status AddBiasImpl(float* x, const float* bias, int64_t rows,
+                                   int64_t cols) = 0;
+  virtual absl::Status GatherRowsImpl(const float* x, int64_t cols,
+                                      absl::Span<const int32_t> rows,
+                                      float* out) = 0;
+  virtual absl::Status AttentionImpl(const AttentionBatch& batch,
+                                     const KvCacheLayout& layout, void* k_cache,
+                                     void* v_cache, int64_t layer,
+                                     const float* q, const float* k,
+                                     const float* v, int64_t q_heads,
+                                     float scale, float* out) = 0;
 };
 
 }  // namespace tpserve

@@ -1,11 +1,12 @@
 #include "kernels/host_backend.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "kernels/reference_ops.h"
+#include "kernels/op_checks.h"
 
 namespace tpserve {
 
@@ -40,32 +41,6 @@ absl::Status HostBackend::CopyToHost(const float* src, float* dst, size_t n) {
 
 absl::Status HostBackend::CopyFromHost(const float* src, float* dst, size_t n) {
   if (n > 0) std::memmove(dst, src, n * sizeof(float));
-  return absl::OkStatus();
-}
-
-absl::Status HostBackend::EmbeddingGather(const WeightMatrix& table,
-                                          int64_t row_begin,
-                                          absl::Span<const int32_t> ids,
-                                          float* out) {
-  return EmbeddingGatherReference(table, row_begin, ids, out);
-}
-
-absl::Status HostBackend::GatherRows(const float* x, int64_t cols,
-                                     absl::Span<const int32_t> rows,
-                                     float* out) {
-  if (cols < 0) return absl::InvalidArgumentError("GatherRows: cols < 0");
-  if (rows.empty() || cols == 0) return absl::OkStatus();
-  if (x == nullptr || out == nullptr) {
-    return absl::InvalidArgumentError("GatherRows: null buffer");
-  }
-  const size_t row_bytes = static_cast<size_t>(cols) * sizeof(float);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (rows[i] < 0) {
-      return absl::InvalidArgumentError("GatherRows: negative row");
-    }
-    std::memcpy(out + i * cols, x + static_cast<size_t>(rows[i]) * cols,
-                row_bytes);
-  }
   return absl::OkStatus();
 }
 

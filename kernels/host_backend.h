@@ -1,7 +1,6 @@
 // The memory half of Backend for backends whose memory is host memory (the
 // reference and the CPU backend): aligned allocation, weights used in
-// place, copies as memmove, nothing asynchronous, and the embedding gather
-// of the reference (one dequantized row per token is not worth more).
+// place, copies as memmove, nothing asynchronous.
 #ifndef TPSERVE_KERNELS_HOST_BACKEND_H_
 #define TPSERVE_KERNELS_HOST_BACKEND_H_
 
@@ -22,11 +21,6 @@ class HostBackend : public Backend {
   absl::Status CopyToHost(const float* src, float* dst, size_t n) override;
   absl::Status CopyFromHost(const float* src, float* dst, size_t n) override;
   absl::Status Synchronize() override { return absl::OkStatus(); }
-  absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
-                               absl::Span<const int32_t> ids,
-                               float* out) override;
-  absl::Status GatherRows(const float* x, int64_t cols,
-                          absl::Span<const int32_t> rows, float* out) override;
 };
 
 }  // namespace tpserve

@@ -9,149 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/dequantize.h"
 #include "kernels/host_backend.h"
-#include "kernels/rmsnorm.h"
 
 namespace tpserve {
-
-bool IsSupportedWeightType(GgmlType type) { return CanDequantize(type); }
-
-absl::Status ValidateWeightMatrix(const WeightMatrix& w) {
-  if (!IsSupportedWeightType(w.type)) {
-    return absl::UnimplementedError(absl::StrCat(
-        "weights of type ", GgmlTypeName(w.type), " are not supported"));
-  }
-  if (w.rows < 0 || w.cols <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("weight shape ", w.rows, " x ", w.cols));
-  }
-  absl::StatusOr<uint64_t> row_bytes =
-      GgmlRowBytes(w.type, static_cast<uint64_t>(w.cols));
-  if (!row_bytes.ok()) return row_bytes.status();
-  if (w.row_stride < *row_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("row_stride ", w.row_stride,
-                                                   " < packed row of ",
-                                                   *row_bytes, " bytes"));
-  }
-  if (w.rows > 0 && w.data == nullptr) {
-    return absl::InvalidArgumentError("null weight data");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateAttention(const AttentionBatch& batch,
-                               const KvCacheLayout& layout, const void* k_cache,
-                               const void* v_cache, int64_t layer,
-                               const float* q, const float* k, const float* v,
-                               int64_t q_heads, const float* out) {
-  if (layout.layers <= 0 || layout.num_blocks <= 0 || layout.block_size <= 0 ||
-      layout.kv_heads <= 0 || layout.head_dim <= 0) {
-    return absl::InvalidArgumentError("Attention: bad KV cache layout");
-  }
-  if (layout.dtype != GgmlType::kF32 && layout.dtype != GgmlType::kF16) {
-    return absl::InvalidArgumentError(absl::StrCat("Attention: KV cache type ",
-                                                   GgmlTypeName(layout.dtype),
-                                                   " (expected F32 or F16)"));
-  }
-  if (layer < 0 || layer >= layout.layers) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Attention: layer ", layer, " of ", layout.layers));
-  }
-  if (q_heads <= 0 || q_heads % layout.kv_heads != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Attention: q_heads ", q_heads,
-                     " is not a multiple of kv_heads ", layout.kv_heads));
-  }
-  const int64_t n = batch.n_tokens;
-  if (n < 0 || batch.seq.size() != static_cast<size_t>(n) ||
-      batch.pos.size() != static_cast<size_t>(n)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Attention: n_tokens ", n, " but ", batch.seq.size(),
-                     " seq and ", batch.pos.size(), " pos entries"));
-  }
-  if (n == 0) return absl::OkStatus();
-  if (k_cache == nullptr || v_cache == nullptr || q == nullptr ||
-      k == nullptr || v == nullptr || out == nullptr) {
-    return absl::InvalidArgumentError("Attention: null pointer");
-  }
-  if (batch.block_offsets.empty()) {
-    return absl::InvalidArgumentError("Attention: empty block_offsets");
-  }
-  const int64_t n_seqs = static_cast<int64_t>(batch.block_offsets.size()) - 1;
-  if (!batch.prompt_len.empty() &&
-      static_cast<int64_t>(batch.prompt_len.size()) != n_seqs) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Attention: ", batch.prompt_len.size(),
-                     " prompt lengths for ", n_seqs, " sequences"));
-  }
-  const int64_t table_size = static_cast<int64_t>(batch.block_table.size());
-  for (int64_t s = 0; s <= n_seqs; ++s) {
-    const int64_t o = batch.block_offsets[s];
-    if (o < 0 || o > table_size || (s > 0 && o < batch.block_offsets[s - 1])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("Attention: block_offsets[", s, "] = ", o,
-                       " out of order or outside the table of ", table_size));
-    }
-  }
-  for (int64_t i = 0; i < table_size; ++i) {
-    if (batch.block_table[i] < 0 || batch.block_table[i] >= layout.num_blocks) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "Attention: block_table[", i, "] = ", batch.block_table[i],
-          " is not a block id in [0, ", layout.num_blocks, ")"));
-    }
-  }
-  for (int64_t t = 0; t < n; ++t) {
-    const int64_t s = batch.seq[t];
-    const int64_t p = batch.pos[t];
-    if (s < 0 || s >= n_seqs) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "Attention: token ", t, " has sequence ", s, " of ", n_seqs));
-    }
-    const int64_t blocks = batch.block_offsets[s + 1] - batch.block_offsets[s];
-    if (p < 0 || p / layout.block_size >= blocks) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("Attention: token ", t, " at position ", p,
-                       " is outside the ", blocks, " blocks of sequence ", s));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateRopeParams(const RopeParams& p) {
-  if (p.head_dim <= 0 || p.rope_dim <= 0 || p.rope_dim > p.head_dim ||
-      p.rope_dim % 2 != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Rope: head_dim ", p.head_dim, ", rope_dim ", p.rope_dim,
-                     " (rope_dim must be even and in (0, head_dim])"));
-  }
-  auto positive = [](double v) { return std::isfinite(v) && v > 0; };
-  if (!positive(p.theta) || !positive(p.freq_scale) ||
-      !positive(p.attn_factor) || !std::isfinite(p.beta_fast) ||
-      !std::isfinite(p.beta_slow) ||
-      !(p.ext_factor >= 0 && p.ext_factor <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Rope: theta ", p.theta, ", freq_scale ", p.freq_scale,
-        ", attn_factor ", p.attn_factor, " must be finite and > 0, ext_factor ",
-        p.ext_factor, " in [0, 1], betas finite"));
-  }
-  if (p.ext_factor != 0 && p.original_max_positions <= 0) {
-    return absl::InvalidArgumentError(
-        "Rope: YaRN (ext_factor != 0) needs original_max_positions > 0");
-  }
-  if (!p.freq_factors.empty()) {
-    if (static_cast<int64_t>(p.freq_factors.size()) != p.rope_dim / 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "Rope: ", p.freq_factors.size(), " frequency factors for rope_dim ",
-          p.rope_dim, " (need rope_dim / 2)"));
-    }
-    for (float f : p.freq_factors) {
-      if (!positive(f)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "Rope: frequency factor ", f, " must be finite and > 0"));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
 
 void RopeYarnCorrDims(const RopeParams& p, double dims[2]) {
   const double kPi = 3.14159265358979323846;
@@ -240,9 +99,8 @@ absl::Status EmbeddingGatherReference(const WeightMatrix& table,
                                       int64_t row_begin,
                                       absl::Span<const int32_t> ids,
                                       float* out) {
-  if (absl::Status s = ValidateWeightMatrix(table); !s.ok()) return s;
-  if (!ids.empty() && out == nullptr) {
-    return absl::InvalidArgumentError("EmbeddingGather: null output");
+  if (absl::Status s = ValidateEmbeddingGather(table, ids, out); !s.ok()) {
+    return s;
   }
   const size_t row_bytes = *GgmlRowBytes(table.type, table.cols);
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -261,16 +119,6 @@ absl::Status EmbeddingGatherReference(const WeightMatrix& table,
 }
 
 namespace {
-
-absl::Status CheckMatMulArgs(const WeightMatrix& w, const float* x, int64_t n,
-                             const float* y) {
-  if (absl::Status s = ValidateWeightMatrix(w); !s.ok()) return s;
-  if (n < 0) return absl::InvalidArgumentError("MatMul: n < 0");
-  if (n > 0 && w.rows > 0 && (x == nullptr || y == nullptr)) {
-    return absl::InvalidArgumentError("MatMul: null activations");
-  }
-  return absl::OkStatus();
-}
 
 bool IsBlockQuantized(GgmlType t) {
   return t != GgmlType::kF32 && t != GgmlType::kF16 && t != GgmlType::kBF16;
@@ -300,7 +148,7 @@ absl::Status MatMulDouble(const WeightMatrix& w, const std::vector<double>& xd,
 
 absl::Status MatMulReference(const WeightMatrix& w, const float* x, int64_t n,
                              float* y) {
-  if (absl::Status s = CheckMatMulArgs(w, x, n, y); !s.ok()) return s;
+  if (absl::Status s = ValidateMatMul(w, x, n, y); !s.ok()) return s;
   if (n == 0 || w.rows == 0) return absl::OkStatus();
   std::vector<double> xd(x, x + static_cast<size_t>(n) * w.cols);
   return MatMulDouble(w, xd, n, y);
@@ -308,7 +156,7 @@ absl::Status MatMulReference(const WeightMatrix& w, const float* x, int64_t n,
 
 absl::Status MatMulReferenceQ8Activations(const WeightMatrix& w, const float* x,
                                           int64_t n, float* y) {
-  if (absl::Status s = CheckMatMulArgs(w, x, n, y); !s.ok()) return s;
+  if (absl::Status s = ValidateMatMul(w, x, n, y); !s.ok()) return s;
   if (n == 0 || w.rows == 0) return absl::OkStatus();
   if (!IsBlockQuantized(w.type)) return MatMulReference(w, x, n, y);
   // Block-quantized types have cols % 32 == 0 (checked above via the type).
@@ -363,12 +211,9 @@ absl::Status MatMulReferenceQ8Activations(const WeightMatrix& w, const float* x,
 absl::Status RopeReference(float* x, int64_t n, int64_t heads,
                            absl::Span<const int32_t> pos,
                            const RopeParams& params) {
-  if (absl::Status s = ValidateRopeParams(params); !s.ok()) return s;
-  if (n < 0 || heads <= 0 || pos.size() != static_cast<size_t>(n)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Rope: n ", n, ", heads ", heads, ", ", pos.size(), " positions"));
+  if (absl::Status s = ValidateRope(x, n, heads, pos, params); !s.ok()) {
+    return s;
   }
-  if (n > 0 && x == nullptr) return absl::InvalidArgumentError("Rope: null x");
   const int64_t half = params.rope_dim / 2;
   const double mscale = RopeMagnitude(params);
   for (int64_t t = 0; t < n; ++t) {
@@ -390,9 +235,7 @@ absl::Status RopeReference(float* x, int64_t n, int64_t heads,
 }
 
 absl::Status SiluMulReference(float* gate, const float* up, int64_t n) {
-  if (n < 0 || (n > 0 && (gate == nullptr || up == nullptr))) {
-    return absl::InvalidArgumentError("SiluMul: bad arguments");
-  }
+  if (absl::Status s = ValidateSiluMul(gate, up, n); !s.ok()) return s;
   for (int64_t i = 0; i < n; ++i) {
     const double g = gate[i];
     gate[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up[i]);
@@ -401,19 +244,39 @@ absl::Status SiluMulReference(float* gate, const float* up, int64_t n) {
 }
 
 absl::Status AddReference(float* x, const float* y, int64_t n) {
-  if (n < 0 || (n > 0 && (x == nullptr || y == nullptr))) {
-    return absl::InvalidArgumentError("Add: bad arguments");
-  }
+  if (absl::Status s = ValidateAdd(x, y, n); !s.ok()) return s;
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
   return absl::OkStatus();
 }
 
-absl::Status ValidateAddBias(const float* x, const float* bias, int64_t rows,
-                             int64_t cols) {
-  if (rows < 0 || cols <= 0 ||
-      (rows > 0 && (x == nullptr || bias == nullptr))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "AddBias: rows ", rows, ", cols ", cols, " (or a null pointer)"));
+absl::Status RmsNormReference(const float* x, const float* weight, float* y,
+                              int64_t rows, int64_t cols, float eps) {
+  if (absl::Status s = ValidateRmsNorm(x, weight, y, rows, cols, eps);
+      !s.ok()) {
+    return s;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * cols;
+    float* yr = y + r * cols;
+    double sum_sq = 0;
+    for (int64_t i = 0; i < cols; ++i) sum_sq += double{xr[i]} * xr[i];
+    const double scale = 1.0 / std::sqrt(sum_sq / cols + eps);
+    for (int64_t i = 0; i < cols; ++i) {
+      yr[i] = static_cast<float>(xr[i] * scale * weight[i]);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GatherRowsReference(const float* x, int64_t cols,
+                                 absl::Span<const int32_t> rows, float* out) {
+  if (absl::Status s = ValidateGatherRows(x, cols, rows, out); !s.ok()) {
+    return s;
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const float* src = x + static_cast<int64_t>(rows[i]) * cols;
+    float* dst = out + static_cast<int64_t>(i) * cols;
+    for (int64_t c = 0; c < cols; ++c) dst[c] = src[c];
   }
   return absl::OkStatus();
 }
@@ -503,44 +366,48 @@ namespace {
 class ReferenceBackend final : public HostBackend {
  public:
   std::string name() const override { return "reference"; }
-
-  absl::Status RmsNorm(const float* x, const float* weight, float* y,
-                       int64_t rows, int64_t cols, float eps) override {
-    if (rows < 0 || cols <= 0 || x == nullptr || y == nullptr ||
-        weight == nullptr) {
-      return absl::InvalidArgumentError("RmsNorm: bad arguments");
-    }
-    const size_t total = static_cast<size_t>(rows) * cols;
-    return RmsNormReference(absl::MakeConstSpan(x, total),
-                            absl::MakeConstSpan(weight, cols), rows, cols, eps,
-                            absl::MakeSpan(y, total));
-  }
-  absl::Status MatMul(const WeightMatrix& w, const float* x, int64_t n,
-                      float* y) override {
-    return MatMulReference(w, x, n, y);
-  }
-  absl::Status Rope(float* x, int64_t n, int64_t heads,
-                    absl::Span<const int32_t> pos,
-                    const RopeParams& params) override {
-    return RopeReference(x, n, heads, pos, params);
-  }
-  absl::Status SiluMul(float* gate, const float* up, int64_t n) override {
-    return SiluMulReference(gate, up, n);
-  }
-  absl::Status Add(float* x, const float* y, int64_t n) override {
-    return AddReference(x, y, n);
-  }
-  absl::Status AddBias(float* x, const float* bias, int64_t rows,
-                       int64_t cols) override {
-    return AddBiasReference(x, bias, rows, cols);
-  }
   // Either type works here; half the memory.
   GgmlType KvCacheType() const override { return GgmlType::kF16; }
-  absl::Status Attention(const AttentionBatch& batch,
-                         const KvCacheLayout& layout, void* k_cache,
-                         void* v_cache, int64_t layer, const float* q,
-                         const float* k, const float* v, int64_t q_heads,
-                         float scale, float* out) override {
+
+ protected:
+  absl::Status EmbeddingGatherImpl(const WeightMatrix& table, int64_t row_begin,
+                                   absl::Span<const int32_t> ids,
+                                   float* out) override {
+    return EmbeddingGatherReference(table, row_begin, ids, out);
+  }
+  absl::Status RmsNormImpl(const float* x, const float* weight, float* y,
+                           int64_t rows, int64_t cols, float eps) override {
+    return RmsNormReference(x, weight, y, rows, cols, eps);
+  }
+  absl::Status MatMulImpl(const WeightMatrix& w, const float* x, int64_t n,
+                          float* y) override {
+    return MatMulReference(w, x, n, y);
+  }
+  absl::Status RopeImpl(float* x, int64_t n, int64_t heads,
+                        absl::Span<const int32_t> pos,
+                        const RopeParams& params) override {
+    return RopeReference(x, n, heads, pos, params);
+  }
+  absl::Status SiluMulImpl(float* gate, const float* up, int64_t n) override {
+    return SiluMulReference(gate, up, n);
+  }
+  absl::Status AddImpl(float* x, const float* y, int64_t n) override {
+    return AddReference(x, y, n);
+  }
+  absl::Status AddBiasImpl(float* x, const float* bias, int64_t rows,
+                           int64_t cols) override {
+    return AddBiasReference(x, bias, rows, cols);
+  }
+  absl::Status GatherRowsImpl(const float* x, int64_t cols,
+                              absl::Span<const int32_t> rows,
+                              float* out) override {
+    return GatherRowsReference(x, cols, rows, out);
+  }
+  absl::Status AttentionImpl(const AttentionBatch& batch,
+                             const KvCacheLayout& layout, void* k_cache,
+                             void* v_cache, int64_t layer, const float* q,
+                             const float* k, const float* v, int64_t q_heads,
+                             float scale, float* out) override {
     return AttentionReference(batch, layout, k_cache, v_cache, layer, q, k, v,
                               q_heads, scale, out);
   }

@@ -1,7 +1,7 @@
 // CPU references of the Backend ops (kernels/backend.h) that every backend
 // is tested against: plain loops, double accumulation, no threads, no SIMD.
-// Each function validates its arguments exactly as a backend must, and the
-// validators are shared so that every backend refuses the same inputs.
+// Each function runs the argument checks of its op (kernels/op_checks.h,
+// the same ones Backend runs for every backend) before it computes.
 //
 // Pointer arguments follow Backend: host memory, shapes given separately.
 #ifndef TPSERVE_KERNELS_REFERENCE_OPS_H_
@@ -14,38 +14,11 @@
 #include "absl/types/span.h"
 #include "common/ggml_blocks.h"
 #include "kernels/backend.h"
+#include "kernels/op_checks.h"
 
 namespace tpserve {
 
-// ---- Validation shared by every backend ------------------------------------
-
-// Whether MatMul / EmbeddingGather accept weights of `type`: F32, F16,
-// BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (what DequantizeRow
-// decodes). Backends may be faster on some of them only.
-bool IsSupportedWeightType(GgmlType type);
-
-// OK when `w` is usable: supported type, rows >= 0, cols > 0 and a whole
-// number of blocks, row_stride >= the packed row size, data non-null unless
-// rows == 0.
-absl::Status ValidateWeightMatrix(const WeightMatrix& w);
-
-// OK when the Attention arguments are consistent (see Backend::Attention):
-// layout fields positive, 0 <= layer < layers, q_heads a positive multiple
-// of kv_heads, seq/pos spans of n_tokens entries, block_offsets
-// non-decreasing within block_table, every block_table entry in
-// [0, num_blocks), and for every token pos >= 0 with position pos inside its
-// sequence's table. Pointers must be non-null when n_tokens > 0.
-absl::Status ValidateAttention(const AttentionBatch& batch,
-                               const KvCacheLayout& layout, const void* k_cache,
-                               const void* v_cache, int64_t layer,
-                               const float* q, const float* k, const float* v,
-                               int64_t q_heads, const float* out);
-
-// OK when head_dim > 0, rope_dim even and in (0, head_dim], theta > 0,
-// freq_scale > 0, ext_factor in [0, 1], attn_factor > 0 (all finite),
-// original_max_positions > 0 when ext_factor != 0, and freq_factors empty or
-// rope_dim / 2 positive finite numbers.
-absl::Status ValidateRopeParams(const RopeParams& p);
+// ---- RoPE frequencies (checks: kernels/op_checks.h) ----------------------
 
 // The frequency f_i of pair i in [0, rope_dim / 2) (RopeParams), in double:
 // the angle of pair i at position p is p * f_i.
@@ -105,14 +78,18 @@ inline void KvStore(void* cache, GgmlType dtype, int64_t i, float v) {
   }
 }
 
-// ---- Reference ops
-// -----------------------------------------------------------
+// ---- Reference ops ----------------------------------------------------------
 
-// Backend::EmbeddingGather.
+// Backend::EmbeddingGather: each row decoded by DequantizeRow.
 absl::Status EmbeddingGatherReference(const WeightMatrix& table,
                                       int64_t row_begin,
                                       absl::Span<const int32_t> ids,
                                       float* out);
+
+// Backend::RmsNorm: the mean square and the scale in double (more exact
+// than any backend); y may alias x.
+absl::Status RmsNormReference(const float* x, const float* weight, float* y,
+                              int64_t rows, int64_t cols, float eps);
 
 // Backend::MatMul: y[i, r] = sum_c w[r, c] * x[i, c], each weight row
 // dequantized with DequantizeRow, the dot product in double.
@@ -141,11 +118,13 @@ absl::Status SiluMulReference(float* gate, const float* up, int64_t n);
 // Backend::Add.
 absl::Status AddReference(float* x, const float* y, int64_t n);
 
-// Shapes and pointers of Backend::AddBias; every backend checks with this.
-absl::Status ValidateAddBias(const float* x, const float* bias, int64_t rows,
-                             int64_t cols);
+// Backend::AddBias.
 absl::Status AddBiasReference(float* x, const float* bias, int64_t rows,
                               int64_t cols);
+
+// Backend::GatherRows.
+absl::Status GatherRowsReference(const float* x, int64_t cols,
+                                 absl::Span<const int32_t> rows, float* out);
 
 // Backend::Attention: writes every new k/v of the batch into the cache
 // (rounded to fp16) first, then attends (so tokens of one step see each

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/ggml_blocks.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/reference_ops.h"
 
@@ -50,12 +52,14 @@ class HostStagingBackend final : public Backend {
   }
   absl::Status Synchronize() override { return dev_->Synchronize(); }
 
-  absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
-                               absl::Span<const int32_t> ids,
-                               float* out) override {
-    if (!ValidateWeightMatrix(table).ok() || ids.empty() || out == nullptr) {
-      return dev_->EmbeddingGather(table, row_begin, ids, out);
-    }
+  GgmlType KvCacheType() const override { return dev_->KvCacheType(); }
+  Backend* device() const { return dev_.get(); }
+
+ protected:
+  // Backend has checked the arguments and there is work to do.
+  absl::Status EmbeddingGatherImpl(const WeightMatrix& table, int64_t row_begin,
+                                   absl::Span<const int32_t> ids,
+                                   float* out) override {
     Staging st(this);
     auto w = dev_->UploadWeights(table);
     if (!w.ok()) return w.status();
@@ -64,21 +68,8 @@ class HostStagingBackend final : public Backend {
     if (d_out == nullptr) return st.status;
     return st.Finish(dev_->EmbeddingGather(*w, row_begin, ids, d_out));
   }
-  absl::Status GatherRows(const float* x, int64_t cols,
-                          absl::Span<const int32_t> rows, float* out) override {
-    // Host memory on both sides: no staging needed.
-    if (cols <= 0 || rows.empty()) return absl::OkStatus();
-    for (size_t i = 0; i < rows.size(); ++i) {
-      std::memcpy(out + i * cols, x + static_cast<size_t>(rows[i]) * cols,
-                  static_cast<size_t>(cols) * sizeof(float));
-    }
-    return absl::OkStatus();
-  }
-  absl::Status RmsNorm(const float* x, const float* weight, float* y,
-                       int64_t rows, int64_t cols, float eps) override {
-    if (rows <= 0 || cols <= 0 || !x || !weight || !y) {
-      return dev_->RmsNorm(x, weight, y, rows, cols, eps);
-    }
+  absl::Status RmsNormImpl(const float* x, const float* weight, float* y,
+                           int64_t rows, int64_t cols, float eps) override {
     Staging st(this);
     const size_t n = static_cast<size_t>(rows) * cols;
     const float* dx = st.In(x, n);
@@ -87,11 +78,8 @@ class HostStagingBackend final : public Backend {
     if (!dx || !dw || !dy) return st.status;
     return st.Finish(dev_->RmsNorm(dx, dw, dy, rows, cols, eps));
   }
-  absl::Status MatMul(const WeightMatrix& w, const float* x, int64_t n,
-                      float* y) override {
-    if (!ValidateWeightMatrix(w).ok() || n <= 0 || w.rows == 0 || !x || !y) {
-      return dev_->MatMul(w, x, n, y);
-    }
+  absl::Status MatMulImpl(const WeightMatrix& w, const float* x, int64_t n,
+                          float* y) override {
     Staging st(this);
     auto dw = dev_->UploadWeights(w);
     if (!dw.ok()) return dw.status();
@@ -100,58 +88,52 @@ class HostStagingBackend final : public Backend {
     if (!dx || !dy) return st.status;
     return st.Finish(dev_->MatMul(*dw, dx, n, dy));
   }
-  absl::Status Rope(float* x, int64_t n, int64_t heads,
-                    absl::Span<const int32_t> pos,
-                    const RopeParams& params) override {
-    if (!ValidateRopeParams(params).ok() || n <= 0 || heads <= 0 ||
-        pos.size() != static_cast<size_t>(n) || !x) {
-      return dev_->Rope(x, n, heads, pos, params);
-    }
+  absl::Status RopeImpl(float* x, int64_t n, int64_t heads,
+                        absl::Span<const int32_t> pos,
+                        const RopeParams& params) override {
     Staging st(this);
     float* dx = st.Out(x, static_cast<size_t>(n) * heads * params.head_dim);
     if (!dx) return st.status;
     return st.Finish(dev_->Rope(dx, n, heads, pos, params));
   }
-  absl::Status SiluMul(float* gate, const float* up, int64_t n) override {
-    if (n <= 0 || !gate || !up) return dev_->SiluMul(gate, up, n);
+  absl::Status SiluMulImpl(float* gate, const float* up, int64_t n) override {
     Staging st(this);
     float* dg = st.Out(gate, n);
     const float* du = st.In(up, n);
     if (!dg || !du) return st.status;
     return st.Finish(dev_->SiluMul(dg, du, n));
   }
-  absl::Status Add(float* x, const float* y, int64_t n) override {
-    if (n <= 0 || !x || !y) return dev_->Add(x, y, n);
+  absl::Status AddImpl(float* x, const float* y, int64_t n) override {
     Staging st(this);
     float* dx = st.Out(x, n);
     const float* dy = st.In(y, n);
     if (!dx || !dy) return st.status;
     return st.Finish(dev_->Add(dx, dy, n));
   }
-  absl::Status AddBias(float* x, const float* bias, int64_t rows,
-                       int64_t cols) override {
-    if (!ValidateAddBias(x, bias, rows, cols).ok() || rows == 0) {
-      return dev_->AddBias(x, bias, rows, cols);
-    }
+  absl::Status AddBiasImpl(float* x, const float* bias, int64_t rows,
+                           int64_t cols) override {
     Staging st(this);
     float* dx = st.Out(x, static_cast<size_t>(rows) * cols);
     const float* db = st.In(bias, static_cast<size_t>(cols));
     if (!dx || !db) return st.status;
     return st.Finish(dev_->AddBias(dx, db, rows, cols));
   }
-  GgmlType KvCacheType() const override { return dev_->KvCacheType(); }
-  absl::Status Attention(const AttentionBatch& batch,
-                         const KvCacheLayout& layout, void* k_cache,
-                         void* v_cache, int64_t layer, const float* q,
-                         const float* k, const float* v, int64_t q_heads,
-                         float scale, float* out) override {
-    if (!ValidateAttention(batch, layout, k_cache, v_cache, layer, q, k, v,
-                           q_heads, out)
-             .ok() ||
-        batch.n_tokens == 0) {
-      return dev_->Attention(batch, layout, k_cache, v_cache, layer, q, k, v,
-                             q_heads, scale, out);
-    }
+  absl::Status GatherRowsImpl(const float* x, int64_t cols,
+                              absl::Span<const int32_t> rows,
+                              float* out) override {
+    // x carries no shape: stage the rows up to the largest one asked for.
+    const int64_t x_rows = *std::max_element(rows.begin(), rows.end()) + 1;
+    Staging st(this);
+    const float* dx = st.In(x, static_cast<size_t>(x_rows) * cols);
+    float* dout = st.Out(out, rows.size() * static_cast<size_t>(cols));
+    if (!dx || !dout) return st.status;
+    return st.Finish(dev_->GatherRows(dx, cols, rows, dout));
+  }
+  absl::Status AttentionImpl(const AttentionBatch& batch,
+                             const KvCacheLayout& layout, void* k_cache,
+                             void* v_cache, int64_t layer, const float* q,
+                             const float* k, const float* v, int64_t q_heads,
+                             float scale, float* out) override {
     Staging st(this);
     // Staged in float units, whatever the element type.
     const size_t cache = (static_cast<size_t>(layout.CacheBytes()) + 3) / 4;
@@ -236,15 +218,16 @@ std::vector<NamedBackend> AllBackends() {
   for (int threads : {1, 2, 3}) {
     v.push_back({absl::StrCat("cpu/", threads), MakeCpuBackend(threads), true});
   }
+  for (NamedBackend& nb : v) nb.unstaged = nb.backend.get();
 #if TPSERVE_TEST_CUDA
   if (CudaUsable()) {
     // Default options: the GEMV for n <= 8, the bf16 cuBLAS path above.
     auto cuda = MakeCudaBackend(0);
     EXPECT_TRUE(cuda.ok()) << cuda.status();
     if (cuda.ok()) {
-      v.push_back({"cuda",
-                   std::make_unique<HostStagingBackend>(std::move(*cuda)),
-                   false, 1.0 / 256});
+      auto staged = std::make_unique<HostStagingBackend>(std::move(*cuda));
+      Backend* dev = staged->device();
+      v.push_back({"cuda", std::move(staged), false, 1.0 / 256, dev});
     }
     // Every matmul through the f32 GEMV kernel: as exact as the CPU float
     // paths.
@@ -253,13 +236,67 @@ std::vector<NamedBackend> AllBackends() {
     auto cuda_gemv = MakeCudaBackend(gemv);
     EXPECT_TRUE(cuda_gemv.ok()) << cuda_gemv.status();
     if (cuda_gemv.ok()) {
-      v.push_back({"cuda/gemv",
-                   std::make_unique<HostStagingBackend>(std::move(*cuda_gemv)),
-                   false, 0.0});
+      auto staged = std::make_unique<HostStagingBackend>(std::move(*cuda_gemv));
+      Backend* dev = staged->device();
+      v.push_back({"cuda/gemv", std::move(staged), false, 0.0, dev});
     }
   }
 #endif
   return v;
+}
+
+std::vector<uint8_t> RandomWeights(GgmlType type, int64_t rows, int64_t cols,
+                                   size_t stride, std::mt19937& rng) {
+  std::vector<uint8_t> data(rows * stride);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (uint8_t& b : data) b = static_cast<uint8_t>(byte(rng));
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+  auto put_half = [&](uint8_t* p, float f) {
+    const GgmlHalf h = Fp32ToFp16(f);
+    std::memcpy(p, &h, 2);
+  };
+  const GgmlTypeTraits& tr = GetGgmlType(type);
+  const int64_t nb = cols / tr.block_size;
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* row = data.data() + r * stride;
+    if (type == GgmlType::kF32 || type == GgmlType::kF16 ||
+        type == GgmlType::kBF16) {
+      std::vector<float> f = RandomFloats(cols, rng);
+      for (int64_t c = 0; c < cols; ++c) {
+        if (type == GgmlType::kF32) {
+          std::memcpy(row + 4 * c, &f[c], 4);
+        } else {
+          const uint16_t h =
+              type == GgmlType::kF16 ? Fp32ToFp16(f[c]) : Fp32ToBf16(f[c]);
+          std::memcpy(row + 2 * c, &h, 2);
+        }
+      }
+      continue;
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* blk = row + b * tr.type_size;
+      switch (type) {
+        case GgmlType::kQ8_0:
+        case GgmlType::kQ4_0:
+        case GgmlType::kQ5_0:
+          put_half(blk, scale(rng));
+          break;
+        case GgmlType::kQ4_1:
+        case GgmlType::kQ5_1:
+        case GgmlType::kQ4_K:
+        case GgmlType::kQ5_K:
+          put_half(blk, scale(rng));
+          put_half(blk + 2, -scale(rng));  // m (min) or dmin.
+          break;
+        case GgmlType::kQ6_K:
+          put_half(blk + offsetof(BlockQ6_K, d), scale(rng) * 0.1f);
+          break;
+        default:
+          ADD_FAILURE() << "no generator for " << GgmlTypeName(type);
+      }
+    }
+  }
+  return data;
 }
 
 std::vector<float> RandomFloats(size_t n, std::mt19937& rng, float lo,

@@ -9,6 +9,10 @@
 // sum_c |w_c x_c| (the condition-free scale of the sum), so cancellation in
 // random data cannot make a correct kernel look wrong.
 //
+// The op-case table (backend_op_table_test.cc) runs every op, shape and
+// type on every compiled backend, and the refused inputs; this file keeps
+// the matmul's SIMD-target sweep, real model rows and the RoPE formulas.
+//
 // Device backends (CUDA, when compiled in and a GPU is present) run the
 // same tests through HostStagingBackend, which copies each op's host
 // arguments to the device and its results back; without a GPU they are
@@ -38,7 +42,6 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/reference_ops.h"
-#include "kernels/rmsnorm.h"
 #include "tests/all_backends.h"
 #include "tests/test_paths.h"
 #include "worker/backend_factory.h"
@@ -55,6 +58,7 @@ using testing::AllBackends;
 using testing::CudaUsable;
 using testing::NamedBackend;
 using testing::RandomFloats;
+using testing::RandomWeights;
 
 TEST(BackendOpsTest, CudaBackendPresent) {
 #if !TPSERVE_TEST_CUDA
@@ -67,67 +71,6 @@ TEST(BackendOpsTest, CudaBackendPresent) {
   }
   EXPECT_EQ(cuda, 2);
 #endif
-}
-
-// ---- Random weights ---------------------------------------------------------
-
-// `rows` rows of `cols` weights of `type`, each `stride` bytes apart (>= the
-// packed row; the gap is filled with garbage a kernel must not read as
-// weights). Quantized blocks are random bytes with sane fp16 scales written
-// over the scale fields (random bytes there would give NaN/huge scales);
-// every bit pattern of the quants is valid.
-std::vector<uint8_t> RandomWeights(GgmlType type, int64_t rows, int64_t cols,
-                                   size_t stride, std::mt19937& rng) {
-  std::vector<uint8_t> data(rows * stride);
-  std::uniform_int_distribution<int> byte(0, 255);
-  for (uint8_t& b : data) b = static_cast<uint8_t>(byte(rng));
-  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
-  auto put_half = [&](uint8_t* p, float f) {
-    const GgmlHalf h = Fp32ToFp16(f);
-    std::memcpy(p, &h, 2);
-  };
-  const GgmlTypeTraits& tr = GetGgmlType(type);
-  const int64_t nb = cols / tr.block_size;
-  for (int64_t r = 0; r < rows; ++r) {
-    uint8_t* row = data.data() + r * stride;
-    if (type == GgmlType::kF32 || type == GgmlType::kF16 ||
-        type == GgmlType::kBF16) {
-      std::vector<float> f = RandomFloats(cols, rng);
-      for (int64_t c = 0; c < cols; ++c) {
-        if (type == GgmlType::kF32) {
-          std::memcpy(row + 4 * c, &f[c], 4);
-        } else {
-          const uint16_t h =
-              type == GgmlType::kF16 ? Fp32ToFp16(f[c]) : Fp32ToBf16(f[c]);
-          std::memcpy(row + 2 * c, &h, 2);
-        }
-      }
-      continue;
-    }
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* blk = row + b * tr.type_size;
-      switch (type) {
-        case GgmlType::kQ8_0:
-        case GgmlType::kQ4_0:
-        case GgmlType::kQ5_0:
-          put_half(blk, scale(rng));
-          break;
-        case GgmlType::kQ4_1:
-        case GgmlType::kQ5_1:
-        case GgmlType::kQ4_K:
-        case GgmlType::kQ5_K:
-          put_half(blk, scale(rng));
-          put_half(blk + 2, -scale(rng));  // m (min) or dmin.
-          break;
-        case GgmlType::kQ6_K:
-          put_half(blk + offsetof(BlockQ6_K, d), scale(rng) * 0.1f);
-          break;
-        default:
-          ADD_FAILURE() << "no generator for " << GgmlTypeName(type);
-      }
-    }
-  }
-  return data;
 }
 
 // sum_c |w[r, c] x[i, c]| and the activation-quantization error bound
@@ -367,23 +310,6 @@ TEST(BackendOpsTest, CudaDecodersMatchReferenceOnHost) {
 #endif
 }
 
-TEST(BackendOpsTest, MatMulRejectsBadWeights) {
-  for (NamedBackend& nb : AllBackends()) {
-    SCOPED_TRACE(nb.name);
-    std::vector<uint8_t> data(1024);
-    std::vector<float> x(64), y(64);
-    WeightMatrix w{GgmlType::kQ4_0, 2, 48, data.data(), 40};  // 48 % 32.
-    EXPECT_EQ(nb.backend->MatMul(w, x.data(), 1, y.data()).code(),
-              absl::StatusCode::kInvalidArgument);
-    w = {GgmlType::kQ4_0, 2, 32, data.data(), 17};  // Stride < 18 bytes.
-    EXPECT_EQ(nb.backend->MatMul(w, x.data(), 1, y.data()).code(),
-              absl::StatusCode::kInvalidArgument);
-    w = {GgmlType::kQ2_K, 2, 256, data.data(), 84};
-    EXPECT_EQ(nb.backend->MatMul(w, x.data(), 1, y.data()).code(),
-              absl::StatusCode::kUnimplemented);
-  }
-}
-
 // Real weights: rows of the default model's Q4_1 attention and Q8_0
 // embedding (the tied lm_head) matrices.
 TEST(BackendOpsTest, MatMulDefaultModelRows) {
@@ -450,34 +376,6 @@ TEST(BackendOpsTest, QuantizeActivationBlock) {
   QuantizeActivationBlock(x, q, &d);
   EXPECT_EQ(d, 0.0f);
   for (int i = 0; i < 32; ++i) EXPECT_EQ(q[i], 0);
-}
-
-// ---- EmbeddingGather --------------------------------------------------------
-
-TEST(BackendOpsTest, EmbeddingGatherVocabParallel) {
-  std::mt19937 rng(11);
-  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kF16, GgmlType::kQ4_K}) {
-    SCOPED_TRACE(GgmlTypeName(type));
-    const int64_t rows = 10, cols = 512, row_begin = 100;
-    const size_t stride = *GgmlRowBytes(type, cols);
-    std::vector<uint8_t> data = RandomWeights(type, rows, cols, stride, rng);
-    const WeightMatrix table{type, rows, cols, data.data(), stride};
-    const std::vector<int32_t> ids = {100, 109, 99, 110, 105, -1, 100};
-    std::vector<float> want(ids.size() * cols, 0.0f);
-    for (size_t i = 0; i < ids.size(); ++i) {
-      const int64_t r = ids[i] - row_begin;
-      if (r < 0 || r >= rows) continue;
-      ASSERT_TRUE(DequantizeRow(type, data.data() + r * stride, stride, cols,
-                                want.data() + i * cols)
-                      .ok());
-    }
-    for (NamedBackend& nb : AllBackends()) {
-      std::vector<float> out(ids.size() * cols, NAN);
-      ASSERT_TRUE(
-          nb.backend->EmbeddingGather(table, row_begin, ids, out.data()).ok());
-      EXPECT_EQ(out, want) << nb.name;
-    }
-  }
 }
 
 // ---- Rope -------------------------------------------------------------------
@@ -620,84 +518,6 @@ TEST(BackendOpsTest, RopeNormalNeoxScaled) {
             << nb.name << " element " << i;
       }
     }
-  }
-  std::vector<RopeParams> bad(6, normal);
-  bad[0].rope_dim = 63;
-  bad[1].freq_factors = {1, 2};  // Not rope_dim / 2 of them.
-  bad[2].freq_factors.assign(32, 1);
-  bad[2].freq_factors[3] = 0;
-  bad[3].freq_scale = 0;
-  bad[4].ext_factor = 1;  // YaRN without an original context.
-  bad[5].attn_factor = NAN;
-  std::vector<float> x(64);
-  const std::vector<int32_t> pos = {0};
-  for (NamedBackend& nb : AllBackends()) {
-    for (const RopeParams& p : bad) {
-      EXPECT_FALSE(nb.backend->Rope(x.data(), 1, 1, pos, p).ok()) << nb.name;
-    }
-  }
-}
-
-// ---- Elementwise
-// --------------------------------------------------------------
-
-TEST(BackendOpsTest, RmsNormSiluMulAdd) {
-  std::mt19937 rng(9);
-  const int64_t rows = 3, cols = 577, n = rows * cols;
-  const std::vector<float> x = RandomFloats(n, rng, -3, 3);
-  const std::vector<float> y = RandomFloats(n, rng, -3, 3);
-  const std::vector<float> wt = RandomFloats(cols, rng);
-  std::vector<float> norm_ref(n), silu_ref = x, add_ref = x;
-  ASSERT_TRUE(
-      RmsNormReference(x, wt, rows, cols, 1e-5f, absl::MakeSpan(norm_ref))
-          .ok());
-  ASSERT_TRUE(SiluMulReference(silu_ref.data(), y.data(), n).ok());
-  ASSERT_TRUE(AddReference(add_ref.data(), y.data(), n).ok());
-  for (NamedBackend& nb : AllBackends()) {
-    SCOPED_TRACE(nb.name);
-    std::vector<float> a = x;  // In place: y aliases x.
-    ASSERT_TRUE(
-        nb.backend->RmsNorm(a.data(), wt.data(), a.data(), rows, cols, 1e-5f)
-            .ok());
-    for (int64_t i = 0; i < n; ++i) {
-      ASSERT_NEAR(a[i], norm_ref[i], 1e-5 * (1 + std::fabs(norm_ref[i])));
-    }
-    a = x;
-    ASSERT_TRUE(nb.backend->SiluMul(a.data(), y.data(), n).ok());
-    for (int64_t i = 0; i < n; ++i) {
-      ASSERT_NEAR(a[i], silu_ref[i], 1e-6 * (1 + std::fabs(silu_ref[i])));
-    }
-    a = x;
-    ASSERT_TRUE(nb.backend->Add(a.data(), y.data(), n).ok());
-    EXPECT_EQ(a, add_ref);
-  }
-}
-
-// The bias add of Qwen2's Q/K/V: one float add per element, so exact on
-// every backend; bad shapes are refused.
-TEST(BackendOpsTest, AddBias) {
-  std::mt19937 rng(11);
-  for (const auto& [rows, cols] :
-       std::vector<std::pair<int64_t, int64_t>>{{1, 64}, {5, 384}, {0, 8}}) {
-    SCOPED_TRACE(absl::StrCat(rows, "x", cols));
-    const std::vector<float> x = RandomFloats(rows * cols, rng, -3, 3);
-    const std::vector<float> bias = RandomFloats(cols, rng, -1, 1);
-    std::vector<float> want = x;
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < cols; ++c) want[r * cols + c] += bias[c];
-    }
-    for (NamedBackend& nb : AllBackends()) {
-      std::vector<float> got = x;
-      ASSERT_TRUE(nb.backend->AddBias(got.data(), bias.data(), rows, cols).ok())
-          << nb.name;
-      EXPECT_EQ(got, want) << nb.name;
-    }
-  }
-  std::vector<float> x(8), bias(8);
-  for (NamedBackend& nb : AllBackends()) {
-    EXPECT_FALSE(nb.backend->AddBias(x.data(), bias.data(), -1, 8).ok());
-    EXPECT_FALSE(nb.backend->AddBias(x.data(), bias.data(), 1, 0).ok());
-    EXPECT_FALSE(nb.backend->AddBias(x.data(), nullptr, 1, 8).ok());
   }
 }
 

@@ -112,7 +112,7 @@ class ReadinessWatcher {
           }
         }
         reader->Finish();
-        std::lock_guard<std::mutex> lock(mu_);
+        std::unique_lock<std::mutex> lock(mu_);
         ctx_ = nullptr;
         if (stop_) return;
         // The stream ended without being stopped (a server restart):

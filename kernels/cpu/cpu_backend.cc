@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
+#include "common/dequantize.h"
 #include "kernels/cpu/float_ops.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/thread_pool.h"
@@ -39,13 +39,13 @@ class CpuBackend final : public HostBackend {
   // too, holding the same fp16 values).
   GgmlType KvCacheType() const override { return GgmlType::kF16; }
 
-  absl::Status RmsNorm(const float* x, const float* weight, float* y,
-                       int64_t rows, int64_t cols, float eps) override {
-    if (rows < 0 || cols <= 0 ||
-        (rows > 0 && (x == nullptr || y == nullptr || weight == nullptr))) {
-      return absl::InvalidArgumentError("RmsNorm: bad arguments");
-    }
-    if (!(eps > 0)) return absl::InvalidArgumentError("RmsNorm: eps <= 0");
+ protected:
+  absl::Status EmbeddingGatherImpl(const WeightMatrix& table, int64_t row_begin,
+                                   absl::Span<const int32_t> ids,
+                                   float* out) override;
+
+  absl::Status RmsNormImpl(const float* x, const float* weight, float* y,
+                           int64_t rows, int64_t cols, float eps) override {
     for (int64_t r = 0; r < rows; ++r) {
       const float* xr = x + r * cols;
       float* yr = y + r * cols;
@@ -62,17 +62,14 @@ class CpuBackend final : public HostBackend {
     return absl::OkStatus();
   }
 
-  absl::Status MatMul(const WeightMatrix& w, const float* x, int64_t n,
-                      float* y) override;
+  absl::Status MatMulImpl(const WeightMatrix& w, const float* x, int64_t n,
+                          float* y) override;
 
-  absl::Status Rope(float* x, int64_t n, int64_t heads,
-                    absl::Span<const int32_t> pos,
-                    const RopeParams& params) override;
+  absl::Status RopeImpl(float* x, int64_t n, int64_t heads,
+                        absl::Span<const int32_t> pos,
+                        const RopeParams& params) override;
 
-  absl::Status SiluMul(float* gate, const float* up, int64_t n) override {
-    if (n < 0 || (n > 0 && (gate == nullptr || up == nullptr))) {
-      return absl::InvalidArgumentError("SiluMul: bad arguments");
-    }
+  absl::Status SiluMulImpl(float* gate, const float* up, int64_t n) override {
     constexpr int64_t kChunk = 4096;
     pool_.ParallelFor((n + kChunk - 1) / kChunk, [&](int64_t c, int) {
       const int64_t i0 = c * kChunk;
@@ -81,16 +78,22 @@ class CpuBackend final : public HostBackend {
     return absl::OkStatus();
   }
 
-  absl::Status Add(float* x, const float* y, int64_t n) override {
-    // Already exact and vectorized by the compiler: the reference will do.
-    return AddReference(x, y, n);
+  absl::Status AddImpl(float* x, const float* y, int64_t n) override {
+    // One float add per element (exact, any order), in chunks of 16 K
+    // floats over the threads; each chunk's loop is vectorized.
+    constexpr int64_t kChunk = 16384;
+    pool_.ParallelFor((n + kChunk - 1) / kChunk, [&](int64_t c, int) {
+      const int64_t i0 = c * kChunk;
+      const int64_t i1 = std::min(n, i0 + kChunk);
+      float* __restrict xs = x + i0;
+      const float* __restrict ys = y + i0;
+      for (int64_t i = 0; i < i1 - i0; ++i) xs[i] += ys[i];
+    });
+    return absl::OkStatus();
   }
 
-  absl::Status AddBias(float* x, const float* bias, int64_t rows,
-                       int64_t cols) override {
-    if (absl::Status s = ValidateAddBias(x, bias, rows, cols); !s.ok()) {
-      return s;
-    }
+  absl::Status AddBiasImpl(float* x, const float* bias, int64_t rows,
+                           int64_t cols) override {
     // One float add per element, as ggml's broadcast add: exact.
     for (int64_t r = 0; r < rows; ++r) {
       float* xr = x + r * cols;
@@ -99,11 +102,22 @@ class CpuBackend final : public HostBackend {
     return absl::OkStatus();
   }
 
-  absl::Status Attention(const AttentionBatch& batch,
-                         const KvCacheLayout& layout, void* k_cache,
-                         void* v_cache, int64_t layer, const float* q,
-                         const float* k, const float* v, int64_t q_heads,
-                         float scale, float* out) override;
+  absl::Status GatherRowsImpl(const float* x, int64_t cols,
+                              absl::Span<const int32_t> rows,
+                              float* out) override {
+    const size_t row_bytes = static_cast<size_t>(cols) * sizeof(float);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      std::memcpy(out + i * static_cast<size_t>(cols),
+                  x + static_cast<int64_t>(rows[i]) * cols, row_bytes);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status AttentionImpl(const AttentionBatch& batch,
+                             const KvCacheLayout& layout, void* k_cache,
+                             void* v_cache, int64_t layer, const float* q,
+                             const float* k, const float* v, int64_t q_heads,
+                             float scale, float* out) override;
 
  private:
   cpu::ThreadPool pool_;
@@ -118,14 +132,36 @@ class CpuBackend final : public HostBackend {
   std::vector<std::vector<const void*>> attn_slots_;
 };
 
-absl::Status CpuBackend::MatMul(const WeightMatrix& w, const float* x,
-                                int64_t n, float* y) {
-  if (absl::Status s = ValidateWeightMatrix(w); !s.ok()) return s;
-  if (n < 0) return absl::InvalidArgumentError("MatMul: n < 0");
-  if (n == 0 || w.rows == 0) return absl::OkStatus();
-  if (x == nullptr || y == nullptr) {
-    return absl::InvalidArgumentError("MatMul: null activations");
+absl::Status CpuBackend::EmbeddingGatherImpl(const WeightMatrix& table,
+                                             int64_t row_begin,
+                                             absl::Span<const int32_t> ids,
+                                             float* out) {
+  // One task per token: each row decoded by DequantizeRow (bit-exact, so
+  // the result is the reference's), ids outside this rank's rows zeroed.
+  const size_t row_bytes = *GgmlRowBytes(table.type, table.cols);
+  const size_t cols = static_cast<size_t>(table.cols);
+  std::vector<absl::Status> errors(static_cast<size_t>(pool_.size()));
+  pool_.ParallelFor(
+      static_cast<int64_t>(ids.size()), [&](int64_t i, int thread) {
+        float* o = out + static_cast<size_t>(i) * cols;
+        const int64_t r = int64_t{ids[i]} - row_begin;
+        if (r < 0 || r >= table.rows) {
+          std::memset(o, 0, cols * sizeof(float));
+          return;
+        }
+        absl::Status s = DequantizeRow(
+            table.type, table.data + static_cast<size_t>(r) * table.row_stride,
+            row_bytes, table.cols, o);
+        if (!s.ok()) errors[thread] = s;
+      });
+  for (const absl::Status& s : errors) {
+    if (!s.ok()) return s;
   }
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::MatMulImpl(const WeightMatrix& w, const float* x,
+                                    int64_t n, float* y) {
   cpu::MatMulArgs args{w, x, {}, n, y};
   if (cpu::UsesQuantizedActs(w.type)) {
     // Block-quantized types have cols % 32 == 0 (validated above).
@@ -162,15 +198,9 @@ absl::Status CpuBackend::MatMul(const WeightMatrix& w, const float* x,
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::Rope(float* x, int64_t n, int64_t heads,
-                              absl::Span<const int32_t> pos,
-                              const RopeParams& params) {
-  if (absl::Status s = ValidateRopeParams(params); !s.ok()) return s;
-  if (n < 0 || heads <= 0 || pos.size() != static_cast<size_t>(n)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Rope: n ", n, ", heads ", heads, ", ", pos.size(), " positions"));
-  }
-  if (n > 0 && x == nullptr) return absl::InvalidArgumentError("Rope: null x");
+absl::Status CpuBackend::RopeImpl(float* x, int64_t n, int64_t heads,
+                                  absl::Span<const int32_t> pos,
+                                  const RopeParams& params) {
   const int64_t half = params.rope_dim / 2;
   // ggml's rope_ext (ggml_rope_cache_init, rope_yarn), operation for
   // operation, so Q and K are bit for bit llama.cpp's: angles in float,
@@ -232,18 +262,11 @@ absl::Status CpuBackend::Rope(float* x, int64_t n, int64_t heads,
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::Attention(const AttentionBatch& batch,
-                                   const KvCacheLayout& layout, void* k_cache,
-                                   void* v_cache, int64_t layer, const float* q,
-                                   const float* k, const float* v,
-                                   int64_t q_heads, float scale, float* out) {
-  if (absl::Status s = ValidateAttention(batch, layout, k_cache, v_cache, layer,
-                                         q, k, v, q_heads, out);
-      !s.ok()) {
-    return s;
-  }
+absl::Status CpuBackend::AttentionImpl(
+    const AttentionBatch& batch, const KvCacheLayout& layout, void* k_cache,
+    void* v_cache, int64_t layer, const float* q, const float* k,
+    const float* v, int64_t q_heads, float scale, float* out) {
   const int64_t n = batch.n_tokens;
-  if (n == 0) return absl::OkStatus();
   const int64_t hd = layout.head_dim;
   const int64_t slot_floats = layout.kv_heads * hd;
   const bool f16 = layout.dtype == GgmlType::kF16;

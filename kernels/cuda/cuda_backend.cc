@@ -145,29 +145,32 @@ class CudaBackend final : public Backend {
   absl::Status CopyToHost(const float* src, float* dst, size_t n) override;
   absl::Status CopyFromHost(const float* src, float* dst, size_t n) override;
   absl::Status Synchronize() override;
-  absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
-                               absl::Span<const int32_t> ids,
-                               float* out) override;
-  absl::Status GatherRows(const float* x, int64_t cols,
-                          absl::Span<const int32_t> rows, float* out) override;
-  absl::Status RmsNorm(const float* x, const float* weight, float* y,
-                       int64_t rows, int64_t cols, float eps) override;
-  absl::Status MatMul(const WeightMatrix& w, const float* x, int64_t n,
-                      float* y) override;
-  absl::Status Rope(float* x, int64_t n, int64_t heads,
-                    absl::Span<const int32_t> pos,
-                    const RopeParams& params) override;
-  absl::Status SiluMul(float* gate, const float* up, int64_t n) override;
-  absl::Status Add(float* x, const float* y, int64_t n) override;
-  absl::Status AddBias(float* x, const float* bias, int64_t rows,
-                       int64_t cols) override;
   // f32 elements holding fp16 values for now (docs/cuda.md).
   GgmlType KvCacheType() const override { return GgmlType::kF32; }
-  absl::Status Attention(const AttentionBatch& batch,
-                         const KvCacheLayout& layout, void* k_cache,
-                         void* v_cache, int64_t layer, const float* q,
-                         const float* k, const float* v, int64_t q_heads,
-                         float scale, float* out) override;
+
+ protected:
+  absl::Status EmbeddingGatherImpl(const WeightMatrix& table, int64_t row_begin,
+                                   absl::Span<const int32_t> ids,
+                                   float* out) override;
+  absl::Status RmsNormImpl(const float* x, const float* weight, float* y,
+                           int64_t rows, int64_t cols, float eps) override;
+  absl::Status MatMulImpl(const WeightMatrix& w, const float* x, int64_t n,
+                          float* y) override;
+  absl::Status RopeImpl(float* x, int64_t n, int64_t heads,
+                        absl::Span<const int32_t> pos,
+                        const RopeParams& params) override;
+  absl::Status SiluMulImpl(float* gate, const float* up, int64_t n) override;
+  absl::Status AddImpl(float* x, const float* y, int64_t n) override;
+  absl::Status AddBiasImpl(float* x, const float* bias, int64_t rows,
+                           int64_t cols) override;
+  absl::Status GatherRowsImpl(const float* x, int64_t cols,
+                              absl::Span<const int32_t> rows,
+                              float* out) override;
+  absl::Status AttentionImpl(const AttentionBatch& batch,
+                             const KvCacheLayout& layout, void* k_cache,
+                             void* v_cache, int64_t layer, const float* q,
+                             const float* k, const float* v, int64_t q_heads,
+                             float scale, float* out) override;
 
  private:
   // Makes this backend's device current for the calling thread (backends
@@ -325,29 +328,6 @@ absl::Status CudaBackend::CopyToHost(const float* src, float* dst, size_t n) {
   return cuda::CudaStatus(cudaStreamSynchronize(stream_), "CopyToHost");
 }
 
-// One device-to-device copy per row on the stream: the rows are few (one
-// per sequence of a step), so a gather kernel would not pay off.
-absl::Status CudaBackend::GatherRows(const float* x, int64_t cols,
-                                     absl::Span<const int32_t> rows,
-                                     float* out) {
-  if (cols < 0) return absl::InvalidArgumentError("GatherRows: cols < 0");
-  if (rows.empty() || cols == 0) return absl::OkStatus();
-  if (x == nullptr || out == nullptr) {
-    return absl::InvalidArgumentError("GatherRows: null buffer");
-  }
-  TP_RETURN_IF_ERROR(Activate());
-  const size_t row_bytes = static_cast<size_t>(cols) * sizeof(float);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (rows[i] < 0) {
-      return absl::InvalidArgumentError("GatherRows: negative row");
-    }
-    TP_CUDA_RETURN_IF_ERROR(
-        cudaMemcpyAsync(out + i * cols, x + static_cast<size_t>(rows[i]) * cols,
-                        row_bytes, cudaMemcpyDeviceToDevice, stream_));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CudaBackend::CopyFromHost(const float* src, float* dst, size_t n) {
   if (n == 0) return absl::OkStatus();
   TP_RETURN_IF_ERROR(Activate());
@@ -369,15 +349,10 @@ absl::Status CudaBackend::Synchronize() {
   return cuda::CudaStatus(cudaStreamSynchronize(stream_), "Synchronize");
 }
 
-absl::Status CudaBackend::EmbeddingGather(const WeightMatrix& table,
-                                          int64_t row_begin,
-                                          absl::Span<const int32_t> ids,
-                                          float* out) {
-  if (absl::Status s = ValidateWeightMatrix(table); !s.ok()) return s;
-  if (ids.empty()) return absl::OkStatus();
-  if (out == nullptr) {
-    return absl::InvalidArgumentError("EmbeddingGather: null output");
-  }
+absl::Status CudaBackend::EmbeddingGatherImpl(const WeightMatrix& table,
+                                              int64_t row_begin,
+                                              absl::Span<const int32_t> ids,
+                                              float* out) {
   TP_RETURN_IF_ERROR(Activate());
   if (table.rows > 0) {
     TP_RETURN_IF_ERROR(CheckDevice(
@@ -389,26 +364,15 @@ absl::Status CudaBackend::EmbeddingGather(const WeightMatrix& table,
                                static_cast<int64_t>(ids.size()), out, stream_);
 }
 
-absl::Status CudaBackend::RmsNorm(const float* x, const float* weight, float* y,
-                                  int64_t rows, int64_t cols, float eps) {
-  if (rows < 0 || cols <= 0 ||
-      (rows > 0 && (x == nullptr || y == nullptr || weight == nullptr))) {
-    return absl::InvalidArgumentError("RmsNorm: bad arguments");
-  }
-  if (!(eps > 0)) return absl::InvalidArgumentError("RmsNorm: eps <= 0");
-  if (rows == 0) return absl::OkStatus();
+absl::Status CudaBackend::RmsNormImpl(const float* x, const float* weight,
+                                      float* y, int64_t rows, int64_t cols,
+                                      float eps) {
   TP_RETURN_IF_ERROR(Activate());
   return cuda::RmsNorm(x, weight, y, rows, cols, eps, stream_);
 }
 
-absl::Status CudaBackend::MatMul(const WeightMatrix& w, const float* x,
-                                 int64_t n, float* y) {
-  if (absl::Status s = ValidateWeightMatrix(w); !s.ok()) return s;
-  if (n < 0) return absl::InvalidArgumentError("MatMul: n < 0");
-  if (n == 0 || w.rows == 0) return absl::OkStatus();
-  if (x == nullptr || y == nullptr) {
-    return absl::InvalidArgumentError("MatMul: null activations");
-  }
+absl::Status CudaBackend::MatMulImpl(const WeightMatrix& w, const float* x,
+                                     int64_t n, float* y) {
   TP_RETURN_IF_ERROR(Activate());
   TP_RETURN_IF_ERROR(CheckDevice(
       w.data, static_cast<size_t>(w.rows) * w.row_stride, "the weights"));
@@ -477,16 +441,9 @@ absl::StatusOr<const double*> CudaBackend::RopeFrequencies(
   return t.freq;
 }
 
-absl::Status CudaBackend::Rope(float* x, int64_t n, int64_t heads,
-                               absl::Span<const int32_t> pos,
-                               const RopeParams& params) {
-  if (absl::Status s = ValidateRopeParams(params); !s.ok()) return s;
-  if (n < 0 || heads <= 0 || pos.size() != static_cast<size_t>(n)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Rope: n ", n, ", heads ", heads, ", ", pos.size(), " positions"));
-  }
-  if (n > 0 && x == nullptr) return absl::InvalidArgumentError("Rope: null x");
-  if (n == 0) return absl::OkStatus();
+absl::Status CudaBackend::RopeImpl(float* x, int64_t n, int64_t heads,
+                                   absl::Span<const int32_t> pos,
+                                   const RopeParams& params) {
   TP_RETURN_IF_ERROR(Activate());
   TP_ASSIGN_OR_RETURN(const double* freq, RopeFrequencies(params));
   TP_ASSIGN_OR_RETURN(const int32_t* d_pos, ints_.Get(pos, stream_));
@@ -495,49 +452,40 @@ absl::Status CudaBackend::Rope(float* x, int64_t n, int64_t heads,
                     params.rope_dim, params.neox, stream_);
 }
 
-absl::Status CudaBackend::SiluMul(float* gate, const float* up, int64_t n) {
-  if (n < 0 || (n > 0 && (gate == nullptr || up == nullptr))) {
-    return absl::InvalidArgumentError("SiluMul: bad arguments");
-  }
-  if (n == 0) return absl::OkStatus();
+absl::Status CudaBackend::SiluMulImpl(float* gate, const float* up, int64_t n) {
   TP_RETURN_IF_ERROR(Activate());
   return cuda::SiluMul(gate, up, n, stream_);
 }
 
-absl::Status CudaBackend::Add(float* x, const float* y, int64_t n) {
-  if (n < 0 || (n > 0 && (x == nullptr || y == nullptr))) {
-    return absl::InvalidArgumentError("Add: bad arguments");
-  }
-  if (n == 0) return absl::OkStatus();
+absl::Status CudaBackend::AddImpl(float* x, const float* y, int64_t n) {
   TP_RETURN_IF_ERROR(Activate());
   return cuda::Add(x, y, n, stream_);
 }
 
-absl::Status CudaBackend::AddBias(float* x, const float* bias, int64_t rows,
-                                  int64_t cols) {
-  TP_RETURN_IF_ERROR(ValidateAddBias(x, bias, rows, cols));
-  if (rows == 0) return absl::OkStatus();
+absl::Status CudaBackend::AddBiasImpl(float* x, const float* bias, int64_t rows,
+                                      int64_t cols) {
   TP_RETURN_IF_ERROR(Activate());
   return cuda::AddBias(x, bias, rows, cols, stream_);
 }
 
-absl::Status CudaBackend::Attention(const AttentionBatch& batch,
-                                    const KvCacheLayout& layout, void* k_cache,
-                                    void* v_cache, int64_t layer,
-                                    const float* q, const float* k,
-                                    const float* v, int64_t q_heads,
-                                    float scale, float* out) {
-  if (absl::Status s = ValidateAttention(batch, layout, k_cache, v_cache, layer,
-                                         q, k, v, q_heads, out);
-      !s.ok()) {
-    return s;
-  }
+absl::Status CudaBackend::GatherRowsImpl(const float* x, int64_t cols,
+                                         absl::Span<const int32_t> rows,
+                                         float* out) {
+  TP_RETURN_IF_ERROR(Activate());
+  TP_ASSIGN_OR_RETURN(const int32_t* d_rows, ints_.Get(rows, stream_));
+  return cuda::GatherRows(x, cols, d_rows, static_cast<int64_t>(rows.size()),
+                          out, stream_);
+}
+
+absl::Status CudaBackend::AttentionImpl(
+    const AttentionBatch& batch, const KvCacheLayout& layout, void* k_cache,
+    void* v_cache, int64_t layer, const float* q, const float* k,
+    const float* v, int64_t q_heads, float scale, float* out) {
   if (layout.dtype != GgmlType::kF32) {
     return absl::UnimplementedError(
         "CUDA attention: the KV cache must be F32 (KvCacheType)");
   }
   const int64_t n = batch.n_tokens;
-  if (n == 0) return absl::OkStatus();
   TP_RETURN_IF_ERROR(Activate());
   const int64_t hd = layout.head_dim;
   const int max_rows = cuda::AttentionMaxRows(hd, attn_smem_);

@@ -24,6 +24,12 @@ absl::Status EmbeddingGather(const WeightMatrix& table, int64_t row_begin,
                              const int32_t* ids, int64_t n, float* out,
                              cudaStream_t stream);
 
+// ---- gather_rows.cu
+// out[i, :] = x[rows[i], :] for i < n, rows of `cols` floats; `rows` is a
+// device array of n indices, each in [0, rows of x) (the caller's).
+absl::Status GatherRows(const float* x, int64_t cols, const int32_t* rows,
+                        int64_t n, float* out, cudaStream_t stream);
+
 // ---- dequant_host.cu
 // Row `row` of `w` decoded on the CPU by the kernels' own decoders
 // (dequant.cuh, host instantiation) into out[0..w.cols): lets tests check

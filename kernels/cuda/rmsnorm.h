@@ -9,8 +9,8 @@
 
 namespace tpserve::cuda {
 
-// RMSNorm of `rows` rows of `cols` floats on `stream` (see kernels/rmsnorm.h
-// for the math). Device pointers; y may alias x. Checks shapes and the launch.
+// RMSNorm of `rows` rows of `cols` floats on `stream` (Backend::RmsNorm
+// has the math). Device pointers; y may alias x. Checks shapes and the launch.
 absl::Status RmsNorm(const float* x, const float* weight, float* y,
                      int64_t rows, int64_t cols, float eps,
                      cudaStream_t stream);
