@@ -284,6 +284,16 @@ class HttpServer::Impl {
   std::string TokenBytes(int32_t id) const {
     return model_.tokenizer->TokenBytes(id, /*render_special=*/true);
   }
+  // The served model, as /v1/models lists it.
+  ordered_json ModelJson() const {
+    ordered_json model;
+    model["id"] = options_.model_name;
+    model["object"] = "model";
+    model["created"] = created_;
+    model["owned_by"] = "tpserve";
+    model["max_model_len"] = model_.limits.max_context;
+    return model;
+  }
 
   HttpServerOptions options_;
   Engine* engine_ = nullptr;
@@ -428,15 +438,9 @@ void HttpServer::Impl::Routes() {
   server_.Get("/v1/models",
               [this](const httplib::Request& req, httplib::Response& res) {
                 if (!Authorized(req, res)) return;
-                ordered_json model;
-                model["id"] = options_.model_name;
-                model["object"] = "model";
-                model["created"] = created_;
-                model["owned_by"] = "tpserve";
-                model["max_model_len"] = model_.limits.max_context;
                 ordered_json body;
                 body["object"] = "list";
-                body["data"] = ordered_json::array({std::move(model)});
+                body["data"] = ordered_json::array({ModelJson()});
                 SendJson(res, 200, body);
               });
   server_.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req,
@@ -451,13 +455,7 @@ void HttpServer::Impl::Routes() {
                              "model", "model_not_found"));
       return;
     }
-    ordered_json model;
-    model["id"] = options_.model_name;
-    model["object"] = "model";
-    model["created"] = created_;
-    model["owned_by"] = "tpserve";
-    model["max_model_len"] = model_.limits.max_context;
-    SendJson(res, 200, model);
+    SendJson(res, 200, ModelJson());
   });
   // For load balancers and probes: no key needed, 503 until ready and
   // again while draining.

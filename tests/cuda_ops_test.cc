@@ -2,7 +2,7 @@
 // capture/replay, NCCL (one rank; two when two GPUs are present) with its
 // unique id through a Gloo store, and the Llama engine on the CUDA backend:
 //  - the default model's greedy continuations against llama.cpp's goldens
-//    (the rule of tests/llama_engine_test.cc) and against the CPU backend;
+//    (the rule of tests/llama_shard_test.cc) and against the CPU backend;
 //  - TP=2 on one GPU (two CUDA backends, Gloo staged through host memory)
 //    against TP=1, on the synthetic model;
 //  - TP=1 with a NCCL communicator equal to TP=1 without one.
@@ -359,7 +359,7 @@ class CudaEngineTest : public ::testing::Test {
 };
 
 // The CUDA engine follows llama.cpp as the CPU engine does (see
-// tests/llama_engine_test.cc for the tolerances' origin).
+// tests/llama_shard_test.cc for the tolerances' origin).
 TEST_F(CudaEngineTest, GreedyContinuationsMatchLlamaCpp) {
   const std::string text =
       testing::ReadFileOrEmpty(testing::GoldenPath("llama_cpp_greedy.json"));

@@ -1,7 +1,7 @@
 // kernels/cpu/float_ops: ggml's expf against libm, its special values, and
 // one attention head in both of ggml's orders against a double reference.
 // (Bit-for-bit agreement with llama.cpp itself is checked end to end by
-// tests/llama_engine_test.cc against llama.cpp's recorded logits.)
+// tests/llama_shard_test.cc against llama.cpp's recorded logits.)
 #include "kernels/cpu/float_ops.h"
 
 #include <gtest/gtest.h>

@@ -4,7 +4,7 @@
 // PyPI's llama-cpp-python builds itself on such a machine). With the integer
 // matmul (matmul.h), RMSNorm and RoPE doing the same, tpserve's TP=1 output
 // on the CPU is bit for bit llama.cpp's for the same GGUF file, which is how
-// tests/llama_engine_test.cc checks it token for token.
+// tests/llama_shard_test.cc checks it token for token.
 //
 // Why emulate rather than pick our own order: any two correct orders differ
 // in the last bit, and 8-bit activation quantization turns a last-bit

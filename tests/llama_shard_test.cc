@@ -7,6 +7,8 @@
 //    synthetic Llama (with rope_freqs), Qwen2 and Qwen3 models
 //    (tests/synthetic_model.h, random weights), give the same greedy tokens
 //    as TP=1, with logits equal within float tolerance.
+#include "worker/llama_shard.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -21,7 +23,6 @@
 #include "kernels/cpu/matmul.h"
 #include "tests/synthetic_model.h"
 #include "tests/test_paths.h"
-#include "worker/llama_shard.h"
 #include "worker/local_generator.h"
 #include "worker/tp_plan.h"
 
@@ -95,7 +96,7 @@ INSTANTIATE_TEST_SUITE_P(
              std::string(GgmlTypeName(info.param.type));
     });
 
-class DefaultModelEngineTest : public ::testing::Test {
+class DefaultModelShardTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto model = OpenModel(testing::DefaultModelPath());
@@ -119,7 +120,7 @@ class DefaultModelEngineTest : public ::testing::Test {
 constexpr float kLogitTolerance = 0.75f;
 constexpr float kMarginGuard = 2 * kLogitTolerance;
 
-TEST_F(DefaultModelEngineTest, GreedyContinuationsMatchLlamaCpp) {
+TEST_F(DefaultModelShardTest, GreedyContinuationsMatchLlamaCpp) {
   const bool bitwise = cpu::MatMulFollowsGgmlOrder();
   std::printf("matmul target %s: %s\n", cpu::MatMulTargetName(),
               bitwise ? "bit for bit llama.cpp's arithmetic"
@@ -196,7 +197,7 @@ TEST_F(DefaultModelEngineTest, GreedyContinuationsMatchLlamaCpp) {
 // run again in one step (as after a preemption) with the same prompt
 // length, give bit-identical logits at the last position. (Attention's
 // order of operations follows the position, AttentionBatch::prompt_len.)
-TEST_F(DefaultModelEngineTest, RecomputedSequenceIsBitIdentical) {
+TEST_F(DefaultModelShardTest, RecomputedSequenceIsBitIdentical) {
   auto plan = MakeTpPlan(model_->config(), 1, 0, LayerRowBlock(*model_));
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::unique_ptr<Backend> backend = MakeCpuBackend(2);
@@ -236,7 +237,7 @@ TEST_F(DefaultModelEngineTest, RecomputedSequenceIsBitIdentical) {
   EXPECT_TRUE(stepwise == at_once) << "logits differ after recompute";
 }
 
-TEST_F(DefaultModelEngineTest, Tp3MatchesTp1) {
+TEST_F(DefaultModelShardTest, Tp3MatchesTp1) {
   // Partial sums are added in another order across ranks; with 8-bit
   // activation blocks a last-bit difference can flip one rounding, so TP=3
   // equals TP=1 to the same tolerance as llama.cpp, and greedy tokens agree
