@@ -3,7 +3,7 @@
 // GET /v1/models and GET /health, served with cpp-httplib next to the gRPC
 // service and feeding the same Engine.
 //
-// A request goes JSON -> v1::GenerateRequest (coordinator/openai_json.h) ->
+// A request goes JSON -> v1::GenerateRequest (api/openai_json.h) ->
 // PrepareRequest -> Engine::Submit, exactly the gRPC path, so both doors
 // validate alike. cpp-httplib runs each connection on a pool thread; a
 // generation handler blocks that thread on a condition variable signalled

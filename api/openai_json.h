@@ -1,5 +1,5 @@
 // OpenAI's JSON wire format <-> tpserve.v1.GenerateRequest and generation
-// output, for the HTTP door (coordinator/http_server.h). Pure functions: no
+// output, for the HTTP door (api/http_server.h). Pure functions: no
 // sockets, no engine, so the mapping is unit-tested on its own
 // (tests/openai_json_test.cc).
 //

@@ -74,6 +74,58 @@ std::string HostOf(const std::string& address) {
   return colon == std::string::npos ? address : address.substr(0, colon);
 }
 
+// The public port: the Inference and Rendezvous services, TLS when a
+// certificate is given, health checking and reflection.
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpcServer(
+    const CoordinatorOptions& options,
+    const std::vector<grpc::Service*>& services, int* port) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::shared_ptr<grpc::ServerCredentials> credentials =
+      grpc::InsecureServerCredentials();
+  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+    TP_ASSIGN_OR_RETURN(std::string cert, ReadSecretFile(options.tls_cert_file,
+                                                         "TLS certificate"));
+    TP_ASSIGN_OR_RETURN(std::string key,
+                        ReadSecretFile(options.tls_key_file, "TLS key"));
+    grpc::SslServerCredentialsOptions o(
+        GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    o.pem_key_cert_pairs.push_back({key, cert});
+    credentials = grpc::SslServerCredentials(o);
+  }
+  builder.AddListeningPort(options.listen, credentials, port);
+  builder.SetMaxReceiveMessageSize(16 << 20);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || *port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "could not listen on ", options.listen,
+        " (address in use? pass --listen HOST:PORT with a free port)"));
+  }
+  return server;
+}
+
+// The worker group's options; `rendezvous` is how ranks reach us.
+WorkerGroupOptions GroupOptions(const CoordinatorOptions& options,
+                                const std::string& rendezvous) {
+  WorkerGroupOptions o;
+  o.rendezvous_address = rendezvous;
+  o.model_path = options.model_path;
+  o.backend = options.backend;
+  o.threads = options.threads;
+  o.block_size = options.block_size;
+  o.kv_cache_bytes = options.kv_cache_bytes;
+  o.max_step_tokens = options.max_step_tokens;
+  o.max_step_sequences = options.max_step_sequences;
+  o.step_timeout = std::chrono::milliseconds(options.step_timeout_ms);
+  o.collective_timeout =
+      std::chrono::milliseconds(options.collective_timeout_ms);
+  o.security = options.worker_security;
+  o.rendezvous_tls = !options.tls_cert_file.empty();
+  return o;
+}
+
 }  // namespace
 
 void BlockTerminationSignals() {
@@ -102,32 +154,10 @@ absl::Status RunCoordinator(
   RendezvousService rendezvous(rendezvous_limits);
   inference.SetApiKeys(options.api_keys);
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
   int port = 0;
-  std::shared_ptr<grpc::ServerCredentials> credentials =
-      grpc::InsecureServerCredentials();
-  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
-    TP_ASSIGN_OR_RETURN(std::string cert, ReadSecretFile(options.tls_cert_file,
-                                                         "TLS certificate"));
-    TP_ASSIGN_OR_RETURN(std::string key,
-                        ReadSecretFile(options.tls_key_file, "TLS key"));
-    grpc::SslServerCredentialsOptions o(
-        GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-    o.pem_key_cert_pairs.push_back({key, cert});
-    credentials = grpc::SslServerCredentials(o);
-  }
-  builder.AddListeningPort(options.listen, credentials, &port);
-  builder.SetMaxReceiveMessageSize(16 << 20);
-  builder.RegisterService(&inference);
-  builder.RegisterService(&rendezvous);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "could not listen on ", options.listen,
-        " (address in use? pass --listen HOST:PORT with a free port)"));
-  }
+  TP_ASSIGN_OR_RETURN(
+      std::unique_ptr<grpc::Server> server,
+      StartGrpcServer(options, {&inference, &rendezvous}, &port));
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   // Readiness is the overall status ("") and the Inference service's;
   // "liveness" stays SERVING while this process runs (Kubernetes probes).
@@ -145,21 +175,8 @@ absl::Status RunCoordinator(
   }
   TP_LOG(INFO) << "coordinator listening on " << address;
 
-  WorkerGroupOptions group_options;
-  group_options.rendezvous_address = absl::StrCat(advertise, ":", port);
-  group_options.model_path = options.model_path;
-  group_options.backend = options.backend;
-  group_options.threads = options.threads;
-  group_options.block_size = options.block_size;
-  group_options.kv_cache_bytes = options.kv_cache_bytes;
-  group_options.max_step_tokens = options.max_step_tokens;
-  group_options.max_step_sequences = options.max_step_sequences;
-  group_options.step_timeout =
-      std::chrono::milliseconds(options.step_timeout_ms);
-  group_options.collective_timeout =
-      std::chrono::milliseconds(options.collective_timeout_ms);
-  group_options.security = options.worker_security;
-  group_options.rendezvous_tls = !options.tls_cert_file.empty();
+  const WorkerGroupOptions group_options =
+      GroupOptions(options, absl::StrCat(advertise, ":", port));
   // Epoch `epoch` of the group: live workers (restarted or waited for), a
   // fresh rendezvous prefix, load, warm up. Also how the engine rebuilds
   // after a failure.

@@ -41,7 +41,7 @@ struct CoordinatorOptions {
   // requires ("authorization: Bearer KEY"; none = open).
   std::string tls_cert_file, tls_key_file;
   std::vector<std::string> api_keys;
-  // OpenAI-compatible HTTP door (coordinator/http_server.h): HOST:PORT,
+  // OpenAI-compatible HTTP door (api/http_server.h): HOST:PORT,
   // port 0 picks one; "" = off. It takes api_keys too. The model id it
   // serves is served_model_name, or else the model file's name.
   std::string http_listen;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -59,6 +60,7 @@ LogMessage::~LogMessage() {
   while (done < out.size()) {
     const ssize_t n =
         ::write(STDERR_FILENO, out.data() + done, out.size() - done);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     done += static_cast<size_t>(n);
   }

@@ -271,7 +271,9 @@ class EngineTest : public ::testing::Test {
   Controls c_;
   EngineOptions options_;
   bool rebuild_ok_ = true;
-  std::vector<bool> readiness_;  // Guarded by c_.mu.
+  std::vector<bool> readiness_;             // Guarded by c_.mu.
+  std::atomic<bool> exit_reported_{false};  // For exited_probe.
+  // Last: destroyed first, while everything its callbacks use still exists.
   std::unique_ptr<Engine> engine_;
 };
 
@@ -411,10 +413,9 @@ TEST_F(EngineTest, FailedHealthProbesBreakAHungGroup) {
 
 TEST_F(EngineTest, AKnownDeadWorkerBreaksTheGroup) {
   c_.hold_step = 1;
-  std::atomic<bool> reported{false};
   options_.health_interval = milliseconds(1);
-  options_.exited_probe = [&reported] {
-    return reported.exchange(true) ? "" : "worker 0 exited (signal 9)";
+  options_.exited_probe = [this] {
+    return exit_reported_.exchange(true) ? "" : "worker 0 exited (signal 9)";
   };
   Start();
   auto a = Submit(Request({6}, 3));

@@ -668,10 +668,14 @@ class DisconnectTest(unittest.TestCase):
         d_thread = threading.Thread(target=lambda: result.update(
             d=self.post_until_not_429({"prompt": PROMPT, "max_tokens": 8, "temperature": 0})))
         d_thread.start()
-        # Sync point: B's cancellation was counted and D is queued behind A
-        # (the engine's gauges, updated every step A runs).
+        # Sync point: B's cancellation was counted, two more of A's steps
+        # ran (the queue gauge is set after each step, so from then on it no
+        # longer counts B), and D is queued behind A.
         self.wait_for_metric('tpserve_requests_total{outcome="cancelled"}',
                              lambda v: v >= 1)
+        steps = self.metric("tpserve_generated_tokens_total")
+        self.wait_for_metric("tpserve_generated_tokens_total",
+                             lambda v: v >= steps + 2)
         self.wait_for_metric("tpserve_sequences_waiting", lambda v: v == 1)
         self.assertTrue(d_thread.is_alive(), "D should be waiting behind A")
 

@@ -1,4 +1,4 @@
-// OpenAI JSON <-> GenerateRequest mapping (coordinator/openai_json.h):
+// OpenAI JSON <-> GenerateRequest mapping (api/openai_json.h):
 // which JSON shapes map to which proto fields, which are refused here (type
 // errors, unsupported features), how PrepareRequest's messages are renamed
 // to OpenAI's parameters, and the exact shape of every response object.
