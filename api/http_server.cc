@@ -306,6 +306,12 @@ class HttpServer::Impl {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::once_flag stop_once_;
+  // SSE responses not yet released. Stop waits for them before it stops
+  // httplib, whose chunked writer quits (leaving the body without its last
+  // chunk) once the server is shutting down.
+  std::mutex streams_mu_;
+  std::condition_variable streams_cv_;
+  int open_streams_ = 0;  // Guarded by streams_mu_.
 };
 
 absl::StatusOr<std::string> HttpServer::Impl::Start(
@@ -380,6 +386,13 @@ void HttpServer::Impl::Stop() {
     // Waiting handlers see this within kPollInterval: they cancel their
     // generations and answer (an error event, or 503).
     stopping_ = true;
+    {
+      // Streams end (error event, [DONE]) within a poll interval; a client
+      // that stopped reading only holds Stop this long.
+      std::unique_lock<std::mutex> lock(streams_mu_);
+      streams_cv_.wait_for(lock, std::chrono::seconds(5),
+                           [this] { return open_streams_ == 0; });
+    }
     server_.stop();
     if (thread_.joinable()) thread_.join();
   });
@@ -604,6 +617,10 @@ void HttpServer::Impl::HandleGenerate(const httplib::Request& req,
   st->socket = t_socket;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");  // Proxies: do not buffer.
+  {
+    std::lock_guard<std::mutex> lock(streams_mu_);
+    ++open_streams_;
+  }
   res.set_chunked_content_provider(
       "text/event-stream",
       [this, st](size_t /*offset*/, httplib::DataSink& sink) {
@@ -611,7 +628,12 @@ void HttpServer::Impl::HandleGenerate(const httplib::Request& req,
       },
       // Runs when the response is done with, whatever happened; dropping
       // the Call cancels what is unfinished.
-      [st](bool /*success*/) { st->call.reset(); });
+      [this, st](bool /*success*/) {
+        st->call.reset();
+        std::lock_guard<std::mutex> lock(streams_mu_);
+        --open_streams_;
+        streams_cv_.notify_all();
+      });
 }
 
 void HttpServer::Impl::RespondWhole(std::unique_ptr<Call> call,
